@@ -1,0 +1,40 @@
+# The README's two commands are `make demo` and `make test`; everything else serves them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint typecheck pytest demo bench clean
+
+install: $(STAMP)
+
+# Re-install only when the project's metadata changed (or the venv is new).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: install
+	$(BIN)/mypy --strict src
+
+pytest: install
+	$(BIN)/pytest -n auto -q
+
+test: lint typecheck pytest
+
+demo: install
+	@echo "The demo needs the simulator and the plan engine, which have not landed yet." >&2
+	@exit 1
+
+bench: install
+	@echo "The benchmark has not landed yet." >&2
+	@exit 1
+
+clean:
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Talking to AWS: sessions and clients, the ECS gateway, rate limits."""

@@ -1,0 +1,1 @@
+"""Command-line front doors: they translate flags and plans into targets and exit codes."""

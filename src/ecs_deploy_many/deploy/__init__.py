@@ -1,0 +1,1 @@
+"""Deploying: image and task-definition rendering, the per-target pipeline, the engine."""

@@ -1,0 +1,98 @@
+"""Every error the tool raises on purpose, in one tree.
+
+    EcsDeployError
+    ├── PlanError              the plan file is wrong (file, line, key for each problem)
+    ├── ImageError             an image reference cannot be parsed
+    ├── TaskDefinitionError    a task definition cannot be rendered (no matching container...)
+    ├── CredentialsError       no region or no credentials could be found
+    ├── AwsError               an AWS call failed (operation, code, message)
+    └── DeployError            a target did not reach its goal (target, step)
+        ├── DeploymentFailed   ECS reported our deployment FAILED or rolled it back
+        ├── DeploymentTimeout  the wait ran out of time
+        ├── TaskRunFailed      a one-off task did not exit 0
+        └── RollbackFailed     a rollback we started did not finish
+
+Exit codes are decided only by the CLI layer.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AwsError",
+    "CredentialsError",
+    "DeployError",
+    "DeploymentFailed",
+    "DeploymentTimeout",
+    "EcsDeployError",
+    "ImageError",
+    "RollbackFailed",
+    "TaskDefinitionError",
+    "TaskRunFailed",
+]
+
+
+class EcsDeployError(Exception):
+    """Base of every error this tool raises on purpose."""
+
+
+class ImageError(EcsDeployError):
+    """An image reference does not follow the grammar."""
+
+    def __init__(self, image: str, reason: str) -> None:
+        super().__init__(f"cannot parse image {image!r}: {reason}")
+        self.image = image
+        self.reason = reason
+
+
+class TaskDefinitionError(EcsDeployError):
+    """A new task definition cannot be rendered from the base revision."""
+
+
+class CredentialsError(EcsDeployError):
+    """No region or credentials; the message says what to set."""
+
+
+class AwsError(EcsDeployError):
+    """An AWS call failed for good (after retries)."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        super().__init__(f"{operation} failed: {code}: {message}")
+        self.operation = operation
+        self.code = code
+        self.aws_message = message
+
+
+class DeployError(EcsDeployError):
+    """A target did not reach its goal."""
+
+    def __init__(self, message: str, *, step: str = "") -> None:
+        super().__init__(message)
+        self.step = step
+
+
+class DeploymentFailed(DeployError):
+    """ECS marked our deployment FAILED, or replaced it (circuit-breaker rollback)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str = "wait",
+        deployment_id: str | None = None,
+        rolled_back_by_ecs: bool = False,
+    ) -> None:
+        super().__init__(message, step=step)
+        self.deployment_id = deployment_id
+        self.rolled_back_by_ecs = rolled_back_by_ecs
+
+
+class DeploymentTimeout(DeployError):
+    """The deployment did not finish within its time limit."""
+
+
+class TaskRunFailed(DeployError):
+    """A one-off task stopped without every essential container exiting 0."""
+
+
+class RollbackFailed(DeployError):
+    """The rollback we started did not bring the previous revision back."""

@@ -1,0 +1,1 @@
+"""Watching a run: structured logs, live progress, reports."""
