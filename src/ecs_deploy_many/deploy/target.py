@@ -1,0 +1,72 @@
+"""A target: one service (or task definition) to deploy, with every option it may carry.
+
+Both front doors produce targets: `ecs-deploy` from its flags, `ecs-deploy-many` from a
+plan. The pipeline and the engine consume them and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["AwsScope", "Target", "TargetKind"]
+
+TargetKind = Literal["service", "task_definition"]
+
+
+@dataclass(frozen=True)
+class AwsScope:
+    """Where and as whom a target's calls go. Targets with equal scopes share a client."""
+
+    region: str | None = None
+    profile: str | None = None
+    assume_role: str | None = None
+    endpoint_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """Everything one deploy needs; defaults are the original ecs-deploy's."""
+
+    name: str
+    cluster: str | None = None
+    service: str | None = None
+    task_definition: str | None = None
+    """Family (or family:revision) for a task-definition deploy."""
+
+    image: str | None = None
+    """The new image, its tag already resolved (``-e``, default ``latest``)."""
+    containers: Mapping[str, str] = field(default_factory=dict)
+    """Per-container images, by container name."""
+    tag_only: str | None = None
+
+    desired_count: int | None = None
+    min_healthy_percent: int | None = None
+    max_percent: int | None = None
+    timeout: float = 90.0
+    progress_deadline: float | None = None
+    rollback: bool = False
+    use_latest_task_def: bool = False
+    force_new_deployment: bool = False
+    skip_deployments_check: bool = False
+    task_definition_body: Mapping[str, Any] | None = None
+    """A task definition read from a file, used instead of the current revision."""
+    max_definitions: int | None = None
+    copy_task_definition_tags: bool = False
+
+    run_task: bool = False
+    wait_for_success: bool = False
+    launch_type: str | None = None
+    platform_version: str | None = None
+    network_configuration: Mapping[str, Any] | None = None
+
+    scope: AwsScope = field(default_factory=AwsScope)
+
+    depends_on: tuple[str, ...] = ()
+    allow_failure: bool = False
+    wave: str | None = None
+
+    @property
+    def kind(self) -> TargetKind:
+        return "service" if self.service else "task_definition"
