@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The AWS CLI pins its own botocore, so it lives in a venv of its own (used by one test).
+AWSCLI_VENV := .venv-awscli
 
 .PHONY: install test lint typecheck pytest demo bench clean
 
-install: $(STAMP)
+install: $(STAMP) $(AWSCLI_VENV)/bin/aws
 
 # Re-install only when the project's metadata changed (or the venv is new).
 $(STAMP): pyproject.toml
@@ -14,6 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(AWSCLI_VENV)/bin/aws:
+	$(PYTHON) -m venv $(AWSCLI_VENV)
+	$(AWSCLI_VENV)/bin/python -m pip install --quiet awscli
 
 lint: install
 	$(BIN)/ruff check src tests
@@ -36,5 +42,5 @@ bench: install
 	@exit 1
 
 clean:
-	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(AWSCLI_VENV) build dist .mypy_cache .ruff_cache .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

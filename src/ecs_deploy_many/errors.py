@@ -17,6 +17,9 @@ Exit codes are decided only by the CLI layer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 __all__ = [
     "AwsError",
     "CredentialsError",
@@ -25,6 +28,8 @@ __all__ = [
     "DeploymentTimeout",
     "EcsDeployError",
     "ImageError",
+    "PlanError",
+    "PlanIssue",
     "RollbackFailed",
     "TaskDefinitionError",
     "TaskRunFailed",
@@ -33,6 +38,28 @@ __all__ = [
 
 class EcsDeployError(Exception):
     """Base of every error this tool raises on purpose."""
+
+
+@dataclass(frozen=True)
+class PlanIssue:
+    """One problem in a plan file, located so an editor can jump to it."""
+
+    file: str
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class PlanError(EcsDeployError):
+    """The plan cannot be used; carries every problem found, not just the first."""
+
+    def __init__(self, issues: Sequence[PlanIssue]) -> None:
+        self.issues = tuple(issues)
+        super().__init__("\n".join(str(issue) for issue in self.issues))
 
 
 class ImageError(EcsDeployError):
