@@ -10,19 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ecs_deploy_many.aws.scope import AwsScope
+
 __all__ = ["AwsScope", "Target", "TargetKind"]
 
 TargetKind = Literal["service", "task_definition"]
-
-
-@dataclass(frozen=True)
-class AwsScope:
-    """Where and as whom a target's calls go. Targets with equal scopes share a client."""
-
-    region: str | None = None
-    profile: str | None = None
-    assume_role: str | None = None
-    endpoint_url: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,47 @@
+"""``--max-definitions``: deregister old revisions of exactly one family, safely.
+
+The original tool matched families by prefix (so ``api`` also pruned ``api-worker``) and
+could deregister the revision a service ran. Here only revisions of the exact family are
+considered, the newest ``keep`` stay, and protected revisions (the one now running and
+the one a rollback would return to) are never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from ecs_deploy_many.aws.gateway import Gateway
+
+__all__ = ["deregister_old_revisions", "family_of", "revisions_to_deregister"]
+
+
+def family_of(arn: str) -> str:
+    """``arn:aws:ecs:r:a:task-definition/web:12`` (or ``web:12``) -> ``web``."""
+    name = arn.rsplit("/", 1)[-1]
+    return name.rsplit(":", 1)[0] if ":" in name else name
+
+
+def _revision(arn: str) -> int:
+    return int(arn.rsplit(":", 1)[1])
+
+
+def revisions_to_deregister(
+    active: Sequence[str], *, family: str, keep: int, protected: Collection[str]
+) -> list[str]:
+    """The ACTIVE revisions beyond the newest ``keep`` of ``family``, oldest first."""
+    if keep < 1:
+        raise ValueError("max definitions must be 1 or more")
+    mine = sorted((arn for arn in active if family_of(arn) == family), key=_revision)
+    surplus = mine[: max(0, len(mine) - keep)]
+    return [arn for arn in surplus if arn not in protected]
+
+
+async def deregister_old_revisions(
+    gateway: Gateway, *, family: str, keep: int, protected: Collection[str]
+) -> list[str]:
+    """Deregister what ``revisions_to_deregister`` chooses; return those ARNs."""
+    active = await gateway.list_task_definitions(family)
+    doomed = revisions_to_deregister(active, family=family, keep=keep, protected=protected)
+    for arn in doomed:
+        await gateway.deregister_task_definition(arn)
+    return doomed

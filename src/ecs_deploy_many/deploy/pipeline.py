@@ -1,0 +1,339 @@
+"""One target's deploy, start to finish; the only place that sequences ECS calls.
+
+service target:          resolve -> render -> register -> update -> wait -> cleanup
+                                                                 \\-> rollback (on failure)
+task-definition target:  resolve -> render -> register [-> run_task] -> cleanup
+
+Expected failures become a ``TargetResult`` (one bad service never takes others down);
+anything unexpected propagates. Every step emits ``TargetEvent``s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio
+
+from ecs_deploy_many.aws.gateway import Gateway, TaskDefinition
+from ecs_deploy_many.aws.scope import AwsScope
+from ecs_deploy_many.aws.watch import ServiceWatcher
+from ecs_deploy_many.clock import Clock
+from ecs_deploy_many.deploy.cleanup import deregister_old_revisions, family_of
+from ecs_deploy_many.deploy.result import Status, TargetResult
+from ecs_deploy_many.deploy.runtask import run_one_off_task
+from ecs_deploy_many.deploy.target import Target
+from ecs_deploy_many.deploy.taskdef import render_task_definition
+from ecs_deploy_many.deploy.wait import (
+    Expectation,
+    Judgement,
+    epoch_seconds,
+    wait_for_deployment,
+)
+from ecs_deploy_many.errors import (
+    AwsError,
+    DeployError,
+    DeploymentFailed,
+    EcsDeployError,
+    RollbackFailed,
+)
+from ecs_deploy_many.observe.events import Level, Observer, Step, TargetEvent
+
+__all__ = ["Accounts", "RunContext", "deploy_target"]
+
+
+class Accounts(Protocol):
+    """Where the pipeline gets its gateways and watchers (``aws.session.ClientPool``)."""
+
+    async def gateway(self, scope: AwsScope) -> Gateway: ...
+
+    async def watcher(self, scope: AwsScope, cluster: str) -> ServiceWatcher: ...
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every target of a run shares."""
+
+    accounts: Accounts
+    clock: Clock
+    observe: Observer
+
+
+async def deploy_target(target: Target, context: RunContext) -> TargetResult:
+    """Deploy ``target``; always returns a result, re-raising only cancellation."""
+    return await _Pipeline(target, context).run()
+
+
+class _Pipeline:
+    def __init__(self, target: Target, context: RunContext) -> None:
+        self.target = target
+        self.context = context
+        self.clock = context.clock
+        self.result = TargetResult(target)
+        self.step: Step = "resolve"
+
+    def emit(self, event: str, level: Level = "info", **facts: Any) -> None:
+        self.context.observe(
+            TargetEvent(self.target, self.step, event, self.clock.now(), facts, level)
+        )
+
+    async def run(self) -> TargetResult:
+        result = self.result
+        result.started_at = self.clock.now()
+        self.emit("target_started")
+        try:
+            gateway = await self.context.accounts.gateway(self.target.scope)
+            if self.target.kind == "service":
+                await self._deploy_service(gateway)
+            else:
+                await self._deploy_task_definition(gateway)
+        except EcsDeployError as error:
+            self._fail(error)
+        except anyio.get_cancelled_exc_class():
+            result.status = Status.INTERRUPTED
+            result.error = result.error or f"interrupted during {self.step}"
+            self._finish()
+            raise
+        self._finish()
+        return result
+
+    def _fail(self, error: EcsDeployError) -> None:
+        result = self.result
+        if result.status is not Status.ROLLED_BACK:
+            result.status = Status.FAILED
+        result.error = str(error)
+        result.error_code = error.code if isinstance(error, AwsError) else None
+        result.failed_step = getattr(error, "step", "") or self.step
+
+    def _finish(self) -> None:
+        result = self.result
+        result.finished_at = self.clock.now()
+        self.step = "done"
+        level: Level = "info" if result.status.ok else "error"
+        self.emit(
+            "target_finished",
+            level,
+            status=str(result.status),
+            old_task_definition=result.old_task_definition,
+            new_task_definition=result.new_task_definition,
+            deployment_id=result.deployment_id,
+            error=result.error,
+            error_code=result.error_code,
+            elapsed_s=result.duration_s,
+        )
+
+    # -- the steps -------------------------------------------------------------------
+
+    def _file_definition(self) -> TaskDefinition | None:
+        """The task definition given as a file (--task-definition-file), if any."""
+        if self.target.task_definition_body is None:
+            return None
+        body = dict(self.target.task_definition_body)
+        return TaskDefinition(body, list(body.pop("tags", None) or []))
+
+    async def _base_definition(self, gateway: Gateway, name: str) -> TaskDefinition:
+        """The revision to start from: a file, the family's newest, or ``name``."""
+        from_file = self._file_definition()
+        if from_file is not None:
+            return from_file
+        if self.target.use_latest_task_def:
+            name = family_of(name)  # describing a bare family gives its newest ACTIVE revision
+        return await gateway.describe_task_definition(name)
+
+    async def _register(self, gateway: Gateway, base: TaskDefinition) -> TaskDefinition:
+        target = self.target
+        self.step = "render"
+        rendered = render_task_definition(
+            base.body,
+            image=target.image,
+            containers=target.containers or None,
+            tag_only=target.tag_only,
+            tags=base.tags if target.copy_task_definition_tags and base.tags else None,
+        )
+        for change in rendered.changes:
+            self.emit(
+                "container_image",
+                container=change.name,
+                old_image=change.old_image,
+                new_image=change.new_image,
+            )
+        self.step = "register"
+        registered = await gateway.register_task_definition(rendered.definition)
+        self.result.new_task_definition = registered.arn
+        self.emit("registered", new_task_definition=registered.arn)
+        return registered
+
+    async def _deploy_task_definition(self, gateway: Gateway) -> None:
+        target = self.target
+        base = self._file_definition() or await gateway.describe_task_definition(
+            str(target.task_definition)
+        )
+        if "taskDefinitionArn" in base.body:
+            self.result.old_task_definition = base.arn
+        self.emit("resolved", old_task_definition=self.result.old_task_definition)
+        registered = await self._register(gateway, base)
+        if target.run_task:
+            self.step = "run_task"
+            assert target.cluster, "run_task needs a cluster"
+            await run_one_off_task(
+                gateway,
+                cluster=target.cluster,
+                task_definition=registered,
+                launch_type=target.launch_type,
+                platform_version=target.platform_version,
+                network_configuration=target.network_configuration,
+                wait_for_success=target.wait_for_success,
+                timeout=target.timeout,
+                clock=self.clock,
+                on_status=lambda arn, status: self.emit("task_status", task=arn, status=status),
+            )
+        await self._cleanup(gateway, protected={registered.arn})
+        self.result.status = Status.SUCCEEDED
+
+    async def _deploy_service(self, gateway: Gateway) -> None:
+        target = self.target
+        assert target.cluster
+        assert target.service
+        described = await gateway.describe_services(target.cluster, [target.service])
+        service = described[target.service]
+        if service is None:
+            raise DeployError(
+                f"service {target.service} not found in cluster {target.cluster}", step="resolve"
+            )
+        current: str = service["taskDefinition"]
+        self.result.old_task_definition = current
+        self.emit("resolved", old_task_definition=current, desired=service.get("desiredCount"))
+
+        changes_image = bool(target.image or target.containers or target.tag_only)
+        if changes_image or target.task_definition_body is not None:
+            base = await self._base_definition(gateway, current)
+            new_arn = (await self._register(gateway, base)).arn
+        else:
+            new_arn = current  # --force-new-deployment alone: same revision, fresh tasks
+            self.result.new_task_definition = current
+
+        self.step = "update"
+        updated = await gateway.update_service(**self._update_params(service, new_arn))
+        deployment = _primary(updated)
+        self.result.deployment_id = deployment["id"]
+        self.emit(
+            "service_updated",
+            deployment_id=deployment["id"],
+            new_task_definition=new_arn,
+            desired=deployment.get("desiredCount"),
+        )
+        try:
+            expect = Expectation(deployment["id"], new_arn, target.skip_deployments_check)
+            await self._wait(expect, deployment)
+        except DeployError as failure:
+            await self._after_failure(gateway, service, failure)
+            raise
+        await self._cleanup(gateway, protected={new_arn, current})
+        self.result.status = Status.SUCCEEDED
+
+    def _update_params(self, service: dict[str, Any], task_definition: str) -> dict[str, Any]:
+        target = self.target
+        params: dict[str, Any] = {
+            "cluster": target.cluster,
+            "service": target.service,
+            "taskDefinition": task_definition,
+        }
+        if target.force_new_deployment:
+            params["forceNewDeployment"] = True
+        if target.desired_count is not None:
+            params["desiredCount"] = target.desired_count
+        if target.min_healthy_percent is not None or target.max_percent is not None:
+            # Send the whole structure back so the circuit breaker settings survive.
+            config = dict(service.get("deploymentConfiguration", {}))
+            if target.min_healthy_percent is not None:
+                config["minimumHealthyPercent"] = target.min_healthy_percent
+            if target.max_percent is not None:
+                config["maximumPercent"] = target.max_percent
+            params["deploymentConfiguration"] = config
+        return params
+
+    async def _wait(self, expect: Expectation, deployment: dict[str, Any]) -> Judgement:
+        target = self.target
+        assert target.cluster
+        assert target.service
+        self.step = "wait"
+        watcher = await self.context.accounts.watcher(target.scope, target.cluster)
+        async with watcher.subscribe(target.service) as updates:
+            judgement = await wait_for_deployment(
+                updates,
+                expect,
+                clock=self.clock,
+                timeout=target.timeout,
+                since=deployment.get("createdAt"),
+                on_service_event=self._service_event,
+                on_progress=self._progress,
+            )
+        self.emit("deployment_completed", deployment_id=expect.deployment_id)
+        return judgement
+
+    def _service_event(self, event: dict[str, Any]) -> None:
+        self.result.service_events.append(
+            {"at": epoch_seconds(event.get("createdAt")), "message": event.get("message", "")}
+        )
+        self.emit("ecs_event", message=event.get("message", ""))
+
+    def _progress(self, judgement: Judgement) -> None:
+        deployment = judgement.deployment or {}
+        self.emit(
+            "progress",
+            deployment_id=deployment.get("id"),
+            running=deployment.get("runningCount"),
+            desired=deployment.get("desiredCount"),
+            pending=deployment.get("pendingCount"),
+            failed_tasks=deployment.get("failedTasks"),
+            rollout_state=deployment.get("rolloutState"),
+            state=judgement.reason,
+        )
+
+    async def _after_failure(
+        self, gateway: Gateway, service: dict[str, Any], failure: DeployError
+    ) -> None:
+        """ECS rolled back, or we roll back when asked to; the result says which."""
+        if isinstance(failure, DeploymentFailed) and failure.rolled_back_by_ecs:
+            self.result.status = Status.ROLLED_BACK
+            self.emit("rolled_back_by_ecs", "error", reason=str(failure))
+            return
+        if not self.target.rollback:
+            return
+        previous: str = service["taskDefinition"]
+        self.step = "rollback"
+        self.emit("rollback_started", "warning", reason=str(failure), to_task_definition=previous)
+        params: dict[str, Any] = {
+            "cluster": self.target.cluster,
+            "service": self.target.service,
+            "taskDefinition": previous,
+        }
+        if self.target.desired_count is not None:
+            params["desiredCount"] = service.get("desiredCount")
+        try:
+            deployment = _primary(await gateway.update_service(**params))
+            await self._wait(Expectation(deployment["id"], previous), deployment)
+        except DeployError as error:
+            raise RollbackFailed(
+                f"{failure}; rollback to {previous} failed: {error}", step="rollback"
+            ) from error
+        self.result.status = Status.ROLLED_BACK
+        self.emit("rolled_back", "warning", to_task_definition=previous)
+
+    async def _cleanup(self, gateway: Gateway, *, protected: set[str]) -> None:
+        keep = self.target.max_definitions
+        if keep is None or self.result.new_task_definition is None:
+            return
+        self.step = "cleanup"
+        family = family_of(self.result.new_task_definition)
+        removed = await deregister_old_revisions(
+            gateway, family=family, keep=keep, protected=protected
+        )
+        self.emit("deregistered", family=family, count=len(removed), task_definitions=removed)
+
+
+def _primary(service: dict[str, Any]) -> dict[str, Any]:
+    for deployment in service.get("deployments", []):
+        if deployment.get("status") == "PRIMARY":
+            return dict(deployment)
+    raise DeployError("UpdateService returned no PRIMARY deployment", step="update")

@@ -1,0 +1,49 @@
+"""What became of a target: its final status and the facts a report needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from ecs_deploy_many.deploy.target import Target
+
+__all__ = ["Status", "TargetResult"]
+
+
+class Status(StrEnum):
+    """A target's final state; the names are stable (reports and scripts read them)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    SKIPPED = "skipped"
+    UNCHANGED = "unchanged"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def ok(self) -> bool:
+        return self in (Status.SUCCEEDED, Status.UNCHANGED)
+
+
+@dataclass
+class TargetResult:
+    """A target's outcome; filled in as the pipeline goes, final when it returns."""
+
+    target: Target
+    status: Status = Status.INTERRUPTED
+    old_task_definition: str | None = None
+    new_task_definition: str | None = None
+    deployment_id: str | None = None
+    error: str | None = None
+    error_code: str | None = None
+    failed_step: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    service_events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return round(self.finished_at - self.started_at, 3)

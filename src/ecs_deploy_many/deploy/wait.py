@@ -1,0 +1,179 @@
+"""Waiting for OUR deployment: what counts as done, failed or rolled back.
+
+The classic "services stable" check (one deployment, running == desired) passes after a
+circuit-breaker rollback, so tools built on it report failed rollouts as successes. Here
+a deployment succeeds only when the PRIMARY is the deployment this run created, ECS says
+it COMPLETED (where ECS reports a rollout state) and its running count reached the
+desired count. FAILED, or the PRIMARY switching to another deployment, ends the wait at
+once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from ecs_deploy_many.aws.watch import ServiceUpdates
+from ecs_deploy_many.clock import Clock
+from ecs_deploy_many.errors import DeploymentFailed, DeploymentTimeout
+
+__all__ = [
+    "Expectation",
+    "Judgement",
+    "Verdict",
+    "epoch_seconds",
+    "judge",
+    "wait_for_deployment",
+]
+
+
+class Verdict(Enum):
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ROLLED_BACK_BY_ECS = "rolled_back_by_ecs"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """The deployment a wait is about."""
+
+    deployment_id: str
+    task_definition: str
+    skip_deployments_check: bool = False
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: Verdict
+    reason: str
+    deployment: dict[str, Any] | None = None
+
+
+def _circuit_breaker_rolls_back(service: dict[str, Any]) -> bool:
+    breaker = service.get("deploymentConfiguration", {}).get("deploymentCircuitBreaker", {})
+    return bool(breaker.get("enable") and breaker.get("rollback"))
+
+
+def judge(service: dict[str, Any] | None, expect: Expectation) -> Judgement:
+    """Decide from one DescribeServices answer where our deployment stands."""
+    if service is None:
+        return Judgement(Verdict.FAILED, "the service no longer exists")
+    deployments: list[dict[str, Any]] = service.get("deployments", [])
+    ours = next((d for d in deployments if d.get("id") == expect.deployment_id), None)
+    primary = next((d for d in deployments if d.get("status") == "PRIMARY"), None)
+
+    if ours is None or ours is not primary:
+        replaced_by = (
+            f"{primary.get('id')} on {primary.get('taskDefinition')}" if primary else "nothing"
+        )
+        why = (primary or {}).get("rolloutStateReason") or ""
+        reason = f"deployment {expect.deployment_id} was replaced by {replaced_by}"
+        if "circuit breaker" in why or (ours or {}).get("rolloutState") == "FAILED":
+            return Judgement(Verdict.ROLLED_BACK_BY_ECS, f"{reason}: {why}".rstrip(": "), ours)
+        return Judgement(Verdict.FAILED, reason, ours)
+
+    state = ours.get("rolloutState")
+    if state == "FAILED":
+        reason = ours.get("rolloutStateReason") or "ECS marked the deployment FAILED"
+        if _circuit_breaker_rolls_back(service):
+            return Judgement(Verdict.ROLLED_BACK_BY_ECS, f"{reason} (ECS rolls back)", ours)
+        return Judgement(Verdict.FAILED, reason, ours)
+
+    running, desired = ours.get("runningCount", 0), ours.get("desiredCount", 0)
+    if running < desired:
+        return Judgement(Verdict.WAITING, f"{running}/{desired} tasks running", ours)
+    if expect.skip_deployments_check:
+        return Judgement(Verdict.SUCCEEDED, f"{running}/{desired} tasks running", ours)
+    if len(deployments) > 1:
+        return Judgement(
+            Verdict.WAITING, f"{len(deployments) - 1} older deployment(s) still draining", ours
+        )
+    if state not in (None, "COMPLETED"):
+        return Judgement(Verdict.WAITING, f"rollout state {state}", ours)
+    return Judgement(Verdict.SUCCEEDED, "deployment completed", ours)
+
+
+EventSink = Callable[[dict[str, Any]], None]
+ProgressSink = Callable[[Judgement], None]
+
+
+async def wait_for_deployment(
+    updates: ServiceUpdates,
+    expect: Expectation,
+    *,
+    clock: Clock,
+    timeout: float,
+    since: Any,
+    on_service_event: EventSink,
+    on_progress: ProgressSink,
+) -> Judgement:
+    """Wait until ``expect`` succeeds; raise DeploymentFailed or DeploymentTimeout.
+
+    Service events from ``since`` on (the deployment's createdAt, a server timestamp, so
+    local clock skew does not matter) go to ``on_service_event`` once each, oldest first;
+    every change of the judgement's reason goes to ``on_progress``.
+    """
+    state = _WaitState(since=epoch_seconds(since))
+    try:
+        with clock.fail_after(timeout):
+            judgement = await _until_settled(
+                updates, expect, state, on_service_event=on_service_event, on_progress=on_progress
+            )
+    except TimeoutError:
+        raise DeploymentTimeout(
+            f"deployment {expect.deployment_id} did not finish within {timeout:g} s "
+            f"(last state: {state.last_reason or 'no answer yet'})",
+            step="wait",
+        ) from None
+    if judgement.verdict is not Verdict.SUCCEEDED:
+        raise DeploymentFailed(
+            judgement.reason,
+            deployment_id=expect.deployment_id,
+            rolled_back_by_ecs=judgement.verdict is Verdict.ROLLED_BACK_BY_ECS,
+        )
+    return judgement
+
+
+@dataclass
+class _WaitState:
+    since: float
+    seen: set[str] = field(default_factory=set)
+    last_reason: str = ""
+
+
+async def _until_settled(
+    updates: ServiceUpdates,
+    expect: Expectation,
+    state: _WaitState,
+    *,
+    on_service_event: EventSink,
+    on_progress: ProgressSink,
+) -> Judgement:
+    """Read descriptions until the verdict is no longer WAITING."""
+    while True:
+        service = await updates.next()
+        for event in reversed((service or {}).get("events", [])):
+            if (
+                event["id"] not in state.seen
+                and epoch_seconds(event.get("createdAt")) >= state.since
+            ):
+                state.seen.add(event["id"])
+                on_service_event(event)
+        judgement = judge(service, expect)
+        if judgement.reason != state.last_reason:
+            state.last_reason = judgement.reason
+            on_progress(judgement)
+        if judgement.verdict is not Verdict.WAITING:
+            return judgement
+
+
+def epoch_seconds(value: Any) -> float:
+    """ECS timestamps arrive as datetimes from botocore; compare as epoch seconds."""
+    if value is None:
+        return 0.0
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    return float(value)

@@ -1,0 +1,94 @@
+"""Which revisions --max-definitions may deregister, and when a one-off task succeeded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ecs_deploy_many.deploy.cleanup import family_of, revisions_to_deregister
+from ecs_deploy_many.deploy.runtask import task_failure
+
+P = "arn:aws:ecs:eu-west-1:123456789012:task-definition/"
+
+
+def arns(family: str, *revisions: int) -> list[str]:
+    return [f"{P}{family}:{r}" for r in revisions]
+
+
+def test_family_of() -> None:
+    assert family_of(f"{P}web-worker:12") == "web-worker"
+    assert family_of("web:3") == "web"
+    assert family_of("web") == "web"
+
+
+@pytest.mark.parametrize(
+    ("active", "keep", "protected", "expected"),
+    [
+        (arns("web", 1, 2, 3, 4), 2, set(), arns("web", 1, 2)),
+        (arns("web", 3, 1, 4, 2), 2, set(), arns("web", 1, 2)),  # order from ECS is not trusted
+        (arns("web", 1, 2), 5, set(), []),
+        # exact family only: the original's prefix match pruned web-worker too
+        (arns("web", 1, 2, 3) + arns("web-worker", 1, 2, 3), 1, set(), arns("web", 1, 2)),
+        # never the revision running or the one a rollback would return to
+        (arns("web", 1, 2, 3, 4), 1, set(arns("web", 2)), arns("web", 1, 3)),
+    ],
+)
+def test_revisions_to_deregister(
+    active: list[str], keep: int, protected: set[str], expected: list[str]
+) -> None:
+    assert revisions_to_deregister(active, family="web", keep=keep, protected=protected) == expected
+
+
+def test_keep_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="1 or more"):
+        revisions_to_deregister([], family="web", keep=0, protected=set())
+
+
+def stopped(
+    *containers: dict[str, Any], stop_code: str = "EssentialContainerExited"
+) -> dict[str, Any]:
+    return {"lastStatus": "STOPPED", "stopCode": stop_code, "containers": list(containers)}
+
+
+@pytest.mark.parametrize(
+    ("task", "essential", "failure"),
+    [
+        (stopped({"name": "app", "exitCode": 0}), {"app": True}, None),
+        (stopped({"name": "app", "exitCode": 3}), {"app": True}, "app exited with code 3"),
+        # the original looked only at the first container
+        (
+            stopped({"name": "app", "exitCode": 0}, {"name": "sidecar", "exitCode": 1}),
+            {"app": True, "sidecar": True},
+            "sidecar exited with code 1",
+        ),
+        (
+            stopped({"name": "app", "exitCode": 0}, {"name": "log", "exitCode": 137}),
+            {"app": True, "log": False},
+            None,
+        ),
+        (
+            stopped({"name": "app", "exitCode": None, "reason": "CannotPullContainerError"}),
+            {"app": True},
+            "CannotPullContainerError",
+        ),
+        (
+            {
+                "stopCode": "TaskFailedToStart",
+                "stoppedReason": "CannotPullContainerError: pull image manifest",
+                "containers": [{"name": "app"}],
+            },
+            {"app": True},
+            "failed to start: CannotPullContainerError",
+        ),
+    ],
+)
+def test_task_failure(
+    task: dict[str, Any], essential: dict[str, bool], failure: str | None
+) -> None:
+    found = task_failure(task, essential)
+    if failure is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert failure in found
