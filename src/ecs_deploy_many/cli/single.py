@@ -19,7 +19,7 @@ import asyncclick as click
 from ecs_deploy_many import __version__
 from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.aws.session import ClientPool, StaticKeys
-from ecs_deploy_many.clock import real_clock
+from ecs_deploy_many.clock import Clock, real_clock
 from ecs_deploy_many.deploy.images import resolve_image
 from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
 from ecs_deploy_many.deploy.shorthand import parse_network_configuration
@@ -28,7 +28,7 @@ from ecs_deploy_many.deploy.taskdef import parse_task_definition_file
 from ecs_deploy_many.errors import CredentialsError, EcsDeployError, ImageError
 from ecs_deploy_many.observe.log import LogFormat, Redactor, configure_logging, log_observer
 
-__all__ = ["cli", "main"]
+__all__ = ["build_target", "cli", "main", "run"]
 
 EXIT_USAGE = 3
 EXIT_IMAGE = 13
@@ -151,8 +151,7 @@ def _static_keys(options: Mapping[str, Any], environ: Mapping[str, str]) -> Stat
     return StaticKeys(key_id, secret, environ.get("AWS_SESSION_TOKEN"))
 
 
-async def _deploy(target: Target, keys: StaticKeys | None, verbose: bool) -> int:
-    clock = real_clock()
+async def _deploy(target: Target, keys: StaticKeys | None, verbose: bool, clock: Clock) -> int:
     async with ClientPool(clock, keys=keys, verbose=verbose) as pool:
         try:
             await pool.gateway(target.scope)  # fail fast on missing region or credentials
@@ -215,16 +214,17 @@ async def cli(**options: Any) -> int:
     secrets += [environ.get("AWS_SECRET_ACCESS_KEY", ""), environ.get("AWS_SESSION_TOKEN", "")]
     log_format: LogFormat = options["log_format"]
     configure_logging(log_format, verbose=options["verbose"], redactor=Redactor(secrets))
-    return await _deploy(target, keys, options["verbose"])
+    clock = click.get_current_context().obj or real_clock()
+    return await _deploy(target, keys, options["verbose"], clock)
 
 
-def run(argv: Sequence[str]) -> int:
-    """Run with ``argv``; return the exit code instead of exiting."""
+async def run(argv: Sequence[str], *, clock: Clock | None = None) -> int:
+    """Run with ``argv`` and return the exit code; ``clock`` lets a rehearsal go faster."""
     if not argv:
         click.echo(cli.get_usage(click.Context(cli, info_name="ecs-deploy")), err=True)
         return EXIT_USAGE
     try:
-        code = anyio.run(lambda: cli.main(list(argv), "ecs-deploy", standalone_mode=False))
+        code = await cli.main(list(argv), "ecs-deploy", standalone_mode=False, obj=clock)
     except click.exceptions.Exit as done:
         return done.exit_code
     except click.UsageError as error:
@@ -233,11 +233,14 @@ def run(argv: Sequence[str]) -> int:
     except Refusal as refusal:
         click.echo(f"ecs-deploy: {refusal}", err=True)
         return refusal.code
-    except (KeyboardInterrupt, click.Abort):
+    except click.Abort:
         return EXIT_INTERRUPTED
     return code if isinstance(code, int) else 0
 
 
 def main() -> None:
     """Console-script entry point."""
-    sys.exit(run(sys.argv[1:]))
+    try:
+        sys.exit(anyio.run(run, sys.argv[1:]))
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
