@@ -1,1 +1,26 @@
-"""The deploy plan: typed model and the YAML loader with file:line errors."""
+"""The deploy plan: typed model and the YAML loader with file:line errors.
+
+``load_plan`` reads and validates a plan file into a frozen ``Plan``; ``select`` narrows
+it for ``--only`` / ``--exclude``. Every problem in a plan is reported at once, as one
+``PlanError`` whose issues name file, line and key.
+"""
+
+from __future__ import annotations
+
+from ecs_deploy_many.plan.interpolate import InterpolationError, interpolate
+from ecs_deploy_many.plan.load import load_plan, parse_plan
+from ecs_deploy_many.plan.model import FailureBudget, OnFailure, Plan, Polling, Wave
+from ecs_deploy_many.plan.select import select
+
+__all__ = [
+    "FailureBudget",
+    "InterpolationError",
+    "OnFailure",
+    "Plan",
+    "Polling",
+    "Wave",
+    "interpolate",
+    "load_plan",
+    "parse_plan",
+    "select",
+]

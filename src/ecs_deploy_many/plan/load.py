@@ -1,0 +1,126 @@
+"""Loading a plan is one pipeline: read, interpolate, check keys, layer defaults over
+targets, resolve images and files relative to the plan, order, and build the ``Plan``.
+
+Every stage records problems instead of raising, so one ``PlanError`` lists all of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ecs_deploy_many.aws.ratelimit import ECS_BUCKETS, BucketSpec
+from ecs_deploy_many.errors import PlanError, PlanIssue
+from ecs_deploy_many.plan.checks import INVALID
+from ecs_deploy_many.plan.document import read_document
+from ecs_deploy_many.plan.issues import Issues
+from ecs_deploy_many.plan.model import FailureBudget, Plan, Polling
+from ecs_deploy_many.plan.order import assign_waves, check_dependencies
+from ecs_deploy_many.plan.schema import PLAN
+from ecs_deploy_many.plan.targets import build_targets
+
+__all__ = ["load_plan", "parse_plan"]
+
+_EXTENSION_PREFIX = "x-"
+"""Top-level keys starting with this are ignored: a place for YAML anchors."""
+
+
+def load_plan(path: str | os.PathLike[str], *, environ: Mapping[str, str]) -> Plan:
+    """Read and validate the plan at ``path``; ``environ`` feeds ``${VAR}`` and ``tag_env_var``.
+
+    Raises PlanError listing every problem found.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        raise PlanError(
+            [PlanIssue(str(path), None, "", f"cannot read the plan: {reason}")]
+        ) from exc
+    return parse_plan(text, source=path, environ=environ)
+
+
+def parse_plan(
+    text: str,
+    *,
+    source: str | os.PathLike[str] = "<plan>",
+    environ: Mapping[str, str],
+    base_dir: str | os.PathLike[str] | None = None,
+) -> Plan:
+    """Validate plan text; relative files resolve against ``base_dir`` (the plan's folder)."""
+    source = Path(source)
+    issues = Issues(str(source))
+    document = read_document(text, environ, issues)
+    if document is None:
+        issues.fail()
+    if document.data is None:
+        issues.add((), "the plan is empty")
+    if document.data is None or document.data is INVALID:
+        issues.fail()
+    data = document.data
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if not k.startswith(_EXTENSION_PREFIX)}
+    top = PLAN(data, (), issues)
+    if top is INVALID:
+        issues.fail()
+    defaults = top.get("defaults") if isinstance(top.get("defaults"), dict) else {}
+    entries = top["targets"] if isinstance(top["targets"], list) else []
+    targets = build_targets(
+        entries,
+        defaults,
+        issues,
+        environ=environ,
+        base_dir=Path(base_dir) if base_dir is not None else source.parent,
+    )
+    check_dependencies(targets, issues)
+    waves, wave_of = assign_waves(targets, top.get("waves"), issues)
+    concurrency = _mapping(top.get("concurrency"))
+    budget = top.get("failure_budget")
+    plan = Plan(
+        source=source,
+        targets=tuple(replace(t, wave=wave_of.get(t.name)) for t in targets.values()),
+        waves=waves,
+        max_parallel=concurrency.get("max_parallel") or 25,
+        per_cluster=concurrency.get("per_cluster"),
+        failure_budget=FailureBudget(*budget) if isinstance(budget, tuple) else FailureBudget(),
+        on_failure=_value(top.get("on_failure"), "halt"),
+        rate_limits=_rate_limits(_mapping(top.get("rate_limits"))),
+        polling=_polling(_mapping(top.get("polling")), issues),
+    )
+    issues.raise_if_any()
+    return plan
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A checked block, or nothing when it is absent, null or rejected."""
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if v is not None and v is not INVALID}
+
+
+def _value(value: Any, default: Any) -> Any:
+    return default if value is None or value is INVALID else value
+
+
+def _rate_limits(overrides: Mapping[str, Any]) -> dict[str, BucketSpec]:
+    """ECS's documented buckets, with the plan's ``burst`` / ``refill_per_s`` applied."""
+    limits = dict(ECS_BUCKETS)
+    for category, given in overrides.items():
+        default = ECS_BUCKETS[category]
+        limits[category] = BucketSpec(
+            given.get("burst", default.burst), given.get("refill_per_s", default.refill_per_s)
+        )
+    return limits
+
+
+def _polling(given: Mapping[str, Any], issues: Issues) -> Polling:
+    """Intervals; a larger ``initial_interval`` alone raises the default maximum with it."""
+    initial = given.get("initial_interval", Polling.initial_interval)
+    maximum = given.get("max_interval", max(Polling.max_interval, initial))
+    if initial > maximum:
+        issues.add(("polling", "max_interval"), f"must be at least initial_interval ({initial:g})")
+    return Polling(initial, maximum)

@@ -1,0 +1,98 @@
+"""What a loaded plan is: the targets, their order, and the run's policies.
+
+Everything here is frozen and already validated, so the engine never re-checks a plan.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ecs_deploy_many.aws.ratelimit import ECS_BUCKETS, BucketSpec
+from ecs_deploy_many.deploy.target import Target
+
+__all__ = ["FailureBudget", "OnFailure", "Plan", "Polling", "Wave"]
+
+OnFailure = Literal["halt", "continue", "rollback_all"]
+"""What the run does once failures exceed the budget.
+
+``halt``: start no new target, let running ones finish. ``continue``: deploy the rest
+anyway; the run still ends failed. ``rollback_all``: halt, then roll back every target
+this run already deployed.
+"""
+
+
+@dataclass(frozen=True)
+class Wave:
+    """Targets deployed together; the next wave starts after this one succeeded and baked."""
+
+    name: str
+    targets: tuple[str, ...]
+    """Target names, in plan order."""
+    bake: float = 0.0
+    """Seconds to keep watching the wave's services after it succeeded."""
+
+
+@dataclass(frozen=True)
+class FailureBudget:
+    """How many failed targets a run tolerates: a count, or a percentage of the run.
+
+    A percentage is taken of the targets selected for this run and rounded down, so
+    "10%" of 9 targets tolerates none. Targets with ``allow_failure`` never count.
+    """
+
+    amount: float = 0
+    percent: bool = False
+
+    def limit(self, total: int) -> int:
+        """The number of failures tolerated in a run of ``total`` targets."""
+        if self.percent:
+            return math.floor(total * self.amount / 100 + 1e-9)
+        return int(self.amount)
+
+    def allows(self, failures: int, total: int) -> bool:
+        """Whether ``failures`` failed targets out of ``total`` are still within budget."""
+        return failures <= self.limit(total)
+
+    def __str__(self) -> str:
+        return f"{self.amount:g}%" if self.percent else str(int(self.amount))
+
+
+@dataclass(frozen=True)
+class Polling:
+    """Adaptive polling: start at ``initial_interval`` seconds, back off to ``max_interval``."""
+
+    initial_interval: float = 5.0
+    max_interval: float = 30.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated deploy plan, ready for the engine."""
+
+    source: Path
+    targets: tuple[Target, ...]
+    waves: tuple[Wave, ...]
+    max_parallel: int = 25
+    per_cluster: int | None = None
+    """At most this many targets of one cluster at a time; None is no limit."""
+    failure_budget: FailureBudget = field(default_factory=FailureBudget)
+    on_failure: OnFailure = "halt"
+    rate_limits: Mapping[str, BucketSpec] = field(default_factory=lambda: dict(ECS_BUCKETS))
+    """Every ECS throttling category, with the plan's overrides applied."""
+    polling: Polling = field(default_factory=Polling)
+
+    @property
+    def max_failures(self) -> int:
+        """The failure budget as a count, for the targets in this plan."""
+        return self.failure_budget.limit(len(self.targets))
+
+    def target(self, name: str) -> Target:
+        """The target called ``name`` (KeyError if there is none)."""
+        for target in self.targets:
+            if target.name == name:
+                return target
+        raise KeyError(name)

@@ -1,0 +1,274 @@
+"""Every key a plan may hold, with its check: the single place to read the plan's grammar."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ecs_deploy_many.aws.ratelimit import ECS_BUCKETS
+from ecs_deploy_many.deploy.images import parse_image, with_tag
+from ecs_deploy_many.errors import ImageError
+from ecs_deploy_many.plan.checks import (
+    INVALID,
+    Check,
+    Interpolated,
+    boolean,
+    describe,
+    fields,
+    integer,
+    list_of,
+    mapping_of,
+    number,
+    one_of,
+    string,
+)
+from ecs_deploy_many.plan.issues import Issues, KeyPath
+
+__all__ = [
+    "DEFAULTS",
+    "PLAN",
+    "SERVICE_ONLY",
+    "TARGET",
+    "TARGET_FIELDS",
+    "TARGET_TIMEOUT",
+    "WAVE",
+    "RunTask",
+]
+
+TARGET_TIMEOUT: Final = 900.0
+"""A plan target's time limit in seconds when none is given (single-service mode: 90)."""
+
+LAUNCH_TYPES = ("EC2", "FARGATE", "EXTERNAL", "MANAGED_INSTANCES")
+_GLOB_OR_SPACE = re.compile(r"[*?\[\]\s]")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ROLE_ARN = re.compile(r"arn:[a-z-]+:iam::[0-9]{12}:role/\S+")
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """A target's ``run_task`` block: run the registered revision once, optionally wait."""
+
+    wait_for_success: bool = False
+    launch_type: str | None = None
+    platform_version: str | None = None
+    network_configuration: dict[str, Any] | None = None
+
+
+def _plain(value: Any) -> Any:
+    """Drop the nulls a ``fields`` check keeps, recursively; INVALID if anything was."""
+    if isinstance(value, dict):
+        items = {k: _plain(v) for k, v in value.items() if v is not None}
+        return INVALID if INVALID in items.values() else items
+    if isinstance(value, list):
+        listed = [_plain(v) for v in value]
+        return INVALID if INVALID in listed else listed
+    return value
+
+
+def _refuse(message: str, path: KeyPath, issues: Issues) -> Any:
+    issues.add(path, message)
+    return INVALID
+
+
+def image(value: Any, path: KeyPath, issues: Issues) -> Any:
+    text = string(value, path, issues)
+    if text is INVALID:
+        return INVALID
+    try:
+        parse_image(text)
+    except ImageError as exc:
+        return _refuse(f"bad image {text!r}: {exc.reason}", path, issues)
+    return text
+
+
+def tag(value: Any, path: KeyPath, issues: Issues) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # YAML reads 1.10 as the number 1.1: refuse rather than deploy the wrong tag.
+        return _refuse(f"expected a tag string, got {value!r}: quote it", path, issues)
+    text = string(value, path, issues)
+    if text is INVALID:
+        return INVALID
+    try:
+        with_tag("tag-only", text)  # validates the tag the way every image tag is validated
+    except ImageError as exc:
+        return _refuse(f"bad tag: {exc.reason}", path, issues)
+    return text
+
+
+def target_name(value: Any, path: KeyPath, issues: Issues) -> Any:
+    text = string(value, path, issues)
+    if text is INVALID:
+        return INVALID
+    if _GLOB_OR_SPACE.search(text):
+        return _refuse(f"a name cannot contain spaces or * ? [ ], got {text!r}", path, issues)
+    return text
+
+
+def env_name(value: Any, path: KeyPath, issues: Issues) -> Any:
+    if isinstance(value, str) and _ENV_NAME.fullmatch(value):
+        return str(value)
+    return _refuse(f"expected an environment variable name, got {value!r}", path, issues)
+
+
+def role_arn(value: Any, path: KeyPath, issues: Issues) -> Any:
+    if isinstance(value, str) and _ROLE_ARN.fullmatch(value):
+        return str(value)
+    return _refuse(
+        f"expected a role ARN (arn:aws:iam::123456789012:role/name), got {value!r}", path, issues
+    )
+
+
+_NETWORK = fields(
+    {
+        "awsvpcConfiguration": fields(
+            {
+                "subnets": list_of(string),
+                "securityGroups": list_of(string),
+                "assignPublicIp": one_of("ENABLED", "DISABLED"),
+            },
+            required=["subnets"],
+        )
+    },
+    required=["awsvpcConfiguration"],
+)
+_RUN_TASK = fields(
+    {
+        "wait_for_success": boolean,
+        "launch_type": one_of(*LAUNCH_TYPES),
+        "platform_version": string,
+        "network_configuration": lambda value, path, issues: _plain(_NETWORK(value, path, issues)),
+    }
+)
+
+
+def run_task(value: Any, path: KeyPath, issues: Issues) -> Any:
+    """``true``, ``false``, or a mapping of run options; False means no run task."""
+    if isinstance(value, Interpolated) and value.as_boolean() is not None:
+        value = value.as_boolean()
+    if isinstance(value, bool):
+        return RunTask() if value else False
+    given = _plain(_RUN_TASK(value, path, issues))
+    return INVALID if given is INVALID else RunTask(**given)
+
+
+def _run_task_hint(key: str) -> str:
+    return f"{key} is a run_task option: write run_task: {{{key}: ...}}"
+
+
+TARGET_FIELDS: Final[dict[str, Check]] = {
+    "name": target_name,
+    "cluster": string,
+    "service": string,
+    "task_definition": string,
+    "image": image,
+    "containers": mapping_of(image),
+    "tag_only": tag,
+    "tag_env_var": env_name,
+    "desired_count": integer(0),
+    "min_healthy_percent": integer(0, 100),
+    "max_percent": integer(0),
+    "timeout": number(unit="seconds"),
+    "progress_deadline": number(unit="seconds"),
+    "rollback": boolean,
+    "use_latest_task_def": boolean,
+    "force_new_deployment": boolean,
+    "skip_deployments_check": boolean,
+    "task_definition_file": string,
+    "max_definitions": integer(1),
+    "copy_task_definition_tags": boolean,
+    "run_task": run_task,
+    "region": string,
+    "profile": string,
+    "assume_role": role_arn,
+    "depends_on": list_of(string),
+    "allow_failure": boolean,
+}
+
+SERVICE_ONLY: Final = (
+    "desired_count",
+    "min_healthy_percent",
+    "max_percent",
+    "rollback",
+    "force_new_deployment",
+    "skip_deployments_check",
+)
+"""Options that mean nothing for a task-definition target."""
+
+_RUN_TASK_HINTS = {
+    key: _run_task_hint(key)
+    for key in ("wait_for_success", "launch_type", "platform_version", "network_configuration")
+}
+_PER_TARGET = ("name", "service", "task_definition", "depends_on")
+
+TARGET = fields(TARGET_FIELDS, hints=_RUN_TASK_HINTS)
+DEFAULTS = fields(
+    {k: v for k, v in TARGET_FIELDS.items() if k not in _PER_TARGET},
+    hints={
+        **_RUN_TASK_HINTS,
+        **{k: f"{k} belongs to each target, not defaults" for k in _PER_TARGET},
+    },
+)
+
+
+def version(value: Any, path: KeyPath, issues: Issues) -> Any:
+    if value == 1 and not isinstance(value, bool):
+        return 1
+    return _refuse(f"unsupported version {value!r}: this tool reads version 1", path, issues)
+
+
+def failure_budget(value: Any, path: KeyPath, issues: Issues) -> Any:
+    """A count (``2``) or a percentage of the run (``"10%"``)."""
+    if isinstance(value, Interpolated) and isinstance(value.as_number(), int):
+        value = value.as_number()
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return (float(value), False)
+    if isinstance(value, str) and value.endswith("%"):
+        try:
+            percent = float(value[:-1])
+        except ValueError:
+            percent = -1.0
+        if 0 <= percent <= 100:
+            return (percent, True)
+    return _refuse(f"expected a count (2) or a percentage ('10%'), got {value!r}", path, issues)
+
+
+def target_list(value: Any, path: KeyPath, issues: Issues) -> Any:
+    """The list itself; each target is checked on its own, once defaults are known."""
+    if not isinstance(value, list):
+        return _refuse(f"expected a list of targets, got {describe(value)}", path, issues)
+    return value if value else _refuse("a plan needs at least one target", path, issues)
+
+
+_BUCKET = fields({"burst": number(1, inclusive=True), "refill_per_s": number()})
+
+
+def _bucket(value: Any, path: KeyPath, issues: Issues) -> Any:
+    return _plain(_BUCKET(value, path, issues))
+
+
+WAVE = fields(
+    {
+        "name": target_name,
+        "targets": list_of(string),
+        "bake": number(inclusive=True, unit="seconds"),
+    },
+    required=["name", "targets"],
+)
+
+PLAN: Final = fields(
+    {
+        "version": version,
+        "defaults": DEFAULTS,
+        "targets": target_list,
+        "waves": list_of(WAVE),
+        "concurrency": fields({"max_parallel": integer(1), "per_cluster": integer(1)}),
+        "failure_budget": failure_budget,
+        "on_failure": one_of("halt", "continue", "rollback_all"),
+        "rate_limits": fields(dict.fromkeys(ECS_BUCKETS, _bucket)),
+        "polling": fields(
+            {"initial_interval": number(unit="seconds"), "max_interval": number(unit="seconds")}
+        ),
+    },
+    required=["version", "targets"],
+)
