@@ -1,0 +1,216 @@
+"""The records the simulator keeps, its error type and its identifiers.
+
+Plain mutable dataclasses: the scheduler and the task lifecycle change them in place and
+the renderers turn them into botocore-shaped dicts only when a response is built.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ecs_deploy_many.sim.fleet import Outcome, Timings
+
+__all__ = [
+    "MAX_EVENTS",
+    "PENDING_STATES",
+    "Cluster",
+    "Deployment",
+    "Ids",
+    "Service",
+    "SimError",
+    "Task",
+    "TaskDef",
+    "invalid",
+    "paginate",
+    "tag_list",
+    "tags_from",
+]
+
+MAX_EVENTS = 100
+PENDING_STATES = frozenset({"PROVISIONING", "PENDING", "ACTIVATING"})
+
+
+class SimError(Exception):
+    """An ECS error response: ``code`` becomes ``__type``, ``status`` the HTTP status."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def invalid(message: str) -> SimError:
+    return SimError("InvalidParameterException", message)
+
+
+class Ids:
+    """Deterministic identifiers: the same seed and calls give the same ids."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(seed)
+
+    def task_id(self) -> str:
+        return f"{self._rng.getrandbits(128):032x}"
+
+    def deployment_id(self) -> str:
+        return f"ecs-svc/{self._rng.randrange(10**18, 10**19)}"
+
+    def uuid(self) -> str:
+        h = f"{self._rng.getrandbits(128):032x}"
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
+
+
+def tags_from(tags: list[dict[str, str]] | None) -> dict[str, str]:
+    return {tag["key"]: tag.get("value", "") for tag in tags or []}
+
+
+def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"key": key, "value": value} for key, value in tags.items()]
+
+
+def paginate(
+    items: list[str], params: dict[str, Any], key: str, default_max: int = 100
+) -> dict[str, Any]:
+    """One page of ``items`` and, when more remain, an opaque ``nextToken``."""
+    start = 0
+    if token := params.get("nextToken"):
+        try:
+            start = int(json.loads(base64.b64decode(token))["offset"])
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise invalid("Invalid token.") from None
+    size = params.get("maxResults") or default_max
+    if not 1 <= size <= 100:
+        raise invalid("maxResults must be between 1 and 100.")
+    page: dict[str, Any] = {key: items[start : start + size]}
+    if start + size < len(items):
+        page["nextToken"] = base64.b64encode(json.dumps({"offset": start + size}).encode()).decode()
+    return page
+
+
+@dataclass(eq=False)
+class TaskDef:
+    """One registered revision; ``body`` is the DescribeTaskDefinition shape."""
+
+    family: str
+    revision: int
+    arn: str
+    body: dict[str, Any]
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return str(self.body["status"])
+
+    @property
+    def containers(self) -> list[dict[str, Any]]:
+        return list(self.body["containerDefinitions"])
+
+
+@dataclass(eq=False)
+class Cluster:
+    name: str
+    arn: str
+    region: str
+    tags: dict[str, str] = field(default_factory=dict)
+    services: dict[str, Service] = field(default_factory=dict)
+    tasks: dict[str, Task] = field(default_factory=dict)  # by id, until they expire
+    running_tasks: int = 0
+    pending_tasks: int = 0
+    active_services: int = 0
+
+
+@dataclass(eq=False)
+class Deployment:
+    id: str
+    taskdef: TaskDef
+    created_at: float
+    launch_type: str
+    platform_version: str | None
+    network_configuration: dict[str, Any] | None
+    status: str = "PRIMARY"
+    rollout: str = "IN_PROGRESS"
+    reason: str = ""
+    updated_at: float = 0.0
+    desired: int = 0
+    failed_tasks: int = 0
+    consecutive_failures: int = 0
+    has_run: bool = False  # a task reached RUNNING: the circuit breaker is in stage 2
+    is_rollback: bool = False
+    stuck_reported: bool = False
+    unstable_reported: bool = False
+    tasks: dict[str, Task] = field(default_factory=dict)  # not yet STOPPED
+
+    def live(self) -> list[Task]:
+        """Tasks the scheduler still wants running."""
+        return [t for t in self.tasks.values() if t.desired_status == "RUNNING"]
+
+
+@dataclass(eq=False)
+class Service:
+    name: str
+    arn: str
+    cluster: Cluster
+    desired: int
+    launch_type: str
+    platform_version: str | None
+    network_configuration: dict[str, Any] | None
+    min_percent: int
+    max_percent: int
+    breaker: bool
+    rollback: bool
+    health_check: bool | None  # None: decided by the task definition
+    timings: Timings
+    created_at: float
+    taskdef: TaskDef
+    params: dict[str, Any]  # CreateService input echoed back (loadBalancers, ...)
+    status: str = "ACTIVE"
+    deployments: list[Deployment] = field(default_factory=list)  # PRIMARY first
+    events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))
+    tags: dict[str, str] = field(default_factory=dict)
+    stable: Deployment | None = None  # the last COMPLETED deployment, for rollbacks
+    tasks: dict[str, Task] = field(default_factory=dict)  # by id, until they expire
+
+    @property
+    def primary(self) -> Deployment:
+        return self.deployments[0]
+
+
+@dataclass(eq=False)
+class Task:
+    id: str
+    arn: str
+    cluster: Cluster
+    taskdef: TaskDef
+    created_at: float
+    launch_type: str
+    platform_version: str | None
+    group: str
+    started_by: str | None
+    outcome: Outcome
+    trigger: str | None  # the container whose outcome decides the task's fate
+    timings: Timings
+    checked: bool  # a container health check decides health
+    service: Service | None = None
+    deployment: Deployment | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    last_status: str = "PROVISIONING"
+    desired_status: str = "RUNNING"
+    health: str = "UNKNOWN"
+    healthy: bool = False  # the scheduler may count it toward minimumHealthyPercent
+    ran: bool = False
+    at: dict[str, float] = field(default_factory=dict)  # pullStartedAt, startedAt, ...
+    stop_code: str | None = None
+    stopped_reason: str | None = None
+    container_reason: str | None = None
+    exit_codes: dict[str, int] = field(default_factory=dict)
+    version: int = 1
+    token: int = 0  # bumped on stop so earlier timed events are ignored
