@@ -1,0 +1,361 @@
+"""The simulator's HTTP front end: ECS's JSON-1.1 wire protocol, served by aiohttp.
+
+One ``POST /`` per API call, the operation in ``X-Amz-Target``, the region in the SigV4
+credential scope. Between the socket and the state model sit the parts of ECS a client
+notices before any business logic: input validation against botocore's ECS model, the
+documented throttling buckets, latency and injected server faults. ``/_sim/*`` routes
+expose counters and the clock to tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import random
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol, Self
+
+import botocore.session
+import structlog
+from aiohttp import web
+from botocore.model import (
+    ListShape,
+    MapShape,
+    OperationModel,
+    Shape,
+    StringShape,
+    StructureShape,
+)
+from botocore.validate import ParamValidator
+
+from ecs_deploy_many.aws.ratelimit import BucketSpec
+from ecs_deploy_many.clock import Clock, ScaledClock
+from ecs_deploy_many.sim.fleet import Fleet, load_fleet
+from ecs_deploy_many.sim.state import SimError, SimState
+from ecs_deploy_many.sim.stats import SimStats, StatsRecorder
+from ecs_deploy_many.sim.throttling import Throttle
+
+__all__ = [
+    "DEFAULT_REGION",
+    "TARGET_PREFIX",
+    "EcsServer",
+    "InputChecker",
+    "Simulator",
+    "StateModel",
+    "WireError",
+    "region_of",
+]
+
+TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
+CONTENT_TYPE = "application/x-amz-json-1.1"
+# What the SDKs assume when nothing else names a region; unsigned calls land here.
+DEFAULT_REGION = "us-east-1"
+_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/[^/,\s]+/aws4_request")
+_CALLER = re.compile(r"Credential=([^/,\s]+)/")
+
+log = structlog.get_logger(__name__)
+
+
+class StateModel(Protocol):
+    """What the server needs from the state model (``SimState`` in production)."""
+
+    OPERATIONS: frozenset[str]
+    account_id: str
+
+    def handle(self, operation: str, region: str, params: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class WireError(Exception):
+    """An answer other than 200, in ECS's error format."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def region_of(authorization: str) -> str:
+    """The region a SigV4 signature was made for; ``DEFAULT_REGION`` if unsigned."""
+    match = _SCOPE.search(authorization)
+    return match.group(1) if match else DEFAULT_REGION
+
+
+def caller_of(authorization: str) -> str:
+    """The access key id that signed a request (not secret: it names the caller)."""
+    match = _CALLER.search(authorization)
+    return match.group(1) if match else "unsigned"
+
+
+@functools.cache
+def _ecs_operations() -> dict[str, OperationModel]:
+    """botocore's ECS model, loaded once per process: loading it costs milliseconds."""
+    model = botocore.session.get_session().get_service_model("ecs")
+    return {name: model.operation_model(name) for name in model.operation_names}
+
+
+class InputChecker:
+    """Checks request bodies (and, in strict mode, responses) against botocore's ECS model.
+
+    Error codes follow what ECS's JSON frontend answers [unconfirmed for every case]:
+    a body that is not JSON, or a member of the wrong type, fails deserialization before
+    ECS sees it (``SerializationException``); a missing required member, a value below
+    its minimum or outside its enum is ECS's own validation (``InvalidParameterException``,
+    the code real ECS uses for "Tasks cannot be empty." and friends). Unknown members
+    and nulls are dropped, as the frontend ignores them, so newer clients keep working.
+    """
+
+    def __init__(self) -> None:
+        self._operations = _ecs_operations()
+        self._validator = ParamValidator()
+
+    def knows(self, operation: str) -> bool:
+        return operation in self._operations
+
+    def parse(self, operation: str, body: bytes) -> dict[str, Any]:
+        """The operation's parameters from a raw body, or a WireError saying what is wrong."""
+        try:
+            params = json.loads(body) if body.strip() else {}
+        except ValueError as error:
+            raise WireError(400, "SerializationException", f"Malformed JSON: {error}") from None
+        if not isinstance(params, dict):
+            raise WireError(400, "SerializationException", "The request body must be an object.")
+        shape = self._operations[operation].input_shape
+        if shape is None:
+            return {}
+        problems: list[str] = []
+        cleaned: dict[str, Any] = _known_members(params, shape, "", problems)
+        report = self._validator.validate(cleaned, shape)
+        if report.has_errors():
+            problems[:0] = report.generate_report().splitlines()
+        if problems:
+            wrong_type = any(line.startswith("Invalid type") for line in problems)
+            code = "SerializationException" if wrong_type else "InvalidParameterException"
+            raise WireError(400, code, "; ".join(problems))
+        return cleaned
+
+    def check_output(self, operation: str, result: dict[str, Any]) -> None:
+        """Raise when a response strays from the model: catches state-model bugs in tests."""
+        shape = self._operations[operation].output_shape
+        if shape is None:
+            return
+        report = self._validator.validate(result, shape)
+        if report.has_errors():
+            problems = report.generate_report().replace("\n", "; ")
+            raise WireError(500, "ServerException", f"Invalid {operation} response: {problems}")
+
+
+def _known_members(value: Any, shape: Shape, path: str, problems: list[str]) -> Any:
+    """A copy of ``value`` without members or nulls the model does not know; notes bad enums."""
+    if isinstance(shape, StructureShape) and isinstance(value, dict) and not shape.is_document_type:
+        members = shape.members
+        return {
+            key: _known_members(item, members[key], f"{path}.{key}".lstrip("."), problems)
+            for key, item in value.items()
+            if key in members and item is not None
+        }
+    if isinstance(shape, ListShape) and isinstance(value, list):
+        return [
+            _known_members(item, shape.member, f"{path}[{i}]", problems)
+            for i, item in enumerate(value)
+        ]
+    if isinstance(shape, MapShape) and isinstance(value, dict):
+        return {
+            key: _known_members(item, shape.value, f"{path}.{key}", problems)
+            for key, item in value.items()
+        }
+    enum = shape.enum if isinstance(shape, StringShape) else []
+    if enum and isinstance(value, str) and value not in enum:
+        problems.append(
+            f"Invalid value for parameter {path or 'input'}, value: {value}, "
+            f"valid values: {', '.join(enum)}"
+        )
+    # JSON 1.1 timestamps are epoch seconds, which the validator already accepts as is.
+    return value
+
+
+class EcsServer:
+    """Answers ECS API calls from a state model, with ECS's throttling, latency and faults.
+
+    ``latency_ms`` is the latency of the ECS being modelled, in milliseconds at speed 1.
+    It is slept on the simulator's clock, so at ``speed=S`` a call waits ``latency_ms / S``
+    real milliseconds: API latency keeps its ratio to poll intervals, deadlines and
+    bucket refills, which is what a sped-up rehearsal or benchmark needs to stay honest.
+    ``error_rate`` answers that share of calls (drawn from a generator seeded with
+    ``seed``) with a 500 ServerException before the state model sees them.
+    """
+
+    def __init__(
+        self,
+        state: StateModel,
+        clock: Clock,
+        throttle: Throttle,
+        *,
+        latency_ms: float = 0.0,
+        error_rate: float = 0.0,
+        seed: int = 0,
+        strict_output: bool = False,
+    ) -> None:
+        if latency_ms < 0:
+            raise ValueError(f"latency_ms must be >= 0, got {latency_ms}")
+        if not 0.0 <= error_rate <= 1.0:
+            raise ValueError(f"error_rate must be between 0 and 1, got {error_rate}")
+        self.state = state
+        self.clock = clock
+        self.throttle = throttle
+        self.stats = StatsRecorder()
+        self._latency_s = latency_ms / 1000.0
+        self._error_rate = error_rate
+        self._faults = random.Random(seed)
+        self._strict_output = strict_output
+        self._checker = InputChecker()
+
+    def app(self) -> web.Application:
+        """The aiohttp application: the API at ``POST /``, the simulator's own routes beside it."""
+        app = web.Application()
+        app.router.add_post("/", self._api)
+        app.router.add_get("/_sim/stats", self._stats)
+        app.router.add_post("/_sim/reset-stats", self._reset_stats)
+        app.router.add_get("/_sim/clock", self._clock)
+        return app
+
+    async def _api(self, request: web.Request) -> web.Response:
+        request_id = str(uuid.uuid4())
+        try:
+            body = await self._answer(request)
+        except WireError as error:
+            self.stats.error(error.code)
+            body, status = {"__type": error.code, "message": error.message}, error.status
+        else:
+            status = 200
+        return web.Response(
+            status=status,
+            body=json.dumps(body, separators=(",", ":")).encode(),
+            content_type=CONTENT_TYPE,
+            headers={"x-amzn-RequestId": request_id},
+        )
+
+    async def _answer(self, request: web.Request) -> dict[str, Any]:
+        operation = self._operation(request.headers.get("X-Amz-Target", ""))
+        authorization = request.headers.get("Authorization", "")
+        self.stats.call(operation, caller=caller_of(authorization))
+        if self._latency_s:
+            await self.clock.sleep(self._latency_s)
+        region = region_of(authorization)
+        if not self.throttle.allow(self.state.account_id, region, operation):
+            self.stats.throttled(operation)
+            raise WireError(400, "ThrottlingException", "Rate exceeded")
+        if self._error_rate and self._faults.random() < self._error_rate:
+            self.stats.injected(operation)
+            raise WireError(500, "ServerException", "Injected fault: please try again later.")
+        params = self._checker.parse(operation, await request.read())
+        try:
+            result = self.state.handle(operation, region, params)
+        except SimError as error:
+            raise WireError(error.status, error.code, error.message) from None
+        except Exception:
+            log.exception("sim.unexpected_error", operation=operation, region=region)
+            raise WireError(500, "ServerException", "Service unavailable.") from None
+        if self._strict_output:
+            self._checker.check_output(operation, result)
+        return result
+
+    def _operation(self, target: str) -> str:
+        prefix, _, operation = target.rpartition(".")
+        if f"{prefix}." != TARGET_PREFIX or not self._checker.knows(operation):
+            raise WireError(400, "UnknownOperationException", f"Unknown operation {target!r}.")
+        if operation not in self.state.OPERATIONS:
+            raise WireError(
+                400, "UnknownOperationException", f"The ECS simulator does not model {operation}."
+            )
+        return operation
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats.snapshot().to_json())
+
+    async def _reset_stats(self, request: web.Request) -> web.Response:
+        self.stats.reset()
+        return web.json_response(self.stats.snapshot().to_json())
+
+    async def _clock(self, request: web.Request) -> web.Response:
+        return web.json_response({"now": self.clock.now(), "speed": self.clock.speed})
+
+
+class Simulator:
+    """A running simulator on a local port, for tests, ``sim serve`` and rehearsals.
+
+    ``async with Simulator(speed=100) as sim:`` serves on an ephemeral port of 127.0.0.1
+    until the block ends. ``sim.clock`` is the clock the state model runs on; hand it to
+    an in-process engine so both agree on time. ``buckets`` overrides ECS's bucket sizes
+    per category (tests use small ones); ``strict_output`` turns any response that strays
+    from the ECS model into a ServerException, so tests catch state-model drift.
+    """
+
+    def __init__(
+        self,
+        fleet: Fleet | str | os.PathLike[str] | None = None,
+        *,
+        speed: float = 1.0,
+        seed: int = 0,
+        throttling: Literal["aws", "off"] = "off",
+        buckets: Mapping[str, BucketSpec] | None = None,
+        latency_ms: float = 0.0,
+        error_rate: float = 0.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        strict_output: bool = False,
+    ) -> None:
+        if throttling not in ("aws", "off"):
+            raise ValueError(f"throttling must be 'aws' or 'off', got {throttling!r}")
+        self.clock = ScaledClock(speed)
+        if isinstance(fleet, (str, os.PathLike)):
+            fleet = load_fleet(fleet)
+        self.state = SimState(self.clock, fleet, seed=seed)
+        self.server = EcsServer(
+            self.state,
+            self.clock,
+            Throttle(self.clock, buckets, enabled=throttling == "aws"),
+            latency_ms=latency_ms,
+            error_rate=error_rate,
+            seed=seed,
+            strict_output=strict_output,
+        )
+        self._host = host
+        self._port = port
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://HOST:PORT`` of the running server, for ``endpoint_url=``."""
+        if self._url is None:
+            raise RuntimeError("the simulator is not running")
+        return self._url
+
+    def stats(self) -> SimStats:
+        return self.server.stats.snapshot()
+
+    def reset_stats(self) -> None:
+        self.server.stats.reset()
+
+    async def __aenter__(self) -> Self:
+        # No access log: it would cost more than answering the call.
+        runner = web.AppRunner(self.server.app(), access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self._host, self._port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        host, port = runner.addresses[0][:2]
+        self._runner = runner
+        self._url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        runner, self._runner, self._url = self._runner, None, None
+        if runner is not None:
+            await runner.cleanup()

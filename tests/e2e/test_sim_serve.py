@@ -1,0 +1,142 @@
+"""`ecs-deploy-many sim serve` as a user runs it: a process other tools point at."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import aioboto3
+import anyio
+import pytest
+
+SCRIPT = Path(sys.executable).parent / "ecs-deploy-many"
+AWS_CLI = Path(__file__).resolve().parents[2] / ".venv-awscli" / "bin" / "aws"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"}
+
+FLEET = """\
+region: eu-west-1
+task_definitions:
+  web:
+    containerDefinitions: [{name: web, image: "nginx:1.25", memory: 128}]
+clusters:
+  - name: prod
+    services: [{name: api, task_definition: web, desired_count: 2}]
+"""
+
+
+@contextmanager
+def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """The server started with ``args``, and the first line it printed; killed if still up."""
+    proc = subprocess.Popen(
+        [SCRIPT, "sim", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        first = proc.stdout.readline() if ready else ""
+        assert first, "no address printed"
+        yield proc, first.strip()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()  # reaps the process and closes its pipes
+
+
+@pytest.fixture
+def fleet_file(tmp_path: Path) -> Path:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(FLEET)
+    return path
+
+
+@pytest.fixture
+def served(fleet_file: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    with serving("--port", "0", "--fleet", str(fleet_file), "--speed", "10") as started:
+        yield started
+
+
+@pytest.mark.anyio
+async def test_serves_aioboto3_and_the_aws_cli_then_exits_0_on_sigterm(
+    served: tuple[subprocess.Popen[str], str],
+) -> None:
+    proc, first = served
+    prefix = "ECS simulator listening on http://127.0.0.1:"
+    assert first.startswith(prefix)
+    url = first.removeprefix("ECS simulator listening on ")
+
+    session = aioboto3.Session(
+        aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret", region_name="eu-west-1"
+    )
+    async with session.client("ecs", endpoint_url=url) as ecs:
+        described = await ecs.describe_services(cluster="prod", services=["api"])
+    assert described["services"][0]["runningCount"] == 2
+
+    cli = await anyio.run_process(
+        [
+            AWS_CLI,
+            "ecs",
+            "describe-services",
+            "--endpoint-url",
+            url,
+            "--region",
+            "eu-west-1",
+            "--cluster",
+            "prod",
+            "--services",
+            "api",
+        ],
+        env={**os.environ, **CREDENTIALS},
+        check=False,
+    )
+    assert cli.returncode == 0, cli.stderr.decode()
+    service = json.loads(cli.stdout)["services"][0]
+    assert service["serviceName"] == "api"
+    assert service["desiredCount"] == 2
+    assert service["deployments"][0]["rolloutState"] == "COMPLETED"
+    assert service["deployments"][0]["taskDefinition"].endswith(":task-definition/web:1")
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+
+
+def test_exits_0_on_sigint() -> None:
+    with serving() as (proc, first):
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    assert first.startswith("ECS simulator listening on http://127.0.0.1:")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--throttling", "sometimes"], "'sometimes' is not one of 'aws', 'off'"),
+        (["--error-rate", "1.5"], "1.5 is not in the range 0<=x<=1"),
+        (["--speed", "0"], "0.0 is not in the range x>0"),
+        (["--fleet", "/nonexistent/fleet.yaml"], "does not exist"),
+    ],
+)
+def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:
+    result = subprocess.run([SCRIPT, "sim", "serve", *args], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_invalid_fleet_names_file_and_key(tmp_path: Path) -> None:
+    bad = tmp_path / "fleet.yaml"
+    bad.write_text("clusters:\n  - name: prod\n    services: [{name: api}]\n")
+    result = subprocess.run(
+        [SCRIPT, "sim", "serve", "--fleet", str(bad)], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert f"{bad}: clusters[0].services[0].task_definition" in result.stderr

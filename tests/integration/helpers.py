@@ -1,0 +1,165 @@
+"""The real aioboto3 client pointed at a simulator, and waits that poll it like a deployer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import aioboto3
+import anyio
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from types_aiobotocore_ecs import ECSClient
+
+REGION = "eu-west-1"
+# Speed 100: a rolling deployment of a few simulated minutes takes a few real seconds.
+SPEED = 100.0
+# Polls every 0.02 real seconds: every state a deployment passes through is seen.
+POLL = 0.02
+
+
+@asynccontextmanager
+async def ecs_client(
+    endpoint_url: str, region: str = REGION, *, attempts: int | None = None
+) -> AsyncIterator[ECSClient]:
+    """The real client with dummy credentials; ``attempts=1`` shows every error as is."""
+    config: dict[str, Any] = {}
+    if attempts is not None:
+        config["retries"] = {"mode": "standard", "total_max_attempts": attempts}
+    session = aioboto3.Session(aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret")
+    async with session.client(
+        "ecs", region_name=region, endpoint_url=endpoint_url, config=Config(**config)
+    ) as client:
+        yield client
+
+
+async def watch_service(
+    ecs: ECSClient,
+    cluster: str,
+    service: str,
+    until: Callable[[dict[str, Any]], bool],
+    *,
+    timeout: float = 15.0,
+) -> list[dict[str, Any]]:
+    """Every DescribeServices view of one service until ``until`` holds (the last one)."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        (current,) = (await ecs.describe_services(cluster=cluster, services=[service]))["services"]
+        seen.append(current)
+        if until(current):
+            return seen
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{service} never got there; last seen: {current['deployments']}")
+        await anyio.sleep(POLL)
+
+
+async def watch_task(
+    ecs: ECSClient,
+    cluster: str,
+    task_arn: str,
+    until: Callable[[dict[str, Any]], bool] = lambda task: task["lastStatus"] == "STOPPED",
+    *,
+    timeout: float = 15.0,
+) -> list[dict[str, Any]]:
+    """Every DescribeTasks view of one task until ``until`` holds (by default, STOPPED)."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        (task,) = (await ecs.describe_tasks(cluster=cluster, tasks=[task_arn]))["tasks"]
+        seen.append(task)
+        if until(task):
+            return seen
+        if time.monotonic() > deadline:
+            raise AssertionError(f"task never got there; last seen: {task['lastStatus']}")
+        await anyio.sleep(POLL)
+
+
+def completed(service: dict[str, Any]) -> bool:
+    """One deployment left and it is COMPLETED: the rollout is over, one way or another."""
+    deployments = service["deployments"]
+    return len(deployments) == 1 and deployments[0]["rolloutState"] == "COMPLETED"
+
+
+def primary(service: dict[str, Any]) -> dict[str, Any]:
+    (found,) = [d for d in service["deployments"] if d["status"] == "PRIMARY"]
+    return found
+
+
+def messages(service: dict[str, Any]) -> list[str]:
+    """Event messages, newest first, as ECS keeps them."""
+    return [event["message"] for event in service["events"]]
+
+
+CLUSTER = "prod"
+# Short task timings (simulated seconds): a rollout takes about 30 s, 0.3 s of real time.
+FAST = {
+    "provisioning": 5,
+    "pending": 5,
+    "activating": 1,
+    "health_grace": 10,
+    "health_check": 10,
+    "deactivating": 1,
+    "stopping": 2,
+    "deprovisioning": 2,
+    "crash_after": 10,
+    "run_duration": 10,
+}
+IMAGE_RULES = [
+    {"match": "*:broken*", "outcome": "fail_to_start"},
+    {"match": "*:crashy*", "outcome": "crash"},
+    {"match": "*:sick*", "outcome": "unhealthy"},
+    {"match": "*:exit3*", "outcome": "exit:3"},
+]
+
+
+def _service(name: str, desired: int = 2, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "task_definition": "web",
+        "desired_count": desired,
+        "launch_type": "EC2",
+        **extra,
+    }
+
+
+def fleet_spec() -> dict[str, Any]:
+    """One cluster of steady services, one per deployment configuration under test."""
+    return {
+        "region": REGION,
+        "timings": FAST,
+        "task_definitions": {
+            "web": {"containerDefinitions": [{"name": "web", "image": "app:1", "memory": 128}]}
+        },
+        "clusters": [
+            {
+                "name": CLUSTER,
+                "services": [
+                    _service("api"),
+                    _service("guarded", circuit_breaker={"enable": True}),
+                    _service("safe", circuit_breaker={"enable": True, "rollback": True}),
+                    _service("tight", minimum_healthy_percent=100, maximum_percent=100),
+                    _service("wide", 4, minimum_healthy_percent=50, maximum_percent=100),
+                ],
+            }
+        ],
+        "behaviour": {"images": IMAGE_RULES},
+    }
+
+
+async def register(ecs: ECSClient, image: str, family: str = "web") -> str:
+    """A new revision running ``image``; its ARN."""
+    registered = await ecs.register_task_definition(
+        family=family, containerDefinitions=[{"name": "web", "image": image, "memory": 128}]
+    )
+    return registered["taskDefinition"]["taskDefinitionArn"]
+
+
+async def deploy(ecs: ECSClient, service: str, image: str) -> dict[str, Any]:
+    """Roll ``service`` to a new revision running ``image``; UpdateService's view of it."""
+    arn = await register(ecs, image)
+    updated = await ecs.update_service(cluster=CLUSTER, service=service, taskDefinition=arn)
+    return dict(updated["service"])
