@@ -39,7 +39,7 @@ from ecs_deploy_many.errors import (
 )
 from ecs_deploy_many.observe.events import Level, Observer, Step, TargetEvent
 
-__all__ = ["Accounts", "RunContext", "deploy_target"]
+__all__ = ["Accounts", "RunContext", "deploy_target", "roll_back_target"]
 
 
 class Accounts(Protocol):
@@ -59,17 +59,36 @@ class RunContext:
     observe: Observer
 
 
-async def deploy_target(target: Target, context: RunContext) -> TargetResult:
-    """Deploy ``target``; always returns a result, re-raising only cancellation."""
-    return await _Pipeline(target, context).run()
+async def deploy_target(
+    target: Target, context: RunContext, result: TargetResult | None = None
+) -> TargetResult:
+    """Deploy ``target``; always returns a result, re-raising only cancellation.
+
+    Pass ``result`` to keep a hold on the record when the caller may cancel the
+    deployment: it is filled in as the steps go and marked ``interrupted`` then.
+    """
+    return await _Pipeline(target, context, result).run()
+
+
+async def roll_back_target(result: TargetResult, context: RunContext, *, reason: str) -> None:
+    """Put a service this run deployed back on ``result.old_task_definition`` and wait.
+
+    For a fleet's ``rollback_all``: ``result`` (a succeeded service target) becomes
+    ``rolled_back``, or ``failed`` when the rollback does not finish, and a new
+    ``target_finished`` event reports that final state. Only the task definition goes
+    back; a changed desired count stays.
+    """
+    await _Pipeline(result.target, context, result).roll_back(reason)
 
 
 class _Pipeline:
-    def __init__(self, target: Target, context: RunContext) -> None:
+    def __init__(
+        self, target: Target, context: RunContext, result: TargetResult | None = None
+    ) -> None:
         self.target = target
         self.context = context
         self.clock = context.clock
-        self.result = TargetResult(target)
+        self.result = result or TargetResult(target)
         self.step: Step = "resolve"
 
     def emit(self, event: str, level: Level = "info", **facts: Any) -> None:
@@ -300,25 +319,47 @@ class _Pipeline:
             return
         if not self.target.rollback:
             return
-        previous: str = service["taskDefinition"]
+        desired = service.get("desiredCount") if self.target.desired_count is not None else None
+        await self._restore(gateway, service["taskDefinition"], str(failure), desired)
+
+    async def _restore(
+        self, gateway: Gateway, previous: str, reason: str, desired: int | None = None
+    ) -> None:
+        """Update the service back to ``previous`` and wait for that deployment."""
         self.step = "rollback"
-        self.emit("rollback_started", "warning", reason=str(failure), to_task_definition=previous)
+        self.emit("rollback_started", "warning", reason=reason, to_task_definition=previous)
         params: dict[str, Any] = {
             "cluster": self.target.cluster,
             "service": self.target.service,
             "taskDefinition": previous,
         }
-        if self.target.desired_count is not None:
-            params["desiredCount"] = service.get("desiredCount")
+        if desired is not None:
+            params["desiredCount"] = desired
         try:
             deployment = _primary(await gateway.update_service(**params))
             await self._wait(Expectation(deployment["id"], previous), deployment)
         except DeployError as error:
             raise RollbackFailed(
-                f"{failure}; rollback to {previous} failed: {error}", step="rollback"
+                f"{reason}; rollback to {previous} failed: {error}", step="rollback"
             ) from error
         self.result.status = Status.ROLLED_BACK
         self.emit("rolled_back", "warning", to_task_definition=previous)
+
+    async def roll_back(self, reason: str) -> None:
+        previous = self.result.old_task_definition
+        assert self.target.kind == "service", "only services can be rolled back"
+        assert previous, "a succeeded service target knows its previous revision"
+        try:
+            gateway = await self.context.accounts.gateway(self.target.scope)
+            await self._restore(gateway, previous, reason)
+        except EcsDeployError as error:
+            self._fail(error)
+        except anyio.get_cancelled_exc_class():
+            self.result.status = Status.INTERRUPTED
+            self.result.error = f"interrupted during rollback to {previous}"
+            self._finish()
+            raise
+        self._finish()
 
     async def _cleanup(self, gateway: Gateway, *, protected: set[str]) -> None:
         keep = self.target.max_definitions

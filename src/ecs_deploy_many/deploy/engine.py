@@ -1,0 +1,220 @@
+"""A fleet run: waves in order, targets concurrently, the failure policy over all of them.
+
+Inside a wave every target is a task of one task group; it waits for its ``depends_on``,
+then for a slot of its cluster (when ``per_cluster`` is set) and of the run
+(``max_parallel``), then runs the pipeline. Cluster slots are taken before run slots so
+a target stuck behind its busy cluster never holds a slot another cluster could use.
+
+Every target ends in a known state. Targets the run never deploys are ``skipped`` (a
+dependency did not succeed, or the run halted) or ``interrupted`` (the run was
+cancelled); each gets a ``target_finished`` event like a deployed one. The engine holds
+each deployed target's record from the start, so a cancelled one keeps what it knew.
+
+The run succeeds when every target not marked ``allow_failure`` succeeded or was
+unchanged. The failure budget decides only whether the run goes on: once failures
+exceed it, ``halt`` and ``rollback_all`` start nothing new, ``continue`` carries on. A
+wave's ``bake`` is waited out before the next wave whenever the run goes on.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import anyio
+
+from ecs_deploy_many.aws.scope import AwsScope
+from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target, roll_back_target
+from ecs_deploy_many.deploy.result import Status, TargetResult
+from ecs_deploy_many.deploy.target import Target
+from ecs_deploy_many.observe.events import TargetEvent
+from ecs_deploy_many.plan.model import Plan, Wave
+
+__all__ = ["FleetRun", "RunResult", "RunVerdict", "run_plan"]
+
+_COUNTED = (Status.FAILED, Status.ROLLED_BACK)
+"""The statuses that count against the failure budget (interruptions do not)."""
+
+
+class RunVerdict(StrEnum):
+    """How a whole run ended; the names are stable (reports and exit codes read them)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass
+class RunResult:
+    """Every target's outcome, in plan order, and the run's verdict."""
+
+    plan: Plan
+    results: dict[str, TargetResult] = field(default_factory=dict)
+    started_at: float | None = None
+    finished_at: float | None = None
+    verdict: RunVerdict = RunVerdict.INTERRUPTED
+    halted: str | None = None
+    """Why the run stopped starting targets, when it did."""
+
+    @property
+    def failures(self) -> int:
+        """Failed targets that count against the budget."""
+        return sum(
+            1
+            for result in self.results.values()
+            if result.status in _COUNTED and not result.target.allow_failure
+        )
+
+    def statistics(self) -> dict[str, int]:
+        """How many targets ended in each status."""
+        counts = {str(status): 0 for status in Status}
+        for result in self.results.values():
+            counts[str(result.status)] += 1
+        return counts
+
+
+async def run_plan(plan: Plan, context: RunContext) -> RunResult:
+    """Deploy ``plan``; on cancellation, record every target's state and re-raise.
+
+    A caller that needs the result of a cancelled run uses ``FleetRun`` and reads
+    ``FleetRun.result`` after the cancellation.
+    """
+    return await FleetRun(plan, context).run()
+
+
+class FleetRun:
+    """One run of a plan; ``result`` is complete once ``run`` returns or raises."""
+
+    def __init__(self, plan: Plan, context: RunContext) -> None:
+        self.plan = plan
+        self.context = context
+        self.result = RunResult(plan)
+        self._run_slots = anyio.CapacityLimiter(plan.max_parallel)
+        self._cluster_slots: dict[tuple[AwsScope, str], anyio.CapacityLimiter] = {}
+
+    async def run(self) -> RunResult:
+        """Run every wave; re-raises cancellation once every target has a final state."""
+        clock = self.context.clock
+        self.result.started_at = clock.now()
+        try:
+            for index, wave in enumerate(self.plan.waves):
+                await self._run_wave(wave)
+                if wave.bake and index + 1 < len(self.plan.waves) and not self.result.halted:
+                    await clock.sleep(wave.bake)
+            if self.result.halted and self.plan.on_failure == "rollback_all":
+                await self._roll_back_all()
+        except anyio.get_cancelled_exc_class():
+            for target in self.plan.targets:
+                if target.name not in self.result.results:
+                    self._settle(target, Status.INTERRUPTED, "the run was interrupted first")
+            self._conclude(RunVerdict.INTERRUPTED)
+            raise
+        ok = all(r.status.ok or r.target.allow_failure for r in self.result.results.values())
+        self._conclude(RunVerdict.SUCCEEDED if ok else RunVerdict.FAILED)
+        return self.result
+
+    def _conclude(self, verdict: RunVerdict) -> None:
+        order = {target.name: i for i, target in enumerate(self.plan.targets)}
+        self.result.results = dict(
+            sorted(self.result.results.items(), key=lambda item: order[item[0]])
+        )
+        self.result.verdict = verdict
+        self.result.finished_at = self.context.clock.now()
+
+    # -- one wave --------------------------------------------------------------------
+
+    async def _run_wave(self, wave: Wave) -> None:
+        finished = {name: anyio.Event() for name in wave.targets}
+        async with anyio.create_task_group() as group:
+            for name in wave.targets:
+                group.start_soon(self._run_target, self.plan.target(name), finished)
+
+    async def _run_target(self, target: Target, finished: dict[str, anyio.Event]) -> None:
+        try:
+            for name in target.depends_on:
+                if name in finished:  # same wave; earlier waves are over
+                    await finished[name].wait()
+            blocked = self._blocking_dependency(target) or self.result.halted
+            if blocked is not None:
+                self._settle(target, Status.SKIPPED, blocked)
+                return
+            async with AsyncExitStack() as slots:
+                limiter = self._cluster_limiter(target)
+                if limiter is not None:
+                    await slots.enter_async_context(limiter)
+                await slots.enter_async_context(self._run_slots)
+                if self.result.halted:
+                    self._settle(target, Status.SKIPPED, self.result.halted)
+                    return
+                record = self.result.results[target.name] = TargetResult(target)
+                await deploy_target(target, self.context, record)
+            self._check_budget()
+        finally:
+            finished[target.name].set()
+
+    def _blocking_dependency(self, target: Target) -> str | None:
+        for name in target.depends_on:
+            status = self.result.results[name].status
+            if not status.ok:
+                return f"dependency {name} {_past_tense(status)}"
+        return None
+
+    def _cluster_limiter(self, target: Target) -> anyio.CapacityLimiter | None:
+        """One limiter per cluster, a cluster being a name in one account and region."""
+        if self.plan.per_cluster is None or target.cluster is None:
+            return None
+        key = (target.scope, target.cluster)
+        limiter = self._cluster_slots.get(key)
+        if limiter is None:
+            limiter = self._cluster_slots[key] = anyio.CapacityLimiter(self.plan.per_cluster)
+        return limiter
+
+    def _check_budget(self) -> None:
+        failures, total = self.result.failures, len(self.plan.targets)
+        if self.result.halted or self.plan.failure_budget.allows(failures, total):
+            return
+        if self.plan.on_failure != "continue":
+            self.result.halted = (
+                f"the run halted: {failures} failed target(s) exceed the failure budget "
+                f"of {self.plan.failure_budget}"
+            )
+
+    # -- rollback_all ----------------------------------------------------------------
+
+    async def _roll_back_all(self) -> None:
+        """Newest first, one at a time: a later target may rely on an earlier one."""
+        succeeded = [
+            r
+            for r in self.result.results.values()
+            if r.status is Status.SUCCEEDED and r.target.kind == "service"
+        ]
+        succeeded.sort(key=lambda r: r.finished_at or 0.0, reverse=True)
+        for result in succeeded:
+            await roll_back_target(result, self.context, reason=self.result.halted or "")
+
+    # -- records -----------------------------------------------------------------------
+
+    def _settle(self, target: Target, status: Status, reason: str) -> None:
+        """Record a target the run never deployed, and say so like a deployed one."""
+        now = self.context.clock.now()
+        self.result.results[target.name] = TargetResult(target, status, error=reason)
+        self.context.observe(
+            TargetEvent(
+                target,
+                "done",
+                "target_finished",
+                now,
+                {"status": str(status), "error": reason},
+                "warning",
+            )
+        )
+
+
+def _past_tense(status: Status) -> str:
+    return {
+        Status.FAILED: "failed",
+        Status.ROLLED_BACK: "was rolled back",
+        Status.SKIPPED: "was skipped",
+        Status.INTERRUPTED: "was interrupted",
+    }.get(status, str(status))
