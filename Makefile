@@ -33,9 +33,10 @@ pytest: install
 
 test: lint typecheck pytest
 
+# A rehearsal of deploy-plans/demo.yaml against the in-process simulator, 20x real time.
 demo: install
-	@echo "The demo needs the simulator and the plan engine, which have not landed yet." >&2
-	@exit 1
+	$(BIN)/ecs-deploy-many deploy-plans/demo.yaml --simulate --speed 20 \
+		--fleet deploy-plans/sim/demo-fleet.yaml --log-format console
 
 bench: install
 	@echo "The benchmark has not landed yet." >&2

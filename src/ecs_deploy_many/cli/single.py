@@ -177,8 +177,14 @@ async def _deploy(target: Target, keys: StaticKeys | None, verbose: bool, clock:
 @click.option("-n", "--service-name", help="Service to deploy.")
 @click.option("-d", "--task-definition", help="Task definition family to deploy (no service).")
 @click.option("-i", "--image", help="New image, e.g. repo/app:1.2 (tag defaults to latest).")
-@click.option("-t", "--timeout", type=click.IntRange(min=1), default=90, show_default=True,
-              help="Seconds to wait for the deployment.")  # fmt: skip
+@click.option(
+    "-t",
+    "--timeout",
+    type=click.IntRange(min=1),
+    default=90,
+    show_default=True,
+    help="Seconds to wait for the deployment.",
+)
 @click.option("-m", "--min", type=click.IntRange(0, 100), help="minimumHealthyPercent.")
 @click.option("-M", "--max", type=click.IntRange(min=100), help="maximumPercent.")
 @click.option("-D", "--desired-count", type=click.IntRange(min=0), help="Desired task count.")
@@ -201,8 +207,13 @@ async def _deploy(target: Target, keys: StaticKeys | None, verbose: bool, clock:
 @click.option("--network-configuration", help="RunTask network configuration (shorthand or JSON).")
 @click.option("--copy-task-definition-tags", is_flag=True, help="Copy tags to the new revision.")
 @click.option("--endpoint-url", metavar="URL", help="ECS endpoint (e.g. the local simulator).")
-@click.option("--log-format", type=click.Choice(["auto", "json", "console"]), default="auto",
-              show_default=True, help="Log lines on stderr.")  # fmt: skip
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "json", "console"]),
+    default="auto",
+    show_default=True,
+    help="Log lines on stderr.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log AWS request detail.")
 @click.version_option(__version__, prog_name="ecs-deploy", message="%(prog)s %(version)s")
 async def cli(**options: Any) -> int:

@@ -90,6 +90,7 @@ class FleetRun:
         self.plan = plan
         self.context = context
         self.result = RunResult(plan)
+        self._interrupted = False
         self._run_slots = anyio.CapacityLimiter(plan.max_parallel)
         self._cluster_slots: dict[tuple[AwsScope, str], anyio.CapacityLimiter] = {}
 
@@ -102,7 +103,8 @@ class FleetRun:
                 await self._run_wave(wave)
                 if wave.bake and index + 1 < len(self.plan.waves) and not self.result.halted:
                     await clock.sleep(wave.bake)
-            if self.result.halted and self.plan.on_failure == "rollback_all":
+            budget_spent = self.result.halted and not self._interrupted
+            if budget_spent and self.plan.on_failure == "rollback_all":
                 await self._roll_back_all()
         except anyio.get_cancelled_exc_class():
             for target in self.plan.targets:
@@ -111,8 +113,16 @@ class FleetRun:
             self._conclude(RunVerdict.INTERRUPTED)
             raise
         ok = all(r.status.ok or r.target.allow_failure for r in self.result.results.values())
-        self._conclude(RunVerdict.SUCCEEDED if ok else RunVerdict.FAILED)
+        if self._interrupted:
+            self._conclude(RunVerdict.INTERRUPTED)
+        else:
+            self._conclude(RunVerdict.SUCCEEDED if ok else RunVerdict.FAILED)
         return self.result
+
+    def interrupt(self, reason: str) -> None:
+        """Start nothing new (in-flight targets go on) and end the run as interrupted."""
+        self._interrupted = True
+        self.result.halted = self.result.halted or reason
 
     def _conclude(self, verdict: RunVerdict) -> None:
         order = {target.name: i for i, target in enumerate(self.plan.targets)}

@@ -23,7 +23,7 @@ from ecs_deploy_many.deploy.cleanup import deregister_old_revisions, family_of
 from ecs_deploy_many.deploy.result import Status, TargetResult
 from ecs_deploy_many.deploy.runtask import run_one_off_task
 from ecs_deploy_many.deploy.target import Target
-from ecs_deploy_many.deploy.taskdef import render_task_definition
+from ecs_deploy_many.deploy.taskdef import RenderedTaskDefinition, render_task_definition
 from ecs_deploy_many.deploy.wait import (
     Expectation,
     Judgement,
@@ -39,7 +39,16 @@ from ecs_deploy_many.errors import (
 )
 from ecs_deploy_many.observe.events import Level, Observer, Step, TargetEvent
 
-__all__ = ["Accounts", "RunContext", "deploy_target", "roll_back_target"]
+__all__ = [
+    "Accounts",
+    "RunContext",
+    "base_definition",
+    "deploy_target",
+    "describe_target_service",
+    "registers_revision",
+    "render_revision",
+    "roll_back_target",
+]
 
 
 class Accounts(Protocol):
@@ -79,6 +88,61 @@ async def roll_back_target(result: TargetResult, context: RunContext, *, reason:
     back; a changed desired count stays.
     """
     await _Pipeline(result.target, context, result).roll_back(reason)
+
+
+# -- resolve and render: shared with the dry run, which must predict the deploy exactly --
+
+
+async def describe_target_service(gateway: Gateway, target: Target) -> dict[str, Any]:
+    """The service a service target deploys to, as ECS describes it now; missing is an error."""
+    assert target.cluster
+    assert target.service
+    described = await gateway.describe_services(target.cluster, [target.service])
+    service = described[target.service]
+    if service is None:
+        raise DeployError(
+            f"service {target.service} not found in cluster {target.cluster}", step="resolve"
+        )
+    return service
+
+
+def registers_revision(target: Target) -> bool:
+    """Whether a deploy registers a new revision; forcing a new deployment alone does not."""
+    return (
+        target.kind == "task_definition"
+        or bool(target.image or target.containers or target.tag_only)
+        or target.task_definition_body is not None
+    )
+
+
+async def base_definition(
+    gateway: Gateway, target: Target, current: str | None = None
+) -> TaskDefinition:
+    """The revision a target's new one is rendered from.
+
+    A task definition file wins; then a task-definition target's named revision; then a
+    service's ``current`` revision, or its family's newest with ``use_latest_task_def``.
+    """
+    if target.task_definition_body is not None:
+        body = dict(target.task_definition_body)
+        return TaskDefinition(body, list(body.pop("tags", None) or []))
+    if target.kind == "task_definition":
+        return await gateway.describe_task_definition(str(target.task_definition))
+    assert current, "a service target starts from the service's revision"
+    if target.use_latest_task_def:
+        current = family_of(current)  # describing a bare family gives its newest ACTIVE revision
+    return await gateway.describe_task_definition(current)
+
+
+def render_revision(target: Target, base: TaskDefinition) -> RenderedTaskDefinition:
+    """The registration input ``target`` makes of ``base``."""
+    return render_task_definition(
+        base.body,
+        image=target.image,
+        containers=target.containers or None,
+        tag_only=target.tag_only,
+        tags=base.tags if target.copy_task_definition_tags and base.tags else None,
+    )
 
 
 class _Pipeline:
@@ -143,32 +207,9 @@ class _Pipeline:
 
     # -- the steps -------------------------------------------------------------------
 
-    def _file_definition(self) -> TaskDefinition | None:
-        """The task definition given as a file (--task-definition-file), if any."""
-        if self.target.task_definition_body is None:
-            return None
-        body = dict(self.target.task_definition_body)
-        return TaskDefinition(body, list(body.pop("tags", None) or []))
-
-    async def _base_definition(self, gateway: Gateway, name: str) -> TaskDefinition:
-        """The revision to start from: a file, the family's newest, or ``name``."""
-        from_file = self._file_definition()
-        if from_file is not None:
-            return from_file
-        if self.target.use_latest_task_def:
-            name = family_of(name)  # describing a bare family gives its newest ACTIVE revision
-        return await gateway.describe_task_definition(name)
-
     async def _register(self, gateway: Gateway, base: TaskDefinition) -> TaskDefinition:
-        target = self.target
         self.step = "render"
-        rendered = render_task_definition(
-            base.body,
-            image=target.image,
-            containers=target.containers or None,
-            tag_only=target.tag_only,
-            tags=base.tags if target.copy_task_definition_tags and base.tags else None,
-        )
+        rendered = render_revision(self.target, base)
         for change in rendered.changes:
             self.emit(
                 "container_image",
@@ -184,9 +225,7 @@ class _Pipeline:
 
     async def _deploy_task_definition(self, gateway: Gateway) -> None:
         target = self.target
-        base = self._file_definition() or await gateway.describe_task_definition(
-            str(target.task_definition)
-        )
+        base = await base_definition(gateway, target)
         if "taskDefinitionArn" in base.body:
             self.result.old_task_definition = base.arn
         self.emit("resolved", old_task_definition=self.result.old_task_definition)
@@ -211,21 +250,13 @@ class _Pipeline:
 
     async def _deploy_service(self, gateway: Gateway) -> None:
         target = self.target
-        assert target.cluster
-        assert target.service
-        described = await gateway.describe_services(target.cluster, [target.service])
-        service = described[target.service]
-        if service is None:
-            raise DeployError(
-                f"service {target.service} not found in cluster {target.cluster}", step="resolve"
-            )
+        service = await describe_target_service(gateway, target)
         current: str = service["taskDefinition"]
         self.result.old_task_definition = current
         self.emit("resolved", old_task_definition=current, desired=service.get("desiredCount"))
 
-        changes_image = bool(target.image or target.containers or target.tag_only)
-        if changes_image or target.task_definition_body is not None:
-            base = await self._base_definition(gateway, current)
+        if registers_revision(target):
+            base = await base_definition(gateway, target, current)
             new_arn = (await self._register(gateway, base)).arn
         else:
             new_arn = current  # --force-new-deployment alone: same revision, fresh tasks
@@ -286,6 +317,7 @@ class _Pipeline:
                 since=deployment.get("createdAt"),
                 on_service_event=self._service_event,
                 on_progress=self._progress,
+                progress_deadline=target.progress_deadline,
             )
         self.emit("deployment_completed", deployment_id=expect.deployment_id)
         return judgement

@@ -109,14 +109,17 @@ async def wait_for_deployment(
     since: Any,
     on_service_event: EventSink,
     on_progress: ProgressSink,
+    progress_deadline: float | None = None,
 ) -> Judgement:
     """Wait until ``expect`` succeeds; raise DeploymentFailed or DeploymentTimeout.
 
     Service events from ``since`` on (the deployment's createdAt, a server timestamp, so
     local clock skew does not matter) go to ``on_service_event`` once each, oldest first;
-    every change of the judgement's reason goes to ``on_progress``.
+    every change of the judgement's reason goes to ``on_progress``. With a
+    ``progress_deadline``, a deployment whose running count has not changed and which
+    has started no task for that long fails, however much of ``timeout`` is left.
     """
-    state = _WaitState(since=epoch_seconds(since))
+    state = _WaitState(epoch_seconds(since), clock, progress_deadline, clock.now())
     try:
         with clock.fail_after(timeout):
             judgement = await _until_settled(
@@ -140,8 +143,32 @@ async def wait_for_deployment(
 @dataclass
 class _WaitState:
     since: float
+    clock: Clock
+    progress_deadline: float | None
+    progress_at: float
+    progress_mark: tuple[int, int] = (-1, 0)
+    started_events: int = 0
     seen: set[str] = field(default_factory=set)
     last_reason: str = ""
+
+    def stalled(self, judgement: Judgement) -> Judgement | None:
+        """A failing judgement when nothing has moved for ``progress_deadline``."""
+        if self.progress_deadline is None:
+            return None
+        deployment = judgement.deployment or {}
+        mark = (int(deployment.get("runningCount", 0)), self.started_events)
+        now = self.clock.now()
+        if mark != self.progress_mark:
+            self.progress_mark, self.progress_at = mark, now
+            return None
+        if now - self.progress_at < self.progress_deadline:
+            return None
+        return Judgement(
+            Verdict.FAILED,
+            f"no progress for {self.progress_deadline:g} s "
+            f"({mark[0]}/{deployment.get('desiredCount', '?')} tasks running)",
+            deployment,
+        )
 
 
 async def _until_settled(
@@ -161,8 +188,11 @@ async def _until_settled(
                 and epoch_seconds(event.get("createdAt")) >= state.since
             ):
                 state.seen.add(event["id"])
+                state.started_events += " has started " in event.get("message", "")
                 on_service_event(event)
         judgement = judge(service, expect)
+        if judgement.verdict is Verdict.WAITING:
+            judgement = state.stalled(judgement) or judgement
         if judgement.reason != state.last_reason:
             state.last_reason = judgement.reason
             on_progress(judgement)

@@ -1,0 +1,166 @@
+"""A dry run: what deploying each target would change, found by reading alone.
+
+A preview resolves the base revision and renders the new one with the pipeline's own
+functions, so it predicts the deploy rather than imitating it, then compares the result
+with the revision in use now. It calls only DescribeServices and DescribeTaskDefinition:
+it is safe to run against production at any time. Environment and secret values never
+appear in a preview, only the names of those that change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+import anyio
+
+from ecs_deploy_many.aws.gateway import Gateway, TaskDefinition
+from ecs_deploy_many.deploy.pipeline import (
+    Accounts,
+    base_definition,
+    describe_target_service,
+    registers_revision,
+    render_revision,
+)
+from ecs_deploy_many.deploy.target import Target, TargetKind
+from ecs_deploy_many.deploy.taskdef import (
+    ContainerChange,
+    RenderedTaskDefinition,
+    diff_task_definitions,
+    same_content,
+)
+from ecs_deploy_many.errors import AwsError, EcsDeployError
+from ecs_deploy_many.plan.model import Plan
+
+__all__ = ["TargetPreview", "format_preview", "preview_plan", "preview_target"]
+
+
+@dataclass(frozen=True)
+class TargetPreview:
+    """What deploying one target would change, or why that cannot be known."""
+
+    name: str
+    kind: TargetKind
+    cluster: str | None
+    service: str | None
+    task_definition: str | None
+    region: str | None
+    current_task_definition: str | None = None
+    """The revision the service runs, or the task-definition target's base revision."""
+    changes: tuple[ContainerChange, ...] = ()
+    """Images the rendering sets, relative to the base revision (as the deploy logs them)."""
+    differences: tuple[str, ...] = ()
+    """What the new revision changes relative to the current one, a line each."""
+    unchanged: bool = False
+    """The new revision would hold exactly what the current one does."""
+    force_new_deployment: bool = False
+    """Tasks are replaced even when the revision is unchanged."""
+    error: str | None = None
+
+
+async def preview_target(target: Target, accounts: Accounts) -> TargetPreview:
+    """Preview ``target``; anything that would make its deploy fail becomes ``error``."""
+    preview = TargetPreview(
+        name=target.name,
+        kind=target.kind,
+        cluster=target.cluster,
+        service=target.service,
+        task_definition=target.task_definition,
+        region=target.scope.region,
+        force_new_deployment=target.force_new_deployment,
+    )
+    try:
+        gateway = await accounts.gateway(target.scope)
+        if target.kind == "service":
+            arn = (await describe_target_service(gateway, target))["taskDefinition"]
+            preview = replace(preview, current_task_definition=arn)
+            if not registers_revision(target):
+                return replace(preview, unchanged=True)
+            base = await base_definition(gateway, target, arn)
+        else:
+            base = await base_definition(gateway, target)
+        current = await _current(gateway, target, base, preview.current_task_definition)
+        if current is not None:
+            preview = replace(preview, current_task_definition=current.arn)
+        return _compared(preview, current, render_revision(target, base))
+    except EcsDeployError as error:
+        return replace(preview, error=str(error))
+
+
+async def _current(
+    gateway: Gateway, target: Target, base: TaskDefinition, arn: str | None
+) -> TaskDefinition | None:
+    """The revision in use: a service's ``arn``, else the task definition's newest.
+
+    Usually that is the base itself, described already; a file or a family's newest
+    revision is not. None when a file starts a family ECS does not know yet.
+    """
+    if "taskDefinitionArn" in base.body and arn in (None, base.arn):
+        return base
+    try:
+        return await gateway.describe_task_definition(arn or str(target.task_definition))
+    except AwsError as error:
+        if arn is not None or error.code != "ClientException":  # ECS's code for "no such"
+            raise
+        return None
+
+
+def _compared(
+    preview: TargetPreview, current: TaskDefinition | None, rendered: RenderedTaskDefinition
+) -> TargetPreview:
+    preview = replace(preview, changes=rendered.changes)
+    if current is None:
+        return preview
+    # With its tags, so a revision that would lose them says so.
+    registered = {**current.body, "tags": current.tags}
+    return replace(
+        preview,
+        differences=tuple(diff_task_definitions(registered, rendered.definition)),
+        unchanged=same_content(current.body, rendered.definition),
+    )
+
+
+async def preview_plan(plan: Plan, accounts: Accounts, *, max_parallel: int) -> list[TargetPreview]:
+    """Every target's preview in plan order, at most ``max_parallel`` at a time."""
+    limiter = anyio.CapacityLimiter(max_parallel)
+    previews: dict[int, TargetPreview] = {}
+
+    async def preview(index: int, target: Target) -> None:
+        async with limiter:
+            previews[index] = await preview_target(target, accounts)
+
+    async with anyio.create_task_group() as group:
+        for index, target in enumerate(plan.targets):
+            group.start_soon(preview, index, target)
+    return [previews[index] for index in range(len(plan.targets))]
+
+
+def format_preview(previews: Iterable[TargetPreview]) -> str:
+    """Plain text for a terminal: one block per target, unchanged and failed ones a line."""
+    return "\n".join(_block(preview) for preview in previews)
+
+
+def _block(preview: TargetPreview) -> str:
+    if preview.error is not None:
+        return f"{preview.name}  error: {preview.error}"
+    if preview.unchanged and not preview.force_new_deployment:
+        return f"{preview.name}  unchanged"
+    lines = [f"{preview.name}  ({_where(preview)})"]
+    current = preview.current_task_definition
+    if preview.unchanged:
+        lines.append(f"  task definition {current} unchanged, new deployment forced")
+    else:
+        lines.append(f"  task definition {current or '(new family)'} -> new revision")
+        lines.extend(f"  {line}" for line in preview.differences)
+    return "\n".join(lines)
+
+
+def _where(preview: TargetPreview) -> str:
+    parts = [f"cluster {preview.cluster}"] if preview.cluster else []
+    if preview.service:
+        parts.append(f"service {preview.service}")
+    else:
+        parts.append(f"task definition {preview.task_definition}")
+    if preview.region:
+        parts.append(preview.region)
+    return ", ".join(parts)

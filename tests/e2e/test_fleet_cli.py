@@ -1,0 +1,185 @@
+"""`ecs-deploy-many` from the command line: validate, rehearse, select, report, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ecs_deploy_many.cli.many import cli
+
+pytestmark = pytest.mark.anyio
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[2]
+
+FLEET = """\
+region: eu-west-1
+timings: {provisioning: 2, pending: 3, activating: 1, health_grace: 10, deactivating: 1,
+          stopping: 2, deprovisioning: 2, run_duration: 5}
+behaviour:
+  images:
+    - {match: "*:broken*", outcome: fail_to_start}
+    - {match: "*migrate:fails*", outcome: "exit:2"}
+"""
+
+PLAN = """\
+version: 1
+defaults: {region: eu-west-1, timeout: 120, rollback: true}
+waves:
+  - {name: migrate, targets: [migrate]}
+  - {name: services, targets: ["*"]}
+targets:
+  - name: migrate
+    cluster: prod
+    task_definition: app-migrate
+    image: example/migrate:${RELEASE}
+    run_task: {wait_for_success: true}
+  - {cluster: prod, service: api, image: "example/api:${RELEASE}", depends_on: [migrate]}
+  - {cluster: prod, service: web, image: "example/web:${RELEASE}", depends_on: [migrate]}
+  - {cluster: jobs, service: mailer, image: "example/mailer:${RELEASE}"}
+"""
+
+
+@pytest.fixture
+def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "plan.yaml").write_text(PLAN)
+    (tmp_path / "fleet.yaml").write_text(FLEET)
+    monkeypatch.setenv("RELEASE", "2.0")
+    return tmp_path
+
+
+async def many(*args: str) -> int:
+    """Run in-process; without standalone mode click returns the exit code."""
+    code = await cli.main(list(args), "ecs-deploy-many", standalone_mode=False)
+    return code if isinstance(code, int) else 0
+
+
+async def rehearse(files: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    report = files / "report.json"
+    code = await many(
+        str(files / "plan.yaml"), "--simulate", "--speed", "100",
+        "--fleet", str(files / "fleet.yaml"), "--report", str(report),
+        "--log-format", "json", *args,
+    )  # fmt: skip
+    return code, json.loads(report.read_text())
+
+
+def statuses(report: dict[str, Any]) -> dict[str, str]:
+    return {t["name"]: t["status"] for t in report["targets"]}
+
+
+async def test_validate_good_plan(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert await many("validate", str(files / "plan.yaml")) == 0
+    assert "valid: 4 targets in 2 waves" in capsys.readouterr().out
+    assert await many(str(files / "plan.yaml"), "--validate") == 0
+
+
+async def test_plan_errors_exit_2_with_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "version: 1\ntargets:\n  - {cluster: prod, service: api, image: 'x:1', desird_count: 2}\n"
+    )
+    assert await many(str(bad)) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:3: targets[0].desird_count" in err
+    assert "did you mean 'desired_count'" in err
+    assert "nothing was changed" in err
+
+
+async def test_rehearsal_runs_migration_then_services(files: Path) -> None:
+    code, report = await rehearse(files)
+    assert code == 0
+    assert report["result"] == "succeeded"
+    assert statuses(report) == dict.fromkeys(
+        ["migrate", "prod/api", "prod/web", "jobs/mailer"], "succeeded"
+    )
+    by_name = {t["name"]: t for t in report["targets"]}
+    # the services that depend on the migration started only after it finished
+    assert by_name["prod/api"]["started_at"] >= by_name["migrate"]["finished_at"]
+
+
+async def test_failed_migration_gates_its_dependants(
+    files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (files / "plan.yaml").write_text(
+        PLAN.replace("example/migrate:${RELEASE}", "example/migrate:fails")
+    )
+    code, report = await rehearse(files)
+    assert code == 1
+    assert report["result"] == "failed"
+    result = statuses(report)
+    assert result["migrate"] == "failed"
+    assert result["prod/api"] == result["prod/web"] == "skipped"
+    assert "exited with code 2" in report["targets"][0]["error"]
+
+
+async def test_only_and_exclude(files: Path) -> None:
+    code, report = await rehearse(files, "--only", "prod/*", "--exclude", "prod/web")
+    assert code == 0
+    assert statuses(report) == {"prod/api": "succeeded"}
+
+
+async def test_unknown_only_pattern_is_a_plan_error(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await many(str(files / "plan.yaml"), "--only", "nothing-*") == 2
+    assert "nothing-*" in capsys.readouterr().err
+
+
+async def test_dry_run_in_rehearsal_shows_changes(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = await many(
+        str(files / "plan.yaml"), "--simulate", "--fleet", str(files / "fleet.yaml"), "--dry-run"
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "example/api:2.0" in out
+    assert "example/mailer:2.0" in out
+
+
+def test_sigterm_mid_run_leaves_a_truthful_report(files: Path) -> None:
+    """A real process and a real signal: exit 130, and every target's state recorded."""
+    report = files / "report.json"
+    slow = FLEET.replace("health_grace: 10", "health_grace: 3000")
+    (files / "fleet.yaml").write_text(slow)
+    process = subprocess.Popen(
+        [
+            BIN / "ecs-deploy-many", files / "plan.yaml", "--simulate", "--speed", "50",
+            "--fleet", files / "fleet.yaml", "--report", report, "--log-format", "json",
+            "--interrupt-grace", "20",
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "RELEASE": "2.0"},
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:  # wait until services are deploying
+            if '"step": "wait"' in line and '"prod/api"' in line:
+                break
+        time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err[-2000:]
+    data = json.loads(report.read_text())
+    assert data["result"] == "interrupted"
+    result = statuses(data)
+    assert result["migrate"] == "succeeded"
+    # in-flight when the grace ran out: interrupted, with what was known kept
+    assert result["prod/api"] == "interrupted"
+    api = next(t for t in data["targets"] if t["name"] == "prod/api")
+    assert api["new_task_definition"]
+    assert api["deployment_id"]
+    assert "interrupted" in out
