@@ -33,9 +33,9 @@ pytest: install
 
 test: lint typecheck pytest
 
-# A rehearsal of deploy-plans/demo.yaml against the in-process simulator, 20x real time.
+# A rehearsal of deploy-plans/demo.yaml against the in-process simulator at 12x real time.
 demo: install
-	$(BIN)/ecs-deploy-many deploy-plans/demo.yaml --simulate --speed 20 \
+	$(BIN)/ecs-deploy-many deploy-plans/demo.yaml --simulate --speed 12 \
 		--fleet deploy-plans/sim/demo-fleet.yaml --log-format console
 
 bench: install

@@ -183,3 +183,29 @@ def test_sigterm_mid_run_leaves_a_truthful_report(files: Path) -> None:
     assert api["new_task_definition"]
     assert api["deployment_id"]
     assert "interrupted" in out
+
+
+@pytest.mark.parametrize(
+    ("options", "why"),
+    [
+        # neither bound lets ECS move: the "unable to stop or start tasks" stall
+        ("image: 'example/api:2', min_healthy_percent: 100, max_percent: 100", "stuck"),
+        # tasks start and fail over and over: busy, but no progress
+        ("image: 'example/api:broken'", "failing"),
+    ],
+)
+async def test_progress_deadline_fails_a_stalled_deployment_early(
+    files: Path, options: str, why: str
+) -> None:
+    (files / "plan.yaml").write_text(
+        "version: 1\n"
+        "defaults: {region: eu-west-1, timeout: 3000, progress_deadline: 60}\n"
+        "targets:\n"
+        f"  - {{cluster: prod, service: api, {options}}}\n"
+    )
+    code, report = await rehearse(files)
+    assert code == 1, why
+    [api] = report["targets"]
+    assert api["status"] == "failed"
+    assert "no progress for 60 s" in api["error"]
+    assert api["duration_s"] < 300  # far from the 3000 s timeout

@@ -267,7 +267,7 @@ def test_run_policies_and_their_defaults() -> None:
     assert (minimal.max_parallel, minimal.per_cluster, minimal.on_failure) == (25, None, "halt")
     assert minimal.failure_budget == FailureBudget(0)
     assert minimal.rate_limits == ECS_BUCKETS
-    assert minimal.polling == Polling(5.0, 30.0)
+    assert minimal.polling == Polling(2.0, 10.0)
 
     tuned = load(
         """\

@@ -274,6 +274,7 @@ class _Pipeline:
         )
         try:
             expect = Expectation(deployment["id"], new_arn, target.skip_deployments_check)
+            self.step = "wait"
             await self._wait(expect, deployment)
         except DeployError as failure:
             await self._after_failure(gateway, service, failure)
@@ -306,7 +307,6 @@ class _Pipeline:
         target = self.target
         assert target.cluster
         assert target.service
-        self.step = "wait"
         watcher = await self.context.accounts.watcher(target.scope, target.cluster)
         async with watcher.subscribe(target.service) as updates:
             judgement = await wait_for_deployment(

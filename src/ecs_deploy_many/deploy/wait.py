@@ -116,8 +116,8 @@ async def wait_for_deployment(
     Service events from ``since`` on (the deployment's createdAt, a server timestamp, so
     local clock skew does not matter) go to ``on_service_event`` once each, oldest first;
     every change of the judgement's reason goes to ``on_progress``. With a
-    ``progress_deadline``, a deployment whose running count has not changed and which
-    has started no task for that long fails, however much of ``timeout`` is left.
+    ``progress_deadline``, a deployment that has made no progress (see
+    ``_WaitState.stalled``) for that long fails, however much of ``timeout`` is left.
     """
     state = _WaitState(epoch_seconds(since), clock, progress_deadline, clock.now())
     try:
@@ -146,28 +146,39 @@ class _WaitState:
     clock: Clock
     progress_deadline: float | None
     progress_at: float
-    progress_mark: tuple[int, int] = (-1, 0)
-    started_events: int = 0
+    best_running: int = -1
+    least_draining: float = float("inf")
     seen: set[str] = field(default_factory=set)
     last_reason: str = ""
 
-    def stalled(self, judgement: Judgement) -> Judgement | None:
-        """A failing judgement when nothing has moved for ``progress_deadline``."""
+    def stalled(self, service: dict[str, Any] | None, judgement: Judgement) -> Judgement | None:
+        """A failing judgement when nothing has moved for ``progress_deadline``.
+
+        Progress is our deployment running more tasks than ever before, or the older
+        deployments running fewer: tasks that start and fail over and over are not.
+        """
         if self.progress_deadline is None:
             return None
-        deployment = judgement.deployment or {}
-        mark = (int(deployment.get("runningCount", 0)), self.started_events)
+        ours = judgement.deployment or {}
+        running = int(ours.get("runningCount", 0))
+        draining = sum(
+            int(d.get("runningCount", 0))
+            for d in (service or {}).get("deployments", [])
+            if d.get("id") != ours.get("id")
+        )
         now = self.clock.now()
-        if mark != self.progress_mark:
-            self.progress_mark, self.progress_at = mark, now
+        if running > self.best_running or draining < self.least_draining:
+            self.best_running = max(self.best_running, running)
+            self.least_draining = min(self.least_draining, draining)
+            self.progress_at = now
             return None
         if now - self.progress_at < self.progress_deadline:
             return None
         return Judgement(
             Verdict.FAILED,
             f"no progress for {self.progress_deadline:g} s "
-            f"({mark[0]}/{deployment.get('desiredCount', '?')} tasks running)",
-            deployment,
+            f"({running}/{ours.get('desiredCount', '?')} tasks running)",
+            ours,
         )
 
 
@@ -188,11 +199,10 @@ async def _until_settled(
                 and epoch_seconds(event.get("createdAt")) >= state.since
             ):
                 state.seen.add(event["id"])
-                state.started_events += " has started " in event.get("message", "")
                 on_service_event(event)
         judgement = judge(service, expect)
         if judgement.verdict is Verdict.WAITING:
-            judgement = state.stalled(judgement) or judgement
+            judgement = state.stalled(service, judgement) or judgement
         if judgement.reason != state.last_reason:
             state.last_reason = judgement.reason
             on_progress(judgement)

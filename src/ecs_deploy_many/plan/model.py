@@ -65,8 +65,8 @@ class FailureBudget:
 class Polling:
     """Adaptive polling: start at ``initial_interval`` seconds, back off to ``max_interval``."""
 
-    initial_interval: float = 5.0
-    max_interval: float = 30.0
+    initial_interval: float = 2.0
+    max_interval: float = 10.0
 
 
 @dataclass(frozen=True)
