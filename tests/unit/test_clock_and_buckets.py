@@ -5,24 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from tests.clocks import ManualClock
 
 from ecs_deploy_many.aws.ratelimit import ECS_BUCKETS, OPERATION_CATEGORY, BucketSpec, TokenBucket
 from ecs_deploy_many.clock import ScaledClock
-
-
-class ManualClock:
-    """A clock that moves only when told to."""
-
-    speed = 1.0
-
-    def __init__(self) -> None:
-        self.t = 1_000.0
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 def test_scaled_clock_runs_faster() -> None:
@@ -37,7 +23,7 @@ def test_clock_rejects_non_positive_speed() -> None:
 
 
 def test_bucket_bursts_then_refills() -> None:
-    clock = ManualClock()
+    clock = ManualClock(start=1_000.0)
     bucket = TokenBucket(BucketSpec(burst=3, refill_per_s=1), clock)  # type: ignore[arg-type]
     assert [bucket.try_take() for _ in range(4)] == [True, True, True, False]
     assert bucket.seconds_until_token() == pytest.approx(1.0)
@@ -51,7 +37,7 @@ def test_bucket_bursts_then_refills() -> None:
 
 @pytest.mark.anyio
 async def test_take_waits_for_refill() -> None:
-    clock = ManualClock()
+    clock = ManualClock(start=1_000.0)
     bucket = TokenBucket(BucketSpec(burst=1, refill_per_s=2), clock)  # type: ignore[arg-type]
     start = clock.now()
     for _ in range(5):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.clocks import ManualClock
 
 from ecs_deploy_many.sim.fleet import (
     ClusterSpec,
@@ -54,16 +55,6 @@ behaviour:
     - {match: "*:broken", outcome: crash}
     - {match: "migrate:*", outcome: "exit:2", after: 15}
 """
-
-
-class ManualClock:
-    speed = 1.0
-
-    def now(self) -> float:
-        return 1_700_000_000.0
-
-    async def sleep(self, seconds: float) -> None:
-        raise AssertionError("the state model never sleeps")
 
 
 def write(tmp_path: Path, text: str) -> Path:

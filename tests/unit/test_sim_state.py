@@ -5,30 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.clocks import START, ManualClock
 
 from ecs_deploy_many.sim.deployments import breaker_threshold
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.state import SimError, SimState
 
 REGION = "us-east-1"
-START = 1_700_000_000.0
 # Default timings: RUNNING 32 s after launch, healthy 40 s later; a stop takes 22 s.
 RUNNING_AFTER, HEALTHY_AFTER, STOP_TAKES = 32.0, 72.0, 22.0
-
-
-class ManualClock:
-    """Simulated time that moves only when a test says so."""
-
-    speed = 1.0
-
-    def __init__(self) -> None:
-        self.t = START
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 WEB = {

@@ -7,6 +7,7 @@ from typing import Any
 import botocore.session
 import pytest
 from botocore.model import Shape
+from tests.clocks import ManualClock
 
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.state import SimError, SimState
@@ -24,19 +25,6 @@ READ_ONLY = {
     "registeredBy",
     "deregisteredAt",
 }
-
-
-class ManualClock:
-    speed = 1.0
-
-    def __init__(self) -> None:
-        self.t = 1_700_000_000.0
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 class Api:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.clocks import ManualClock
+
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.state import SimState
 
@@ -11,19 +13,6 @@ SLICE = 20
 # A replaced task: PENDING, ACTIVATING, RUNNING, healthy for the new one;
 # STOPPING, DEPROVISIONING, STOPPED for the old one.
 EVENTS_PER_REPLACED_TASK = 7
-
-
-class ManualClock:
-    speed = 100.0
-
-    def __init__(self) -> None:
-        self.t = 1_700_000_000.0
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 def test_deploying_a_slice_of_a_large_fleet_touches_only_the_slice() -> None:
@@ -47,7 +36,7 @@ def test_deploying_a_slice_of_a_large_fleet_touches_only_the_slice() -> None:
             ],
         }
     )
-    clock = ManualClock()
+    clock = ManualClock(speed=100.0)
     state = SimState(clock, fleet)
     clusters = state.handle(
         "DescribeClusters", REGION, {"clusters": [f"c{c}" for c in range(CLUSTERS)]}

@@ -24,6 +24,7 @@ import asyncclick as click
 from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.aws.session import ClientPool, StaticKeys
 from ecs_deploy_many.aws.watch import PollPolicy
+from ecs_deploy_many.cli.options import log_options
 from ecs_deploy_many.clock import Clock, real_clock
 from ecs_deploy_many.deploy.dryrun import format_preview, preview_plan
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
@@ -210,14 +211,7 @@ def _exit_code(result: RunResult) -> int:
     show_default=True,
     help="Seconds in-flight targets get after SIGINT/SIGTERM.",
 )
-@click.option(
-    "--log-format",
-    type=click.Choice(["auto", "json", "console"]),
-    default="auto",
-    show_default=True,
-    help="Log lines on stderr.",
-)
-@click.option("-v", "--verbose", is_flag=True, help="Log AWS request detail.")
+@log_options
 async def deploy(plan_path: str, **options: Any) -> None:
     """Deploy every target of PLAN (a YAML deploy plan)."""
     plan = _plan_or_exit(plan_path, options["only"], options["exclude"])

@@ -19,6 +19,7 @@ import asyncclick as click
 from ecs_deploy_many import __version__
 from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.aws.session import ClientPool, StaticKeys
+from ecs_deploy_many.cli.options import log_options
 from ecs_deploy_many.clock import Clock, real_clock
 from ecs_deploy_many.deploy.images import resolve_image
 from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
@@ -207,14 +208,7 @@ async def _deploy(target: Target, keys: StaticKeys | None, verbose: bool, clock:
 @click.option("--network-configuration", help="RunTask network configuration (shorthand or JSON).")
 @click.option("--copy-task-definition-tags", is_flag=True, help="Copy tags to the new revision.")
 @click.option("--endpoint-url", metavar="URL", help="ECS endpoint (e.g. the local simulator).")
-@click.option(
-    "--log-format",
-    type=click.Choice(["auto", "json", "console"]),
-    default="auto",
-    show_default=True,
-    help="Log lines on stderr.",
-)
-@click.option("-v", "--verbose", is_flag=True, help="Log AWS request detail.")
+@log_options
 @click.version_option(__version__, prog_name="ecs-deploy", message="%(prog)s %(version)s")
 async def cli(**options: Any) -> int:
     """Deploy one ECS service or task definition (the original ecs-deploy's flags)."""
