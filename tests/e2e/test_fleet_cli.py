@@ -209,3 +209,21 @@ async def test_progress_deadline_fails_a_stalled_deployment_early(
     assert api["status"] == "failed"
     assert "no progress for 60 s" in api["error"]
     assert api["duration_s"] < 300  # far from the 3000 s timeout
+
+
+async def test_the_demo_plan_rehearses_as_the_readme_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make demo`, faster: one allowed failure rolled back, the run still succeeds."""
+    monkeypatch.chdir(ROOT)
+    report = tmp_path / "demo.json"
+    code = await many(
+        "deploy-plans/demo.yaml", "--simulate", "--speed", "200",
+        "--fleet", "deploy-plans/sim/demo-fleet.yaml", "--report", str(report),
+        "--log-format", "json",
+    )  # fmt: skip
+    assert code == 0
+    result = statuses(json.loads(report.read_text()))
+    assert result.pop("shop-jobs/search") == "rolled_back"
+    assert set(result.values()) == {"succeeded"}
+    assert len(result) == 11

@@ -490,4 +490,11 @@ async def test_static_keys_from_flags_are_never_logged(
         "-v",
     )
     assert code == 0
-    assert secret not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert secret not in err
+    # -v adds one line per AWS request: operation, request id, retries
+    calls = [line for line in log_lines(err) if line["event"] == "aws_call"]
+    assert {"DescribeServices", "RegisterTaskDefinition", "UpdateService"} <= {
+        line["operation"] for line in calls
+    }
+    assert all(line["request_id"] for line in calls)
