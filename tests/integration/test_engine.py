@@ -6,8 +6,8 @@ checks what the simulator's services run afterwards, not only the reported statu
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -178,13 +178,6 @@ def statuses(result: RunResult) -> dict[str, str]:
     return {name: str(r.status) for name, r in result.results.items()}
 
 
-@contextmanager
-def not_slower_than(seconds: float) -> Iterator[None]:
-    started = anyio.current_time()
-    yield
-    assert anyio.current_time() - started < seconds
-
-
 async def test_a_fleet_across_clusters_and_regions_rolls_out_concurrently(
     sim: Simulator, ecs: dict[str, ECSClient]
 ) -> None:
@@ -193,17 +186,16 @@ async def test_a_fleet_across_clusters_and_regions_rolls_out_concurrently(
     started, finished = span(single)
     one_deployment = finished - started
 
-    with not_slower_than(8):
-        result, events = await deploy(
-            sim, plan(*everything, head="concurrency: {max_parallel: 50}")
-        )
+    result, events = await deploy(sim, plan(*everything, head="concurrency: {max_parallel: 50}"))
 
     assert result.verdict is RunVerdict.SUCCEEDED
     assert len(result.results) == 36
     assert result.statistics()["succeeded"] == 36
     started, finished = span(result)
     elapsed = finished - started
-    assert elapsed < 3 * one_deployment, (elapsed, one_deployment)
+    # one after another would take 36 deployments; together they take about one (a
+    # loaded machine stretches simulated time, hence the room)
+    assert elapsed < 6 * one_deployment, (elapsed, one_deployment)
     for cluster in CLUSTERS:
         for index in range(PER_CLUSTER):
             await assert_runs(ecs, cluster, index, NEW)
@@ -437,11 +429,22 @@ async def test_cancellation_records_every_target(sim: Simulator, ecs: dict[str, 
         target("alpha", 2, depends_on="[alpha/svc00]"),
         head="concurrency: {max_parallel: 2}",
     )
-    events: list[TargetEvent] = []
-    async with context(sim, events) as ctx:
+    both_under_way = anyio.Event()
+
+    class Watch(list[TargetEvent]):
+        def append(self, event: TargetEvent) -> None:
+            super().append(event)
+            if sum(e.event == "service_updated" for e in self) == 2:
+                both_under_way.set()
+
+    async with context(sim, Watch()) as ctx:
         run = FleetRun(parse_plan(text, environ={}), ctx)
-        with anyio.move_on_after(12 / SPEED):  # 12 simulated seconds: both rollouts under way
-            await run.run()
+        async with anyio.create_task_group() as group:
+            group.start_soon(run.run)
+            # cancel once both rollouts are under way, however loaded the machine is
+            with anyio.fail_after(30):
+                await both_under_way.wait()
+            group.cancel_scope.cancel()
     result = run.result
     assert result.verdict is RunVerdict.INTERRUPTED
     assert statuses(result) == dict.fromkeys(
