@@ -25,7 +25,7 @@ from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.aws.session import ClientPool, StaticKeys
 from ecs_deploy_many.aws.watch import PollPolicy
 from ecs_deploy_many.cli.options import log_options
-from ecs_deploy_many.clock import Clock, real_clock
+from ecs_deploy_many.clock import Clock, ScaledClock, real_clock
 from ecs_deploy_many.deploy.dryrun import format_preview, preview_plan
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
 from ecs_deploy_many.deploy.pipeline import RunContext
@@ -42,6 +42,7 @@ __all__ = ["deploy", "validate"]
 EXIT_FAILED = 1
 EXIT_PLAN = 2
 EXIT_INTERRUPTED = 130
+REHEARSAL_SPEED = 20.0
 # Keys for the simulator: it checks signatures' shape, not their secret.
 REHEARSAL_KEYS = StaticKeys("AKIDREHEARSAL", "rehearsal-secret-not-a-real-key")
 
@@ -108,8 +109,12 @@ async def _rehearsal(
 
 
 @asynccontextmanager
-async def _real(plan: Plan, endpoint_url: str | None) -> AsyncIterator[tuple[Plan, _Where]]:
-    yield plan, _Where(real_clock(), None, endpoint_url)
+async def _remote(
+    plan: Plan, endpoint_url: str | None, speed: float
+) -> AsyncIterator[tuple[Plan, _Where]]:
+    """AWS, or a simulator serving elsewhere; ``speed`` is that simulator's clock speed."""
+    clock = real_clock() if speed == 1 else ScaledClock(speed)
+    yield plan, _Where(clock, None, endpoint_url)
 
 
 class _Interruptions:
@@ -184,9 +189,9 @@ def _exit_code(result: RunResult) -> int:
 @click.option(
     "--speed",
     type=click.FloatRange(min=0, min_open=True),
-    default=20.0,
-    show_default=True,
-    help="With --simulate: simulated seconds per real second.",
+    help="Simulated seconds per real second of the simulator: the in-process one of "
+    "--simulate (default 20), or the one at --endpoint-url, so deadlines, polls and "
+    "rate limits keep its pace.",
 )
 @click.option(
     "--fleet",
@@ -225,10 +230,13 @@ async def deploy(plan_path: str, **options: Any) -> None:
         [os.environ.get("AWS_SECRET_ACCESS_KEY", ""), os.environ.get("AWS_SESSION_TOKEN", "")]
     )
     configure_logging(log_format, verbose=options["verbose"], redactor=redactor)
+    speed = options["speed"]
+    if speed is not None and not (options["simulate"] or options["endpoint_url"]):
+        raise click.UsageError("--speed only applies with --simulate or --endpoint-url")
     where = (
-        _rehearsal(plan, options["fleet_file"], options["speed"])
+        _rehearsal(plan, options["fleet_file"], speed or REHEARSAL_SPEED)
         if options["simulate"]
-        else _real(plan, options["endpoint_url"])
+        else _remote(plan, options["endpoint_url"], speed or 1.0)
     )
     async with where as (plan, place):
         polling = PollPolicy(plan.polling.initial_interval, plan.polling.max_interval)
