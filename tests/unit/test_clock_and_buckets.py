@@ -7,7 +7,13 @@ import time
 import pytest
 from tests.clocks import ManualClock
 
-from ecs_deploy_many.aws.ratelimit import ECS_BUCKETS, OPERATION_CATEGORY, BucketSpec, TokenBucket
+from ecs_deploy_many.aws.ratelimit import (
+    ECS_BUCKETS,
+    OPERATION_CATEGORY,
+    BucketSpec,
+    TokenBucket,
+    client_side,
+)
 from ecs_deploy_many.clock import ScaledClock
 
 
@@ -48,3 +54,15 @@ async def test_take_waits_for_refill() -> None:
 def test_every_category_has_a_bucket() -> None:
     assert set(OPERATION_CATEGORY.values()) <= set(ECS_BUCKETS)
     assert ECS_BUCKETS["task_definition_modify"] == BucketSpec(20, 1)
+
+
+@pytest.mark.parametrize(
+    ("server", "client"),
+    [
+        (BucketSpec(20, 1), BucketSpec(18, 1)),  # registrations: two in reserve
+        (BucketSpec(100, 20), BucketSpec(90, 20)),  # a tenth in reserve
+        (BucketSpec(2, 5), BucketSpec(1, 5)),  # never below one token
+    ],
+)
+def test_client_keeps_part_of_the_burst_in_reserve(server: BucketSpec, client: BucketSpec) -> None:
+    assert client_side(server) == client

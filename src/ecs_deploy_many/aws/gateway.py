@@ -20,9 +20,16 @@ import structlog
 from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ecs_deploy_many.aws.ratelimit import ECS_BUCKETS, BucketSpec, TokenBucket, category_of
+from ecs_deploy_many.aws.ratelimit import (
+    ECS_BUCKETS,
+    BucketSpec,
+    TokenBucket,
+    category_of,
+    client_side,
+)
 from ecs_deploy_many.clock import Clock
 from ecs_deploy_many.errors import AwsError
+from ecs_deploy_many.memo import AsyncMemo
 
 __all__ = ["AioBotoGateway", "Gateway", "GatewayStatistics", "TaskDefinition"]
 
@@ -92,8 +99,11 @@ class AioBotoGateway:
         self._clock = clock
         self._verbose = verbose
         specs = {**ECS_BUCKETS, **(bucket_specs or {})}
-        self._buckets = {name: TokenBucket(spec, clock) for name, spec in specs.items()}
+        self._buckets = {
+            name: TokenBucket(client_side(spec), clock) for name, spec in specs.items()
+        }
         self._random = random.Random()
+        self._revisions: AsyncMemo[str, TaskDefinition] = AsyncMemo()
         self.statistics = GatewayStatistics()
 
     async def call(self, operation: str, **params: Any) -> dict[str, Any]:
@@ -162,8 +172,19 @@ class AioBotoGateway:
         return found
 
     async def describe_task_definition(self, name: str) -> TaskDefinition:
-        response = await self.call("DescribeTaskDefinition", taskDefinition=name, include=["TAGS"])
-        return TaskDefinition(response["taskDefinition"], list(response.get("tags", [])))
+        """Describe a revision; a named revision (``family:N`` or an ARN) is asked once."""
+
+        async def describe() -> TaskDefinition:
+            response = await self.call(
+                "DescribeTaskDefinition", taskDefinition=name, include=["TAGS"]
+            )
+            return TaskDefinition(response["taskDefinition"], list(response.get("tags", [])))
+
+        if ":" not in name:  # a bare family means its newest revision, which may change
+            return await describe()
+        # A revision's content never changes, so describing it again would only spend
+        # the task-definition read budget.
+        return await self._revisions.get(name, describe)
 
     async def register_task_definition(self, registration: Mapping[str, Any]) -> TaskDefinition:
         response = await self.call("RegisterTaskDefinition", **registration)

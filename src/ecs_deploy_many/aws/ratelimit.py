@@ -8,6 +8,7 @@ so a fleet rollout spends the budget evenly instead of burning through retries.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import anyio
@@ -20,6 +21,7 @@ __all__ = [
     "BucketSpec",
     "TokenBucket",
     "category_of",
+    "client_side",
 ]
 
 
@@ -64,6 +66,18 @@ OPERATION_CATEGORY: dict[str, str] = {
     "DescribeClusters": "cluster_read",
     "ListClusters": "cluster_read",
 }
+
+
+def client_side(spec: BucketSpec) -> BucketSpec:
+    """The bucket a client should pace itself with to stay inside ``spec`` server-side.
+
+    Calls paced perfectly by the client still reach the server bunched (network and
+    scheduling delays vary), and a bunch larger than the server's spare tokens is
+    throttled. Keeping a few tokens of the burst in reserve absorbs that; the sustained
+    rate stays the same, so the pace is not slower.
+    """
+    reserve = max(2, math.ceil(spec.burst * 0.1))
+    return BucketSpec(max(1.0, spec.burst - reserve), spec.refill_per_s)
 
 
 def category_of(operation: str) -> str | None:

@@ -23,6 +23,9 @@ from ecs_deploy_many.errors import AwsError
 
 __all__ = ["PollPolicy", "ServiceUpdates", "ServiceWatcher"]
 
+# How long a one-off describe waits for others to join its DescribeServices call.
+COALESCE_WINDOW = 0.5
+
 
 @dataclass(frozen=True)
 class PollPolicy:
@@ -74,12 +77,19 @@ class ServiceWatcher:
         self.rounds = 0
 
     @asynccontextmanager
-    async def subscribe(self, service: str) -> AsyncIterator[ServiceUpdates]:
-        """Receive ``service``'s descriptions for as long as the block runs."""
+    async def subscribe(
+        self, service: str, *, first_within: float | None = None
+    ) -> AsyncIterator[ServiceUpdates]:
+        """Receive ``service``'s descriptions for as long as the block runs.
+
+        The first one comes within ``first_within`` seconds (default: the initial poll
+        interval); every service subscribed meanwhile shares that round's calls.
+        """
         updates = ServiceUpdates(service)
         self._subscribers.setdefault(service, []).append(updates)
         self._interval = self._policy.initial_interval
-        self._next_round = min(self._next_round, self._clock.now() + self._interval)
+        soon = self._interval if first_within is None else first_within
+        self._next_round = min(self._next_round, self._clock.now() + soon)
         self._wake.set()
         try:
             yield updates
@@ -88,6 +98,11 @@ class ServiceWatcher:
             listeners.remove(updates)
             if not listeners:
                 del self._subscribers[service]
+
+    async def describe(self, service: str) -> dict[str, Any] | None:
+        """One description of ``service`` (None if missing), batched with its neighbours."""
+        async with self.subscribe(service, first_within=COALESCE_WINDOW) as updates:
+            return await updates.next()
 
     async def run(self) -> None:
         """Poll until cancelled; idle while nobody is subscribed."""

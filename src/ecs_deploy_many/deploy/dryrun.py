@@ -72,7 +72,7 @@ async def preview_target(target: Target, accounts: Accounts) -> TargetPreview:
     try:
         gateway = await accounts.gateway(target.scope)
         if target.kind == "service":
-            arn = (await describe_target_service(gateway, target))["taskDefinition"]
+            arn = (await describe_target_service(accounts, target))["taskDefinition"]
             preview = replace(preview, current_task_definition=arn)
             if not registers_revision(target):
                 return replace(preview, unchanged=True)

@@ -10,7 +10,7 @@ anything unexpected propagates. Every step emits ``TargetEvent``s.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio
@@ -20,10 +20,15 @@ from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.aws.watch import ServiceWatcher
 from ecs_deploy_many.clock import Clock
 from ecs_deploy_many.deploy.cleanup import deregister_old_revisions, family_of
+from ecs_deploy_many.deploy.registry import SharedRegistrations
 from ecs_deploy_many.deploy.result import Status, TargetResult
 from ecs_deploy_many.deploy.runtask import run_one_off_task
 from ecs_deploy_many.deploy.target import Target
-from ecs_deploy_many.deploy.taskdef import RenderedTaskDefinition, render_task_definition
+from ecs_deploy_many.deploy.taskdef import (
+    RenderedTaskDefinition,
+    render_task_definition,
+    same_content,
+)
 from ecs_deploy_many.deploy.wait import (
     Expectation,
     Judgement,
@@ -66,6 +71,7 @@ class RunContext:
     accounts: Accounts
     clock: Clock
     observe: Observer
+    registrations: SharedRegistrations = field(default_factory=SharedRegistrations)
 
 
 async def deploy_target(
@@ -93,12 +99,15 @@ async def roll_back_target(result: TargetResult, context: RunContext, *, reason:
 # -- resolve and render: shared with the dry run, which must predict the deploy exactly --
 
 
-async def describe_target_service(gateway: Gateway, target: Target) -> dict[str, Any]:
-    """The service a service target deploys to, as ECS describes it now; missing is an error."""
+async def describe_target_service(accounts: Accounts, target: Target) -> dict[str, Any]:
+    """The service a service target deploys to, as ECS describes it now; missing is an error.
+
+    The cluster's watcher batches this with every other target resolving meanwhile.
+    """
     assert target.cluster
     assert target.service
-    described = await gateway.describe_services(target.cluster, [target.service])
-    service = described[target.service]
+    watcher = await accounts.watcher(target.scope, target.cluster)
+    service = await watcher.describe(target.service)
     if service is None:
         raise DeployError(
             f"service {target.service} not found in cluster {target.cluster}", step="resolve"
@@ -207,7 +216,7 @@ class _Pipeline:
 
     # -- the steps -------------------------------------------------------------------
 
-    async def _register(self, gateway: Gateway, base: TaskDefinition) -> TaskDefinition:
+    def _render(self, base: TaskDefinition) -> RenderedTaskDefinition:
         self.step = "render"
         rendered = render_revision(self.target, base)
         for change in rendered.changes:
@@ -217,10 +226,16 @@ class _Pipeline:
                 old_image=change.old_image,
                 new_image=change.new_image,
             )
+        return rendered
+
+    async def _register(self, gateway: Gateway, rendered: RenderedTaskDefinition) -> TaskDefinition:
+        """Register the rendered revision, or take the one another target registered."""
         self.step = "register"
-        registered = await gateway.register_task_definition(rendered.definition)
+        registered, shared = await self.context.registrations.register(
+            gateway, self.target.scope, rendered.definition
+        )
         self.result.new_task_definition = registered.arn
-        self.emit("registered", new_task_definition=registered.arn)
+        self.emit("registered", new_task_definition=registered.arn, shared=shared)
         return registered
 
     async def _deploy_task_definition(self, gateway: Gateway) -> None:
@@ -229,7 +244,7 @@ class _Pipeline:
         if "taskDefinitionArn" in base.body:
             self.result.old_task_definition = base.arn
         self.emit("resolved", old_task_definition=self.result.old_task_definition)
-        registered = await self._register(gateway, base)
+        registered = await self._register(gateway, self._render(base))
         if target.run_task:
             self.step = "run_task"
             assert target.cluster, "run_task needs a cluster"
@@ -250,14 +265,20 @@ class _Pipeline:
 
     async def _deploy_service(self, gateway: Gateway) -> None:
         target = self.target
-        service = await describe_target_service(gateway, target)
+        service = await describe_target_service(self.context.accounts, target)
         current: str = service["taskDefinition"]
         self.result.old_task_definition = current
         self.emit("resolved", old_task_definition=current, desired=service.get("desiredCount"))
 
         if registers_revision(target):
             base = await base_definition(gateway, target, current)
-            new_arn = (await self._register(gateway, base)).arn
+            rendered = self._render(base)
+            if await self._runs_already(gateway, service, rendered):
+                self.result.new_task_definition = current
+                self.result.status = Status.UNCHANGED
+                self.emit("unchanged", task_definition=current)
+                return
+            new_arn = (await self._register(gateway, rendered)).arn
         else:
             new_arn = current  # --force-new-deployment alone: same revision, fresh tasks
             self.result.new_task_definition = current
@@ -282,6 +303,21 @@ class _Pipeline:
         await self._cleanup(gateway, protected={new_arn, current})
         self.result.status = Status.SUCCEEDED
 
+    async def _runs_already(
+        self, gateway: Gateway, service: dict[str, Any], rendered: RenderedTaskDefinition
+    ) -> bool:
+        """Whether the service already runs this definition with these settings."""
+        target = self.target
+        if not target.skip_unchanged or target.force_new_deployment:
+            return False
+        config = self._deployment_configuration(service)
+        if config not in (None, service.get("deploymentConfiguration", {})):
+            return False
+        if target.desired_count not in (None, service.get("desiredCount")):
+            return False
+        current = await gateway.describe_task_definition(service["taskDefinition"])
+        return same_content(current.body, rendered.definition)
+
     def _update_params(self, service: dict[str, Any], task_definition: str) -> dict[str, Any]:
         target = self.target
         params: dict[str, Any] = {
@@ -293,15 +329,25 @@ class _Pipeline:
             params["forceNewDeployment"] = True
         if target.desired_count is not None:
             params["desiredCount"] = target.desired_count
-        if target.min_healthy_percent is not None or target.max_percent is not None:
-            # Send the whole structure back so the circuit breaker settings survive.
-            config = dict(service.get("deploymentConfiguration", {}))
-            if target.min_healthy_percent is not None:
-                config["minimumHealthyPercent"] = target.min_healthy_percent
-            if target.max_percent is not None:
-                config["maximumPercent"] = target.max_percent
+        config = self._deployment_configuration(service)
+        if config is not None:
             params["deploymentConfiguration"] = config
         return params
+
+    def _deployment_configuration(self, service: dict[str, Any]) -> dict[str, Any] | None:
+        """The service's deployment configuration with the target's percentages, if any.
+
+        The whole structure goes back to ECS so the circuit breaker settings survive.
+        """
+        target = self.target
+        if target.min_healthy_percent is None and target.max_percent is None:
+            return None
+        config = dict(service.get("deploymentConfiguration", {}))
+        if target.min_healthy_percent is not None:
+            config["minimumHealthyPercent"] = target.min_healthy_percent
+        if target.max_percent is not None:
+            config["maximumPercent"] = target.max_percent
+        return config
 
     async def _wait(self, expect: Expectation, deployment: dict[str, Any]) -> Judgement:
         target = self.target

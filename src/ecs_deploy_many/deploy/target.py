@@ -46,6 +46,12 @@ class Target:
     """A task definition read from a file, used instead of the current revision."""
     max_definitions: int | None = None
     copy_task_definition_tags: bool = False
+    skip_unchanged: bool = False
+    """Leave a service alone when it already runs exactly the rendered definition.
+
+    Plans do this; ``ecs-deploy`` does not, as the original always redeployed (so a
+    moving tag such as ``latest`` is pulled again).
+    """
 
     run_task: bool = False
     wait_for_success: bool = False

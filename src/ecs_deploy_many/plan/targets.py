@@ -129,6 +129,9 @@ class _Builder:
             task_definition_body=body,
             scope=AwsScope(t.ok("region"), t.ok("profile"), t.ok("assume_role")),
             depends_on=tuple(t.ok("depends_on") or ()),
+            # A plan converges: a service already on the rendered definition is left
+            # alone (force_new_deployment redeploys it anyway).
+            skip_unchanged=True,
         )
 
     def _check_shape(self, t: _Layered, is_service: bool, *, has_family: bool) -> None:
