@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The AWS CLI pins its own botocore, so it lives in a venv of its own (used by one test).
 AWSCLI_VENV := .venv-awscli
 
-.PHONY: install test lint typecheck pytest demo bench clean
+.PHONY: install test lint typecheck pytest test-browser demo bench clean
 
 install: $(STAMP) $(AWSCLI_VENV)/bin/aws
 
@@ -32,6 +32,11 @@ pytest: install
 	$(BIN)/pytest -n auto -q
 
 test: lint typecheck pytest
+
+# The HTML report drawn by a real headless Chromium; installing it needs root (apt).
+test-browser: install
+	command -v chromium || (apt-get update && apt-get install -y chromium)
+	$(BIN)/pytest -m browser -q
 
 # A rehearsal of deploy-plans/demo.yaml against the in-process simulator at 12x real time.
 demo: install

@@ -164,6 +164,11 @@ class _Pipeline:
         self.result = result or TargetResult(target)
         self.step: Step = "resolve"
 
+    def _enter(self, step: Step) -> None:
+        """Move to ``step``; the debug-level event marks when it began (timelines use it)."""
+        self.step = step
+        self.emit("step_started", "debug")
+
     def emit(self, event: str, level: Level = "info", **facts: Any) -> None:
         self.context.observe(
             TargetEvent(self.target, self.step, event, self.clock.now(), facts, level)
@@ -217,7 +222,7 @@ class _Pipeline:
     # -- the steps -------------------------------------------------------------------
 
     def _render(self, base: TaskDefinition) -> RenderedTaskDefinition:
-        self.step = "render"
+        self._enter("render")
         rendered = render_revision(self.target, base)
         for change in rendered.changes:
             self.emit(
@@ -230,7 +235,7 @@ class _Pipeline:
 
     async def _register(self, gateway: Gateway, rendered: RenderedTaskDefinition) -> TaskDefinition:
         """Register the rendered revision, or take the one another target registered."""
-        self.step = "register"
+        self._enter("register")
         registered, shared = await self.context.registrations.register(
             gateway, self.target.scope, rendered.definition
         )
@@ -246,7 +251,7 @@ class _Pipeline:
         self.emit("resolved", old_task_definition=self.result.old_task_definition)
         registered = await self._register(gateway, self._render(base))
         if target.run_task:
-            self.step = "run_task"
+            self._enter("run_task")
             assert target.cluster, "run_task needs a cluster"
             await run_one_off_task(
                 gateway,
@@ -283,7 +288,7 @@ class _Pipeline:
             new_arn = current  # --force-new-deployment alone: same revision, fresh tasks
             self.result.new_task_definition = current
 
-        self.step = "update"
+        self._enter("update")
         updated = await gateway.update_service(**self._update_params(service, new_arn))
         deployment = _primary(updated)
         self.result.deployment_id = deployment["id"]
@@ -295,7 +300,7 @@ class _Pipeline:
         )
         try:
             expect = Expectation(deployment["id"], new_arn, target.skip_deployments_check)
-            self.step = "wait"
+            self._enter("wait")
             await self._wait(expect, deployment)
         except DeployError as failure:
             await self._after_failure(gateway, service, failure)
@@ -404,7 +409,7 @@ class _Pipeline:
         self, gateway: Gateway, previous: str, reason: str, desired: int | None = None
     ) -> None:
         """Update the service back to ``previous`` and wait for that deployment."""
-        self.step = "rollback"
+        self._enter("rollback")
         self.emit("rollback_started", "warning", reason=reason, to_task_definition=previous)
         params: dict[str, Any] = {
             "cluster": self.target.cluster,
@@ -443,7 +448,7 @@ class _Pipeline:
         keep = self.target.max_definitions
         if keep is None or self.result.new_task_definition is None:
             return
-        self.step = "cleanup"
+        self._enter("cleanup")
         family = family_of(self.result.new_task_definition)
         removed = await deregister_old_revisions(
             gateway, family=family, keep=keep, protected=protected
