@@ -22,8 +22,8 @@ $(AWSCLI_VENV)/bin/aws:
 	$(AWSCLI_VENV)/bin/python -m pip install --quiet awscli
 
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 typecheck: install
 	$(BIN)/mypy --strict src
@@ -43,9 +43,11 @@ demo: install
 	$(BIN)/ecs-deploy-many deploy-plans/demo.yaml --simulate --speed 12 \
 		--fleet deploy-plans/sim/demo-fleet.yaml --log-format console
 
+# Fleet rollouts against the simulator with AWS throttling, and fabfuel's ecs-deploy beside
+# them (installed into .bench/fabfuel-venv on first use); see bench/README.md.
+# Extra flags: make bench BENCH_ARGS='--only-scenario distinct-100 --no-fabfuel'
 bench: install
-	@echo "The benchmark has not landed yet." >&2
-	@exit 1
+	$(BIN)/python bench/fleet_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(AWSCLI_VENV) build dist .mypy_cache .ruff_cache .pytest_cache
