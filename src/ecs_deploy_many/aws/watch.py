@@ -2,9 +2,10 @@
 
 A thousand targets waiting on one cluster cost a hundred DescribeServices calls per round
 (ten services per call), not a thousand. Targets subscribe to their service and receive
-each fresh description; the poller paces itself adaptively (fast right after a
-subscription, slower while deployments are clearly still running) and through the
-gateway's token buckets.
+each fresh description. Each subscriber has its own adaptive, jittered schedule (fast
+right after it subscribes, slower while its deployment is clearly still running); a
+round takes every subscriber due by then, so calls stay full, and every call is paced
+by the gateway's token buckets.
 """
 
 from __future__ import annotations
@@ -38,10 +39,17 @@ class PollPolicy:
 
 
 class ServiceUpdates:
-    """A subscriber's mailbox: keeps only the newest description."""
+    """A subscriber's mailbox (only the newest description is kept) and its poll schedule.
 
-    def __init__(self, service: str) -> None:
+    Each subscriber is polled on its own schedule: soon after it subscribes, then less
+    and less often while its deployment runs. A round describes every subscriber that
+    is due (or nearly due), ten per call.
+    """
+
+    def __init__(self, service: str, *, interval: float, due: float) -> None:
         self.service = service
+        self.interval = interval
+        self.due = due
         self._latest: dict[str, Any] | AwsError | None = None
         self._fresh = anyio.Event()
 
@@ -60,7 +68,7 @@ class ServiceUpdates:
 
 
 class ServiceWatcher:
-    """Polls the services subscribed in one cluster, ten per call, one round at a time."""
+    """Polls the services subscribed in one cluster, ten per call, when they are due."""
 
     def __init__(
         self, gateway: Gateway, cluster: str, clock: Clock, policy: PollPolicy | None = None
@@ -69,10 +77,8 @@ class ServiceWatcher:
         self._cluster = cluster
         self._clock = clock
         self._policy = policy or PollPolicy()
-        self._subscribers: dict[str, list[ServiceUpdates]] = {}
+        self._subscribers: list[ServiceUpdates] = []
         self._wake = anyio.Event()
-        self._interval = self._policy.initial_interval
-        self._next_round = float("inf")
         self._random = random.Random()
         self.rounds = 0
 
@@ -83,21 +89,17 @@ class ServiceWatcher:
         """Receive ``service``'s descriptions for as long as the block runs.
 
         The first one comes within ``first_within`` seconds (default: the initial poll
-        interval); every service subscribed meanwhile shares that round's calls.
+        interval), in a round shared with every other service due by then.
         """
-        updates = ServiceUpdates(service)
-        self._subscribers.setdefault(service, []).append(updates)
-        self._interval = self._policy.initial_interval
-        soon = self._interval if first_within is None else first_within
-        self._next_round = min(self._next_round, self._clock.now() + soon)
+        interval = self._policy.initial_interval
+        soon = interval if first_within is None else first_within
+        updates = ServiceUpdates(service, interval=interval, due=self._clock.now() + soon)
+        self._subscribers.append(updates)
         self._wake.set()
         try:
             yield updates
         finally:
-            listeners = self._subscribers[service]
-            listeners.remove(updates)
-            if not listeners:
-                del self._subscribers[service]
+            self._subscribers.remove(updates)
 
     async def describe(self, service: str) -> dict[str, Any] | None:
         """One description of ``service`` (None if missing), batched with its neighbours."""
@@ -107,36 +109,33 @@ class ServiceWatcher:
     async def run(self) -> None:
         """Poll until cancelled; idle while nobody is subscribed."""
         while True:
+            self._wake = anyio.Event()
             if not self._subscribers:
-                self._wake = anyio.Event()
                 await self._wake.wait()
                 continue
-            wait = self._next_round - self._clock.now()
+            wait = min(u.due for u in self._subscribers) - self._clock.now()
             if wait > 0:
-                self._wake = anyio.Event()
                 with self._clock.move_on_after(wait):
-                    await self._wake.wait()  # a new subscriber may bring the round forward
+                    await self._wake.wait()  # a new subscriber may be due sooner
                 continue
             await self._poll_round()
-            policy = self._policy
-            self._interval = min(policy.max_interval, self._interval * policy.growth)
-            jitter = self._random.uniform(1 - policy.jitter, 1 + policy.jitter)
-            self._next_round = self._clock.now() + self._interval * jitter
 
     async def _poll_round(self) -> None:
-        services = list(self._subscribers)
-        if not services:
-            return
+        """Describe everyone due within half the initial interval, so calls fill up."""
+        horizon = self._clock.now() + self._policy.initial_interval / 2
+        due = [u for u in self._subscribers if u.due <= horizon]
+        services = list(dict.fromkeys(u.service for u in due))
         self.rounds += 1
         try:
-            described = await self._gateway.describe_services(self._cluster, services)
+            described: dict[str, Any] = await self._gateway.describe_services(
+                self._cluster, services
+            )
         except AwsError as error:
-            for service in services:
-                self._deliver(service, error)
-            return
-        for service, description in described.items():
-            self._deliver(service, description)
-
-    def _deliver(self, service: str, value: dict[str, Any] | AwsError | None) -> None:
-        for updates in self._subscribers.get(service, ()):
-            updates._put(value)
+            described = dict.fromkeys(services, error)
+        policy, now = self._policy, self._clock.now()
+        for updates in due:
+            if updates in self._subscribers:  # it may have left while we asked
+                updates._put(described.get(updates.service))
+                updates.interval = min(policy.max_interval, updates.interval * policy.growth)
+                jitter = self._random.uniform(1 - policy.jitter, 1 + policy.jitter)
+                updates.due = now + updates.interval * jitter
