@@ -18,7 +18,7 @@ from typing import Any
 
 import anyio
 
-from ecs_deploy_many.aws.gateway import Gateway
+from ecs_deploy_many.aws.gateway import DESCRIBE_SERVICES_BATCH, Gateway
 from ecs_deploy_many.clock import Clock
 from ecs_deploy_many.errors import AwsError
 
@@ -121,10 +121,18 @@ class ServiceWatcher:
             await self._poll_round()
 
     async def _poll_round(self) -> None:
-        """Describe everyone due within half the initial interval, so calls fill up."""
-        horizon = self._clock.now() + self._policy.initial_interval / 2
-        due = [u for u in self._subscribers if u.due <= horizon]
-        services = list(dict.fromkeys(u.service for u in due))
+        """Describe everyone due, and fill the calls' spare places with the next due.
+
+        A call describes up to ten services for the price of one, so a round that must
+        make a call also refreshes whoever would have been due next.
+        """
+        ordered = sorted(self._subscribers, key=lambda u: u.due)
+        now = self._clock.now()
+        due_services = {u.service for u in ordered if u.due <= now}
+        capacity = -(-len(due_services) // DESCRIBE_SERVICES_BATCH) * DESCRIBE_SERVICES_BATCH
+        services = list(dict.fromkeys(u.service for u in ordered))[:capacity]
+        polled = set(services)
+        due = [u for u in ordered if u.service in polled]
         self.rounds += 1
         try:
             described: dict[str, Any] = await self._gateway.describe_services(
