@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -24,14 +25,21 @@ import asyncclick as click
 from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.aws.session import ClientPool, StaticKeys
 from ecs_deploy_many.aws.watch import PollPolicy
-from ecs_deploy_many.cli.options import log_options
+from ecs_deploy_many.cli.options import log_options, start_logging
 from ecs_deploy_many.clock import Clock, ScaledClock, real_clock
 from ecs_deploy_many.deploy.dryrun import format_preview, preview_plan
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
 from ecs_deploy_many.deploy.pipeline import RunContext
 from ecs_deploy_many.errors import PlanError
-from ecs_deploy_many.observe.log import LogFormat, Redactor, configure_logging, log_observer
+from ecs_deploy_many.observe.events import Observer, fan_out
+from ecs_deploy_many.observe.github import append_github_summary
+from ecs_deploy_many.observe.html import write_html_report
+from ecs_deploy_many.observe.junit import write_junit
+from ecs_deploy_many.observe.log import Redactor, log_observer, run_redactor
+from ecs_deploy_many.observe.progress import ProgressView, show_progress
 from ecs_deploy_many.observe.report import run_report, write_report
+from ecs_deploy_many.observe.summary import print_summary
+from ecs_deploy_many.observe.timeline import Timeline
 from ecs_deploy_many.plan import Plan, load_plan, select
 from ecs_deploy_many.sim.fleet import Fleet, load_fleet
 from ecs_deploy_many.sim.rehearsal import fleet_for_plan
@@ -133,20 +141,28 @@ class _Interruptions:
                 self._received += 1
                 name = signal.Signals(signum).name
                 if self._received > 1:
-                    click.echo(f"{name} again: stopping in-flight targets now", err=True)
+                    _say(f"{name} again: stopping in-flight targets now")
                     self.scope.cancel()
                     continue
                 self._run.interrupt(f"the run was interrupted by {name}")
-                click.echo(
+                _say(
                     f"{name}: starting nothing new; in-flight targets have {self._grace:g} s "
-                    "to finish (send it again to stop them now)",
-                    err=True,
+                    "to finish (send it again to stop them now)"
                 )
                 group.start_soon(self._cancel_after_grace)
 
     async def _cancel_after_grace(self) -> None:
         await self._clock.sleep(self._grace)
         self.scope.cancel()
+
+
+def _say(message: str) -> None:
+    """A line on stderr while the run goes on.
+
+    ``sys.stderr`` as it is now: while the live view is up it is rich's proxy, which
+    prints above the view (``err=True`` would reach the terminal behind it and tear it).
+    """
+    click.echo(message, file=sys.stderr)
 
 
 async def _run(plan: Plan, context: RunContext, grace: float) -> RunResult:
@@ -159,16 +175,6 @@ async def _run(plan: Plan, context: RunContext, grace: float) -> RunResult:
             await run.run()
         group.cancel_scope.cancel()
     return run.result
-
-
-def _summary(result: RunResult) -> str:
-    counts = ", ".join(f"{n} {status}" for status, n in result.statistics().items() if n)
-    lines = [f"{result.verdict}: {counts}"]
-    for name, target in result.results.items():
-        if not target.status.ok:
-            note = " (allowed to fail)" if target.target.allow_failure else ""
-            lines.append(f"  {name}: {target.status}{note}: {target.error}")
-    return "\n".join(lines)
 
 
 def _exit_code(result: RunResult) -> int:
@@ -210,6 +216,18 @@ def _exit_code(result: RunResult) -> int:
     help="Write a JSON report of every target here.",
 )
 @click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write JUnit XML here: one test case per target, for CI test reports.",
+)
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a self-contained HTML report with each target's timeline here.",
+)
+@click.option(
     "--interrupt-grace",
     type=click.FloatRange(min=0),
     default=30.0,
@@ -225,11 +243,9 @@ async def deploy(plan_path: str, **options: Any) -> None:
     if options["check_only"]:
         _say_valid(plan_path, plan)
         return
-    log_format: LogFormat = options["log_format"]
-    redactor = Redactor(
-        [os.environ.get("AWS_SECRET_ACCESS_KEY", ""), os.environ.get("AWS_SESSION_TOKEN", "")]
-    )
-    configure_logging(log_format, verbose=options["verbose"], redactor=redactor)
+    files = [t.task_definition_body for t in plan.targets if t.task_definition_body is not None]
+    redactor = run_redactor(os.environ, definitions=files)
+    console = start_logging(options, redactor)
     speed = options["speed"]
     if speed is not None and not (options["simulate"] or options["endpoint_url"]):
         raise click.UsageError("--speed only applies with --simulate or --endpoint-url")
@@ -251,15 +267,38 @@ async def deploy(plan_path: str, **options: Any) -> None:
             if options["dry_run"]:
                 previews = await preview_plan(plan, pool, max_parallel=plan.max_parallel)
             else:
-                context = RunContext(pool, place.clock, log_observer())
-                result = await _run(plan, context, options["interrupt_grace"])
+                progress, timeline = ProgressView(len(plan.targets)), Timeline()
+                watchers: list[Observer] = [log_observer(), progress]
+                if options["html_path"]:
+                    watchers.append(timeline)
+                context = RunContext(pool, place.clock, fan_out(*watchers))
+                async with show_progress(progress, place.clock, console):
+                    result = await _run(plan, context, options["interrupt_grace"])
     # Exit codes leave only once the pool and the simulator have shut down.
     if options["dry_run"]:
         click.echo(format_preview(previews))
         raise click.exceptions.Exit(EXIT_FAILED if any(p.error for p in previews) else 0)
+    _write_outputs(result, timeline, plan_path, redactor, options)
+    print_summary(result, redactor=redactor)
+    raise click.exceptions.Exit(_exit_code(result))
+
+
+def _write_outputs(
+    result: RunResult,
+    timeline: Timeline,
+    plan_path: str,
+    redactor: Redactor,
+    options: dict[str, Any],
+) -> None:
+    """The files asked for, and the GitHub job summary when running in GitHub Actions."""
     if options["report_path"]:
         write_report(
             options["report_path"], run_report(result, plan_path=plan_path, redactor=redactor)
         )
-    click.echo(_summary(result))
-    raise click.exceptions.Exit(_exit_code(result))
+    if options["junit_path"]:
+        write_junit(options["junit_path"], result, plan_path=plan_path, redactor=redactor)
+    if options["html_path"]:
+        write_html_report(
+            options["html_path"], result, timeline, plan_path=plan_path, redactor=redactor
+        )
+    append_github_summary(result, plan_path=plan_path, redactor=redactor)

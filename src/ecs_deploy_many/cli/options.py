@@ -1,13 +1,17 @@
-"""Options both commands share, spelled once."""
+"""Options both commands share, spelled once, and what they set up."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import asyncclick as click
+from rich.console import Console
 
-__all__ = ["log_options"]
+from ecs_deploy_many.observe.log import LogFormat, Redactor, configure_logging
+from ecs_deploy_many.observe.progress import log_stream, progress_console
+
+__all__ = ["log_options", "start_logging"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -20,5 +24,22 @@ def log_options(command: F) -> F:
         type=click.Choice(["auto", "json", "console"]),
         default="auto",
         show_default=True,
-        help="Log lines on stderr; auto is console on a terminal, else JSON.",
+        help="Log lines on stderr; auto is console on a terminal, else JSON. "
+        "On a terminal, and unless json, a live progress view sits below them.",
     )(command)
+
+
+def start_logging(options: Mapping[str, Any], redactor: Redactor) -> Console | None:
+    """Configure logs as ``log_options`` asked; return the live view's console, if any.
+
+    When there is a live view, log lines print through its console, above it.
+    """
+    log_format: LogFormat = options["log_format"]
+    console = progress_console(log_format)
+    configure_logging(
+        log_format,
+        verbose=options["verbose"],
+        redactor=redactor,
+        stream=log_stream(console) if console else None,
+    )
+    return console

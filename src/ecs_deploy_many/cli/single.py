@@ -15,11 +15,12 @@ from typing import Any
 
 import anyio
 import asyncclick as click
+from rich.console import Console
 
 from ecs_deploy_many import __version__
 from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.aws.session import ClientPool, StaticKeys
-from ecs_deploy_many.cli.options import log_options
+from ecs_deploy_many.cli.options import log_options, start_logging
 from ecs_deploy_many.clock import Clock, real_clock
 from ecs_deploy_many.deploy.images import resolve_image
 from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
@@ -27,7 +28,10 @@ from ecs_deploy_many.deploy.shorthand import parse_network_configuration
 from ecs_deploy_many.deploy.target import Target
 from ecs_deploy_many.deploy.taskdef import parse_task_definition_file
 from ecs_deploy_many.errors import CredentialsError, EcsDeployError, ImageError
-from ecs_deploy_many.observe.log import LogFormat, Redactor, configure_logging, log_observer
+from ecs_deploy_many.observe.events import fan_out
+from ecs_deploy_many.observe.log import Redactor, log_observer, run_redactor
+from ecs_deploy_many.observe.progress import ProgressView, show_progress
+from ecs_deploy_many.observe.summary import summary_line
 
 __all__ = ["build_target", "cli", "main", "run"]
 
@@ -152,19 +156,28 @@ def _static_keys(options: Mapping[str, Any], environ: Mapping[str, str]) -> Stat
     return StaticKeys(key_id, secret, environ.get("AWS_SESSION_TOKEN"))
 
 
-async def _deploy(target: Target, keys: StaticKeys | None, verbose: bool, clock: Clock) -> int:
+async def _deploy(
+    target: Target,
+    keys: StaticKeys | None,
+    clock: Clock,
+    *,
+    verbose: bool,
+    redactor: Redactor,
+    console: Console | None,
+) -> int:
     async with ClientPool(clock, keys=keys, verbose=verbose) as pool:
         try:
             await pool.gateway(target.scope)  # fail fast on missing region or credentials
         except CredentialsError as error:
             click.echo(f"ecs-deploy: {error}", err=True)
             return 1
-        result = await deploy_target(target, RunContext(pool, clock, log_observer()))
-    if result.status.ok:
-        click.echo(f"{target.name}: {result.status} ({result.new_task_definition})")
-        return 0
-    click.echo(f"{target.name}: {result.status}: {result.error}", err=True)
-    return 1
+        progress = ProgressView(1)
+        context = RunContext(pool, clock, fan_out(log_observer(), progress))
+        async with show_progress(progress, clock, console):
+            result = await deploy_target(target, context)
+    line = summary_line(result, redactor=redactor)
+    click.echo(line, err=not result.status.ok)
+    return 0 if result.status.ok else 1
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -215,12 +228,16 @@ async def cli(**options: Any) -> int:
     environ = os.environ
     target = build_target(options, environ)
     keys = _static_keys(options, environ)
-    secrets = [keys.secret_access_key, keys.session_token or ""] if keys else []
-    secrets += [environ.get("AWS_SECRET_ACCESS_KEY", ""), environ.get("AWS_SESSION_TOKEN", "")]
-    log_format: LogFormat = options["log_format"]
-    configure_logging(log_format, verbose=options["verbose"], redactor=Redactor(secrets))
+    redactor = run_redactor(
+        environ,
+        definitions=[target.task_definition_body] if target.task_definition_body else [],
+        keys=[keys.secret_access_key, keys.session_token or ""] if keys else [],
+    )
+    console = start_logging(options, redactor)
     clock = click.get_current_context().obj or real_clock()
-    return await _deploy(target, keys, options["verbose"], clock)
+    return await _deploy(
+        target, keys, clock, verbose=options["verbose"], redactor=redactor, console=console
+    )
 
 
 async def run(argv: Sequence[str], *, clock: Clock | None = None) -> int:

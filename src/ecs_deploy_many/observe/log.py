@@ -1,28 +1,38 @@
 """Structured logs: structlog set up once by the CLI, fed by the run's events.
 
-Every line carries the target's identity (target, cluster, service or task_definition,
-region, wave), the step, the event name, a UTC timestamp and the facts of the step.
+Every line about a target carries its identity (target, cluster, service or
+task_definition, region, wave), the step, the event name, the level, a UTC timestamp and
+the facts of the step; the README's Logs section lists the names, which are stable.
 Secrets never reach a line: values of secret-looking keys are masked and every known
-secret string (access keys, session tokens, task-definition environment values) is
-replaced wherever it appears.
+secret string (access keys, session tokens, a task definition's secret references and
+secret-looking environment values) is replaced wherever it appears.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, Literal, TextIO
 
 import structlog
 
 from ecs_deploy_many.observe.events import Observer, TargetEvent
 
-__all__ = ["LogFormat", "Redactor", "configure_logging", "log_observer"]
+__all__ = [
+    "LogFormat",
+    "Redactor",
+    "configure_logging",
+    "log_observer",
+    "run_redactor",
+    "task_definition_secrets",
+]
 
 LogFormat = Literal["auto", "json", "console"]
 MASK = "***"
 SECRET_KEY = re.compile(r"secret|password|token|credential|access_key", re.IGNORECASE)
+# Environment variable names whose values are secrets: DB_PASSWORD, API_KEY, AUTH_TOKEN.
+SECRET_VARIABLE = re.compile(r"secret|passw|token|credential|private|dsn|key$", re.IGNORECASE)
 # Long enough not to mask ordinary words that happen to equal a short secret.
 MIN_SECRET_LENGTH = 4
 
@@ -60,6 +70,42 @@ class Redactor:
 
 def _secret_key(key: Any) -> bool:
     return isinstance(key, str) and bool(SECRET_KEY.search(key))
+
+
+def task_definition_secrets(definition: Mapping[str, Any]) -> list[str]:
+    """The strings of a task definition (a RegisterTaskDefinition body) never to show.
+
+    Every ``secrets`` and log ``secretOptions`` reference, private registry credentials,
+    and the value of each environment variable whose name looks secret. Other environment
+    values are configuration (``prod``, ``eu-west-1``, ``info``) that also names clusters,
+    regions and levels: masking those would blank the identity of every line.
+    """
+    found: list[Any] = []
+    for container in definition.get("containerDefinitions") or []:
+        log_options = (container.get("logConfiguration") or {}).get("secretOptions") or []
+        for reference in [*(container.get("secrets") or []), *log_options]:
+            found.append(reference.get("valueFrom"))
+        found.append((container.get("repositoryCredentials") or {}).get("credentialsParameter"))
+        for variable in container.get("environment") or []:
+            if SECRET_VARIABLE.search(str(variable.get("name", ""))):
+                found.append(variable.get("value"))
+    # A number where ECS wants a string is echoed by the client's error ("value: 5432").
+    return [str(v) for v in found if isinstance(v, str | int | float) and not isinstance(v, bool)]
+
+
+def run_redactor(
+    environ: Mapping[str, str],
+    *,
+    definitions: Iterable[Mapping[str, Any]] = (),
+    keys: Iterable[str] = (),
+) -> Redactor:
+    """A redactor for one run: the AWS secrets in ``environ``, ``keys`` given as flags,
+    and the secrets of the task definitions the run was handed as files."""
+    redactor = Redactor(keys)
+    redactor.add([environ.get("AWS_SECRET_ACCESS_KEY", ""), environ.get("AWS_SESSION_TOKEN", "")])
+    for definition in definitions:
+        redactor.add(task_definition_secrets(definition))
+    return redactor
 
 
 def configure_logging(
@@ -111,7 +157,9 @@ def log_observer() -> Observer:
     log = structlog.get_logger("ecs_deploy_many")
 
     def observe(event: TargetEvent) -> None:
-        facts = {k: v for k, v in event.facts.items() if v is not None}
-        getattr(log, event.level)(event.event, **target_fields(event), **facts)
+        fields = target_fields(event)
+        # Unknown facts are left out, not null; identity wins over a fact of the same name.
+        fields.update((k, v) for k, v in event.facts.items() if v is not None and k not in fields)
+        getattr(log, event.level)(event.event, **fields)
 
     return observe

@@ -1,0 +1,169 @@
+"""The end-of-run summary: what a person reads first when a run is over.
+
+Counts by status, then every failed or rolled-back target with a one-line reason, then
+the slowest targets. The terminal table here, the GitHub step summary and the JUnit
+messages read the same selections (``problems``, ``slowest``, ``reason``), so they never
+disagree. Error text can echo anything a call was given, so every reason goes through
+the run's ``Redactor``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Column, Table
+from rich.text import Text
+
+from ecs_deploy_many.deploy.engine import RunResult, RunVerdict
+from ecs_deploy_many.deploy.result import Status, TargetResult
+from ecs_deploy_many.observe.log import Redactor
+
+__all__ = [
+    "SLOWEST",
+    "format_duration",
+    "print_summary",
+    "problems",
+    "reason",
+    "run_duration",
+    "slowest",
+    "status_label",
+    "status_style",
+    "summary_line",
+    "summary_table",
+]
+
+SLOWEST = 5
+"""How many of the slowest targets a summary names."""
+_PROBLEMS = (Status.FAILED, Status.ROLLED_BACK)
+# Off a terminal rich would wrap at 80 columns; tables are only as wide as their content,
+# so a wide limit keeps each reason on one line in CI logs without widening the tables.
+_PIPE_WIDTH = 240
+_STYLES: dict[str, str] = {
+    Status.SUCCEEDED: "green",
+    Status.UNCHANGED: "green",
+    Status.FAILED: "bold red",
+    Status.ROLLED_BACK: "yellow",
+    Status.SKIPPED: "dim",
+    Status.INTERRUPTED: "magenta",
+}
+_VERDICT_STYLES: dict[str, str] = {
+    RunVerdict.SUCCEEDED: "bold green",
+    RunVerdict.FAILED: "bold red",
+    RunVerdict.INTERRUPTED: "bold magenta",
+}
+
+
+def problems(run: RunResult) -> list[TargetResult]:
+    """Failed and rolled-back targets, in plan order."""
+    return [result for result in run.results.values() if result.status in _PROBLEMS]
+
+
+def slowest(run: RunResult, count: int = SLOWEST) -> list[TargetResult]:
+    """The ``count`` targets that took longest; targets never deployed have no time."""
+    timed = [result for result in run.results.values() if result.duration_s is not None]
+    return sorted(timed, key=lambda result: result.duration_s or 0.0, reverse=True)[:count]
+
+
+def reason(result: TargetResult, redactor: Redactor | None = None) -> str:
+    """The target's error on one line, masked: a client error's detail is on its second."""
+    return " ".join(str((redactor or Redactor()).scrub(result.error or "")).split())
+
+
+def status_label(result: TargetResult) -> str:
+    """The status, saying when a failure did not count because the target may fail."""
+    allowed = result.target.allow_failure and not result.status.ok
+    return f"{result.status} (allowed to fail)" if allowed else str(result.status)
+
+
+def status_style(status: str) -> str:
+    """The rich style a status is shown in."""
+    return _STYLES.get(status, "")
+
+
+def format_duration(seconds: float | None) -> str:
+    """``4.2s``, ``42s``, ``2m 05s``, ``1h 02m``: precise when short, brief when long."""
+    if seconds is None:
+        return ""
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+
+
+def run_duration(run: RunResult) -> float | None:
+    """How long the run took, on its clock; None before it finished."""
+    if run.started_at is None or run.finished_at is None:
+        return None
+    return run.finished_at - run.started_at
+
+
+def summary_table(run: RunResult, *, redactor: Redactor | None = None) -> RenderableType:
+    """The summary: verdict, counts by status, failed and rolled-back targets, slowest."""
+    total = len(run.results)
+    headline = Text.assemble(
+        (str(run.verdict), _VERDICT_STYLES[run.verdict]),
+        f": {total} target{'s' * (total != 1)} in {format_duration(run_duration(run))}",
+    )
+    parts: list[RenderableType] = [headline]
+    if run.halted:
+        parts.append(Text(str((redactor or Redactor()).scrub(run.halted)), style="yellow"))
+
+    counts = _table("status", Column("targets", justify="right"))
+    for status, count in run.statistics().items():
+        if count:
+            counts.add_row(Text(status, style=status_style(status)), str(count))
+    parts += [Text(), counts]
+
+    failed = problems(run)
+    if failed:
+        table = _table("failed or rolled back", "wave", "status", "reason")
+        for result in failed:
+            table.add_row(
+                Text(result.target.name),
+                Text(result.target.wave or ""),
+                Text(status_label(result), style=status_style(result.status)),
+                Text(reason(result, redactor)),
+            )
+        parts += [Text(), table]
+
+    slow = slowest(run)
+    if slow:
+        table = _table("slowest", "wave", "status", Column("took", justify="right"))
+        for result in slow:
+            table.add_row(
+                Text(result.target.name),
+                Text(result.target.wave or ""),
+                Text(str(result.status), style=status_style(result.status)),
+                format_duration(result.duration_s),
+            )
+        parts += [Text(), table]
+    return Group(*parts)
+
+
+def _table(*columns: str | Column) -> Table:
+    return Table(*columns, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+
+
+def print_summary(
+    run: RunResult, *, redactor: Redactor | None = None, file: TextIO | None = None
+) -> None:
+    """Print the summary table on ``file`` (stdout), in colour only on a terminal."""
+    out = file or sys.stdout
+    console = Console(file=out, highlight=False, width=None if out.isatty() else _PIPE_WIDTH)
+    console.print(summary_table(run, redactor=redactor))
+
+
+def summary_line(result: TargetResult, *, redactor: Redactor | None = None) -> str:
+    """One target's outcome on one line: ``api: succeeded in 32s (arn:...:api:7)``."""
+    took = format_duration(result.duration_s)
+    timing = f" in {took}" if took else ""
+    if result.status.ok:
+        return f"{result.target.name}: {result.status}{timing} ({result.new_task_definition})"
+    return f"{result.target.name}: {status_label(result)}{timing}: {reason(result, redactor)}"

@@ -1,0 +1,248 @@
+"""The live progress view in a real pseudo-terminal: drawn while the run goes on, never
+torn by a log line, gone when the summary is printed.
+
+The installed console script runs with stdin, stdout and stderr on a pty. What it
+writes is replayed on a small terminal model (text, carriage return, line feed, cursor
+up, erase line; colours ignored), which is all rich's live display uses, so the test
+reads the screen a person would see.
+"""
+
+from __future__ import annotations
+
+import codecs
+import fcntl
+import os
+import pty
+import re
+import select
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+ROWS, COLUMNS = 30, 160
+
+PLAN = """\
+version: 1
+defaults: {region: eu-west-1, timeout: 300, rollback: true}
+failure_budget: 1
+waves:
+  - {name: first, targets: [prod/api]}
+  - {name: rest, targets: ["*"]}
+targets:
+  - {cluster: prod, service: api, image: example/api:2}
+  - {cluster: prod, service: web, image: example/web:2}
+  - {cluster: prod, service: search, image: example/search:broken, progress_deadline: 60}
+  - {cluster: jobs, service: mailer, image: example/mailer:2}
+  - {cluster: jobs, service: reports, image: example/reports:2}
+"""
+FLEET = """\
+region: eu-west-1
+behaviour:
+  images:
+    - {match: "*:broken*", outcome: fail_to_start}
+"""
+
+CSI = re.compile(r"\x1b\[([0-9;?]*)([A-Za-z])")
+LOG_LINE = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z \[(debug|info|warning|error) *\] \w+ +"
+    r"(\w+=('[^']*'|\"[^\"]*\"|\S+) ?)+"
+)
+TABLE_HEADER = re.compile(r"^target +wave +step +tasks +elapsed$")
+TASKS_ROW = re.compile(r"(prod|jobs)/\w+ +rest +wait +\d+/\d+ +[\dms. ]+")
+FINISHED_ROW = re.compile(r"prod/api +first +succeeded +[\dms ]+")
+
+
+class Screen:
+    """A terminal without a width limit (a long line stays one line) or a height limit."""
+
+    def __init__(self) -> None:
+        self.lines: list[list[str]] = [[]]
+        self.row = self.column = 0
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._pending = ""
+
+    def feed(self, data: bytes) -> None:
+        text = self._pending + self._decoder.decode(data)
+        self._pending = ""
+        position = 0
+        while position < len(text):
+            char = text[position]
+            if char == "\x1b":
+                match = CSI.match(text, position)
+                if match is None:  # a sequence cut by the read; finish it with the next one
+                    self._pending = text[position:]
+                    return
+                self._control(match.group(1), match.group(2))
+                position = match.end()
+                continue
+            if char == "\r":
+                self.column = 0
+            elif char == "\n":
+                self.row += 1
+                if self.row == len(self.lines):
+                    self.lines.append([])
+            elif char >= " ":
+                line = self.lines[self.row]
+                line.extend(" " * (self.column - len(line) + 1))
+                line[self.column] = char
+                self.column += 1
+            position += 1
+
+    def _control(self, parameters: str, command: str) -> None:
+        if command == "A":
+            self.row = max(0, self.row - int(parameters or 1))
+        elif command == "K":
+            line = self.lines[self.row]
+            if parameters == "2":
+                line.clear()
+            else:
+                del line[self.column :]
+        # colours (m) and showing or hiding the cursor (h, l) do not move text
+
+    def text(self) -> list[str]:
+        return ["".join(line).rstrip() for line in self.lines]
+
+
+def live_view(lines: list[str]) -> list[str]:
+    """The view at the bottom of a screen: its header, rule, rows and totals; or none."""
+    headers = [i for i, line in enumerate(lines) if TABLE_HEADER.match(line)]
+    return [line for line in lines[headers[-1] :] if line] if headers else []
+
+
+def run_on_a_terminal(
+    args: list[str], cwd: Path, interrupt_when: Callable[[list[str]], bool] | None = None
+) -> tuple[int, list[list[str]], list[str]]:
+    """Run the console script on a pty; the screens seen while it ran, and the last one.
+
+    ``interrupt_when``: send SIGINT the first time the screen satisfies it.
+    """
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(COLUMNS), "LINES": str(ROWS)}
+    process = subprocess.Popen(
+        [BIN / "ecs-deploy-many", *args],
+        stdin=terminal, stdout=terminal, stderr=terminal, env=env, cwd=cwd,
+    )  # fmt: skip
+    os.close(terminal)
+    screen, seen = Screen(), []
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 0.2)
+            if not ready:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                data = os.read(controller, 65536)
+            except OSError:  # the terminal closed: every writer has exited
+                break
+            if not data:
+                break
+            screen.feed(data)
+            seen.append(screen.text())
+            if interrupt_when is not None and interrupt_when(seen[-1]):
+                process.send_signal(signal.SIGINT)
+                interrupt_when = None
+        code = process.wait(timeout=10)
+    finally:
+        process.kill()
+        os.close(controller)
+    return code, seen, screen.text()
+
+
+@pytest.mark.slow
+def test_live_view_on_a_terminal(tmp_path: Path) -> None:
+    (tmp_path / "plan.yaml").write_text(PLAN)
+    (tmp_path / "fleet.yaml").write_text(FLEET)
+    code, seen, final = run_on_a_terminal(
+        ["plan.yaml", "--simulate", "--speed", "100", "--fleet", "fleet.yaml"], tmp_path
+    )
+    assert code == 1, "\n".join(final)  # search fails and is rolled back
+
+    # While the run went on, the bottom of the screen was the view: a row per in-flight
+    # target with the new deployment's running/desired tasks, finished targets, totals.
+    views = [view for lines in seen if (view := live_view(lines))]
+    assert views, "the live view never appeared"
+    assert any(TASKS_ROW.fullmatch(row) for view in views for row in view[2:-1])
+    assert any(FINISHED_ROW.fullmatch(row) for view in views for row in view[2:-1])
+    assert any(re.fullmatch(r"\d+ in flight · .*", view[-1]) for view in views)
+
+    # Afterwards: every log line whole, nothing of the view left, then the summary.
+    summary_at = next(i for i, line in enumerate(final) if line.startswith("failed: 5 targets"))
+    logs = [line for line in final[:summary_at] if line and not line.startswith("rehearsing")]
+    torn = [line for line in logs if not LOG_LINE.fullmatch(line)]
+    assert not torn, "\n".join(torn)
+    assert len(logs) > 50
+    assert not any(TABLE_HEADER.match(line) for line in final[:summary_at])
+    summary = "\n".join(final[summary_at:])
+    assert "prod/search" in summary
+    assert "no progress for 60 s" in summary
+
+
+@pytest.mark.slow
+def test_an_interruption_is_said_above_the_view(tmp_path: Path) -> None:
+    (tmp_path / "plan.yaml").write_text(PLAN)
+    (tmp_path / "fleet.yaml").write_text(FLEET)
+    code, _, final = run_on_a_terminal(
+        ["plan.yaml", "--simulate", "--speed", "100", "--fleet", "fleet.yaml"],
+        tmp_path,
+        interrupt_when=lambda lines: any(TASKS_ROW.fullmatch(row) for row in live_view(lines)),
+    )
+    assert code == 130
+    said = [line for line in final if line.startswith("SIGINT")]
+    assert said == [
+        "SIGINT: starting nothing new; in-flight targets have 30 s to finish "
+        "(send it again to stop them now)"
+    ]
+    summary_at = next(i for i, line in enumerate(final) if line.startswith("interrupted: "))
+    assert not any(TABLE_HEADER.match(line) for line in final[:summary_at])
+
+
+def test_no_live_view_without_a_terminal(tmp_path: Path) -> None:
+    """Piped output gets log lines and the summary, never cursor movement."""
+    (tmp_path / "plan.yaml").write_text(PLAN)
+    (tmp_path / "fleet.yaml").write_text(FLEET)
+    result = subprocess.run(
+        [
+            BIN / "ecs-deploy-many", "plan.yaml", "--simulate", "--speed", "100",
+            "--fleet", "fleet.yaml", "--log-format", "console",
+        ],
+        capture_output=True, text=True, cwd=tmp_path, timeout=90,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "\x1b[" not in result.stdout + result.stderr
+    assert "target_finished" in result.stderr
+    assert not any(TABLE_HEADER.match(line) for line in result.stderr.splitlines())
+
+
+@pytest.mark.slow
+def test_no_live_view_with_json_logs_on_a_terminal(tmp_path: Path) -> None:
+    (tmp_path / "plan.yaml").write_text(PLAN)
+    (tmp_path / "fleet.yaml").write_text(FLEET)
+    code, seen, final = run_on_a_terminal(
+        [
+            "plan.yaml",
+            "--simulate",
+            "--speed",
+            "100",
+            "--fleet",
+            "fleet.yaml",
+            "--log-format",
+            "json",
+        ],
+        tmp_path,
+    )
+    assert code == 1
+    assert not any(live_view(lines) for lines in seen)
+    summary_at = next(i for i, line in enumerate(final) if line.startswith("failed: 5 targets"))
+    logs = [line for line in final[:summary_at] if line and not line.startswith("rehearsing")]
+    assert all(line.startswith("{") and line.endswith("}") for line in logs)
