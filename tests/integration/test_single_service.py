@@ -13,7 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ecs_deploy_many.aws.session import ClientPool
 from ecs_deploy_many.cli import single
+from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
+from ecs_deploy_many.deploy.target import AwsScope, Target
+from ecs_deploy_many.observe.log import MASK, Redactor
 from ecs_deploy_many.sim.fleet import Fleet, Timings
 from ecs_deploy_many.sim.server import Simulator
 from tests.integration.conftest import REGION, ecs_client
@@ -499,3 +503,16 @@ async def test_static_keys_from_flags_are_never_logged(
         line["operation"] for line in calls
     }
     assert all(line["request_id"] for line in calls)
+
+
+async def test_secrets_of_a_definition_read_from_ecs_are_learned(sim: Simulator) -> None:
+    """Every output's redactor learns the base revision's secrets as the run reads it."""
+    redactor = Redactor()
+    target = Target(
+        "web", cluster="prod", service="web", image=f"{REGISTRY}/web:2", scope=AwsScope(REGION)
+    )
+    async with ClientPool(sim.clock, endpoint_url=sim.endpoint_url) as pool:
+        context = RunContext(pool, sim.clock, lambda event: None, redactor=redactor)
+        result = await deploy_target(target, context)
+    assert result.status.ok
+    assert redactor.scrub(f"error near {SECRET_ENV_VALUE}!") == f"error near {MASK}!"

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import aiohttp
 import structlog
 from botocore import xform_name
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from ecs_deploy_many.aws.ratelimit import (
     ECS_BUCKETS,
@@ -136,6 +136,8 @@ class AioBotoGateway:
                     await self._clock.sleep(self._backoff(server_errors))
                     continue
                 raise AwsError(operation, code, str(error.get("Message", ""))) from exc
+            except ParamValidationError as exc:  # our request is wrong: retrying cannot help
+                raise AwsError(operation, "ParamValidationError", str(exc)) from exc
             except (BotoCoreError, aiohttp.ClientError) as exc:
                 if server_errors < SERVER_RETRIES:
                     server_errors += 1

@@ -271,7 +271,7 @@ async def deploy(plan_path: str, **options: Any) -> None:
                 watchers: list[Observer] = [log_observer(), progress]
                 if options["html_path"]:
                     watchers.append(timeline)
-                context = RunContext(pool, place.clock, fan_out(*watchers))
+                context = RunContext(pool, place.clock, fan_out(*watchers), redactor=redactor)
                 async with show_progress(progress, place.clock, console):
                     result = await _run(plan, context, options["interrupt_grace"])
     # Exit codes leave only once the pool and the simulator have shut down.

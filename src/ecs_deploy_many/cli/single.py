@@ -172,7 +172,7 @@ async def _deploy(
             click.echo(f"ecs-deploy: {error}", err=True)
             return 1
         progress = ProgressView(1)
-        context = RunContext(pool, clock, fan_out(log_observer(), progress))
+        context = RunContext(pool, clock, fan_out(log_observer(), progress), redactor=redactor)
         async with show_progress(progress, clock, console):
             result = await deploy_target(target, context)
     line = summary_line(result, redactor=redactor)

@@ -43,6 +43,7 @@ from ecs_deploy_many.errors import (
     RollbackFailed,
 )
 from ecs_deploy_many.observe.events import Level, Observer, Step, TargetEvent
+from ecs_deploy_many.observe.log import Redactor, task_definition_secrets
 
 __all__ = [
     "Accounts",
@@ -72,6 +73,8 @@ class RunContext:
     clock: Clock
     observe: Observer
     registrations: SharedRegistrations = field(default_factory=SharedRegistrations)
+    redactor: Redactor = field(default_factory=Redactor)
+    """Learns each task definition's secrets as the run reads them, for every output."""
 
 
 async def deploy_target(
@@ -223,6 +226,7 @@ class _Pipeline:
 
     def _render(self, base: TaskDefinition) -> RenderedTaskDefinition:
         self._enter("render")
+        self.context.redactor.add(task_definition_secrets(base.body))
         rendered = render_revision(self.target, base)
         for change in rendered.changes:
             self.emit(
@@ -281,7 +285,7 @@ class _Pipeline:
             if await self._runs_already(gateway, service, rendered):
                 self.result.new_task_definition = current
                 self.result.status = Status.UNCHANGED
-                self.emit("unchanged", task_definition=current)
+                self.emit("unchanged", old_task_definition=current)
                 return
             new_arn = (await self._register(gateway, rendered)).arn
         else:
