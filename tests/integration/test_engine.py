@@ -78,7 +78,13 @@ FLEET = Fleet.model_validate(
             }
             for cluster, region in CLUSTERS.items()
         ],
-        "behaviour": {"images": [{"match": "*:broken*", "outcome": "fail_to_start"}]},
+        "behaviour": {
+            "images": [
+                {"match": "*:broken*", "outcome": "fail_to_start"},
+                # healthy long enough to complete, then the tasks crash: only a bake sees it
+                {"match": "*:crashy*", "outcome": "crash", "after": 30},
+            ]
+        },
     }
 )
 
@@ -457,3 +463,42 @@ async def test_cancellation_records_every_target(sim: Simulator, ecs: dict[str, 
     _, image, _ = await running(ecs, "alpha", 0)
     assert image == NEW  # the update went out; the wait was interrupted
     await assert_untouched(ecs, "alpha", 2)
+
+
+async def test_a_service_that_regresses_during_the_bake_is_rolled_back_and_halts_the_run(
+    sim: Simulator, ecs: dict[str, ECSClient]
+) -> None:
+    text = plan(
+        target("alpha", 0, image="example/app:crashy", rollback="true"),
+        target("alpha", 1),
+        head="waves:\n  - {name: canary, targets: [alpha/svc00], bake: 120}\n"
+        "  - {name: rest, targets: ['*']}",
+    )
+    result, events = await deploy(sim, text)
+    assert result.verdict is RunVerdict.FAILED
+    assert statuses(result) == {"alpha/svc00": "rolled_back", "alpha/svc01": "skipped"}
+    canary = result.results["alpha/svc00"]
+    assert canary.error is not None
+    assert canary.error.startswith("regressed during the 120 s bake: tasks were replaced")
+    assert [e.event for e in events if e.step == "bake"] == ["bake_regressed"]
+    # the canary is back on exactly its previous revision; the rest never moved
+    arn, image, deployments = await running(ecs, "alpha", 0)
+    assert (arn, image) == (original("alpha", 0), "example/app:1")
+    assert [d["rolloutState"] for d in deployments] == ["COMPLETED"]
+    await assert_untouched(ecs, "alpha", 1)
+
+
+async def test_a_healthy_wave_bakes_and_the_run_goes_on(
+    sim: Simulator, ecs: dict[str, ECSClient]
+) -> None:
+    text = plan(
+        target("alpha", 0),
+        target("alpha", 1),
+        head="waves:\n  - {name: canary, targets: [alpha/svc00], bake: 60}\n"
+        "  - {name: rest, targets: ['*']}",
+    )
+    result, _ = await deploy(sim, text)
+    assert result.verdict is RunVerdict.SUCCEEDED
+    canary_done = span(result.results["alpha/svc00"])[1]
+    assert span(result.results["alpha/svc01"])[0] >= canary_done + 60
+    await assert_runs(ecs, "alpha", 1, NEW)

@@ -12,8 +12,9 @@ each deployed target's record from the start, so a cancelled one keeps what it k
 
 The run succeeds when every target not marked ``allow_failure`` succeeded or was
 unchanged. The failure budget decides only whether the run goes on: once failures
-exceed it, ``halt`` and ``rollback_all`` start nothing new, ``continue`` carries on. A
-wave's ``bake`` is waited out before the next wave whenever the run goes on.
+exceed it, ``halt`` and ``rollback_all`` start nothing new, ``continue`` carries on.
+During a wave's ``bake`` the services it deployed are watched (``deploy.bake``); one
+that regresses fails, and is rolled back when its target asks for rollback.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from enum import StrEnum
 import anyio
 
 from ecs_deploy_many.aws.scope import AwsScope
+from ecs_deploy_many.deploy.bake import watch_during_bake
 from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target, roll_back_target
 from ecs_deploy_many.deploy.result import Status, TargetResult
 from ecs_deploy_many.deploy.target import Target
@@ -99,10 +101,10 @@ class FleetRun:
         clock = self.context.clock
         self.result.started_at = clock.now()
         try:
-            for index, wave in enumerate(self.plan.waves):
+            for wave in self.plan.waves:
                 await self._run_wave(wave)
-                if wave.bake and index + 1 < len(self.plan.waves) and not self.result.halted:
-                    await clock.sleep(wave.bake)
+                if wave.bake and not self.result.halted:
+                    await self._bake(wave)
             budget_spent = self.result.halted and not self._interrupted
             if budget_spent and self.plan.on_failure == "rollback_all":
                 await self._roll_back_all()
@@ -204,6 +206,66 @@ class FleetRun:
             await roll_back_target(result, self.context, reason=self.result.halted or "")
 
     # -- records -----------------------------------------------------------------------
+
+    # -- bake --------------------------------------------------------------------------
+
+    async def _bake(self, wave: Wave) -> None:
+        """Watch the services the wave deployed for ``wave.bake`` seconds."""
+        baking = [
+            result
+            for name in wave.targets
+            if (result := self.result.results.get(name))
+            and result.status is Status.SUCCEEDED
+            and result.target.kind == "service"
+        ]
+        with self.context.clock.move_on_after(wave.bake):
+            async with anyio.create_task_group() as group:
+                for result in baking:
+                    group.start_soon(self._bake_target, result, wave.bake)
+
+    async def _bake_target(self, result: TargetResult, bake: float) -> None:
+        """Fail (and roll back, when the target asks for it) a service that regresses."""
+        target = result.target
+        assert target.cluster
+        watcher = await self.context.accounts.watcher(target.scope, target.cluster)
+        problem = await watch_during_bake(watcher, result)
+        reason = f"regressed during the {bake:g} s bake: {problem}"
+        result.status, result.error, result.failed_step = Status.FAILED, reason, "bake"
+        self.context.observe(
+            TargetEvent(
+                target,
+                "bake",
+                "bake_regressed",
+                self.context.clock.now(),
+                {"reason": reason},
+                "error",
+            )
+        )
+        # The rollback must finish even though the bake's time may run out meanwhile.
+        with self.context.clock.move_on_after(target.timeout, shield=True):
+            if target.rollback:
+                await roll_back_target(result, self.context, reason=reason)
+            else:
+                self._report(result)
+        self._check_budget()
+
+    def _report(self, result: TargetResult) -> None:
+        """A new summary line for a target whose outcome changed after it finished."""
+        self.context.observe(
+            TargetEvent(
+                result.target,
+                "done",
+                "target_finished",
+                self.context.clock.now(),
+                {
+                    "status": str(result.status),
+                    "old_task_definition": result.old_task_definition,
+                    "new_task_definition": result.new_task_definition,
+                    "error": result.error,
+                },
+                "info" if result.status.ok else "error",
+            )
+        )
 
     def _settle(self, target: Target, status: Status, reason: str) -> None:
         """Record a target the run never deployed, and say so like a deployed one."""

@@ -16,7 +16,16 @@ from ecs_deploy_many.deploy.target import Target
 __all__ = ["Level", "Observer", "Step", "TargetEvent", "fan_out"]
 
 Step = Literal[
-    "resolve", "render", "register", "update", "wait", "rollback", "cleanup", "run_task", "done"
+    "resolve",
+    "render",
+    "register",
+    "update",
+    "wait",
+    "rollback",
+    "cleanup",
+    "run_task",
+    "bake",
+    "done",
 ]
 Level = Literal["debug", "info", "warning", "error"]
 

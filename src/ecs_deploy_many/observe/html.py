@@ -114,7 +114,7 @@ background:rgba(99,102,241,.25)}
 transparent 2px 5px)}
 .k-resolve{background:#94a3b8}.k-render{background:#c084fc}.k-register{background:#818cf8}
 .k-update{background:#38bdf8}.k-wait{background:#2563eb}.k-run_task{background:#0d9488}
-.k-cleanup{background:#a8a29e}.k-done{background:#475569}
+.k-cleanup{background:#a8a29e}.k-done{background:#475569}.k-bake{background:#dc2626}
 .k-rollback{background:repeating-linear-gradient(135deg,#ea580c 0 3px,#fdba74 3px 6px)}
 details{border-top:1px solid #e2e8f0;padding:6px 0}
 details:first-of-type{border-top:0}
