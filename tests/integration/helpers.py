@@ -11,10 +11,23 @@ import aioboto3
 import anyio
 from botocore.config import Config
 
+from ecs_deploy_many.sim.fleet import Fleet
+
 if TYPE_CHECKING:
     from types_aiobotocore_ecs import ECSClient
 
 REGION = "eu-west-1"
+# Simulated seconds: a healthy rollout takes about 20, a broken one never finishes.
+FAST_TIMINGS = {
+    "provisioning": 2,
+    "pending": 3,
+    "activating": 1,
+    "health_grace": 10,
+    "health_check": 5,
+    "deactivating": 1,
+    "stopping": 2,
+    "deprovisioning": 2,
+}
 # Speed 100: a rolling deployment of a few simulated minutes takes a few real seconds.
 SPEED = 100.0
 # Polls every 0.02 real seconds: every state a deployment passes through is seen.
@@ -163,3 +176,34 @@ async def deploy(ecs: ECSClient, service: str, image: str) -> dict[str, Any]:
     arn = await register(ecs, image)
     updated = await ecs.update_service(cluster=CLUSTER, service=service, taskDefinition=arn)
     return dict(updated["service"])
+
+
+def prod_fleet(*services: str, environment: list[dict[str, str]] | None = None) -> Fleet:
+    """One cluster ``prod`` of steady services, each on its own family with image
+    ``example/NAME:1``; ``*:broken*`` images never start."""
+    return Fleet.model_validate(
+        {
+            "region": REGION,
+            "timings": FAST_TIMINGS,
+            "task_definitions": {
+                name: {
+                    "containerDefinitions": [
+                        {
+                            "name": name,
+                            "image": f"example/{name}:1",
+                            "memory": 128,
+                            "environment": environment or [],
+                        }
+                    ]
+                }
+                for name in services
+            },
+            "clusters": [
+                {
+                    "name": "prod",
+                    "services": [{"name": name, "task_definition": name} for name in services],
+                }
+            ],
+            "behaviour": {"images": [{"match": "*:broken*", "outcome": "fail_to_start"}]},
+        }
+    )

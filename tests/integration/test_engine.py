@@ -21,7 +21,7 @@ from ecs_deploy_many.observe.events import TargetEvent
 from ecs_deploy_many.plan import parse_plan
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
-from tests.integration.helpers import ecs_client
+from tests.integration.helpers import FAST_TIMINGS, ecs_client
 
 if TYPE_CHECKING:
     from types_aiobotocore_ecs import ECSClient
@@ -33,17 +33,6 @@ EU, US = "eu-west-1", "us-east-1"
 CLUSTERS = {"alpha": EU, "beta": EU, "gamma": US}
 PER_CLUSTER = 12
 NEW, BROKEN = "example/app:2", "example/app:broken"
-# Simulated seconds: a healthy rollout takes about 20, a broken one never finishes.
-FAST = {
-    "provisioning": 2,
-    "pending": 3,
-    "activating": 1,
-    "health_grace": 10,
-    "health_check": 5,
-    "deactivating": 1,
-    "stopping": 2,
-    "deprovisioning": 2,
-}
 BROKEN_TIMEOUT = 30
 SLOW = "slow"
 
@@ -56,7 +45,7 @@ def service_name(index: int | str) -> str:
 FLEET = Fleet.model_validate(
     {
         "region": EU,
-        "timings": FAST,
+        "timings": FAST_TIMINGS,
         "task_definitions": {
             name: {
                 "containerDefinitions": [{"name": "app", "image": "example/app:1", "memory": 128}]

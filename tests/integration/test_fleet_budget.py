@@ -19,14 +19,12 @@ from ecs_deploy_many.deploy.pipeline import RunContext
 from ecs_deploy_many.plan import parse_plan
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
-from tests.integration.helpers import ecs_client
+from tests.integration.helpers import FAST_TIMINGS, ecs_client
 
 pytestmark = pytest.mark.anyio
 
 REGION = "eu-west-1"
 SERVICES = 30
-FAST = {"provisioning": 2, "pending": 3, "activating": 1, "health_grace": 10,
-        "deactivating": 1, "stopping": 2, "deprovisioning": 2}  # fmt: skip
 
 
 def fleet(*, shared_family: bool) -> Fleet:
@@ -36,7 +34,7 @@ def fleet(*, shared_family: bool) -> Fleet:
     return Fleet.model_validate(
         {
             "region": REGION,
-            "timings": FAST,
+            "timings": FAST_TIMINGS,
             "task_definitions": {f: {"containerDefinitions": [container]} for f in families},
             "clusters": [
                 {

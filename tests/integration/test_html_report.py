@@ -28,7 +28,7 @@ from ecs_deploy_many.plan import parse_plan
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
 from tests.clocks import START
-from tests.integration.helpers import REGION
+from tests.integration.helpers import REGION, prod_fleet
 
 pytestmark = pytest.mark.anyio
 
@@ -36,17 +36,6 @@ SPEED = 40.0
 SECRET_ENV_VALUE = "hunter2-db-password"
 SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 PLAN_PATH = "plans/release.yaml"
-# Simulated seconds: a healthy rollout takes about 20, a broken one never finishes.
-FAST = {
-    "provisioning": 2,
-    "pending": 3,
-    "activating": 1,
-    "health_grace": 10,
-    "health_check": 5,
-    "deactivating": 1,
-    "stopping": 2,
-    "deprovisioning": 2,
-}
 PLAN = """\
 version: 1
 defaults: {region: eu-west-1, cluster: prod, timeout: 300}
@@ -65,33 +54,8 @@ FETCHING_TAGS = {"link", "img", "iframe", "object", "embed", "audio", "video", "
 
 
 def fleet(*services: str) -> Fleet:
-    """One cluster ``prod`` of steady services; ``*:broken*`` images never start."""
-    return Fleet.model_validate(
-        {
-            "region": REGION,
-            "timings": FAST,
-            "task_definitions": {
-                name: {
-                    "containerDefinitions": [
-                        {
-                            "name": name,
-                            "image": f"example/{name}:1",
-                            "memory": 128,
-                            "environment": [{"name": "DB_PASSWORD", "value": SECRET_ENV_VALUE}],
-                        }
-                    ]
-                }
-                for name in services
-            },
-            "clusters": [
-                {
-                    "name": "prod",
-                    "services": [{"name": name, "task_definition": name} for name in services],
-                }
-            ],
-            "behaviour": {"images": [{"match": "*:broken*", "outcome": "fail_to_start"}]},
-        }
-    )
+    """The report's fleet: a secret in every task definition's environment."""
+    return prod_fleet(*services, environment=[{"name": "DB_PASSWORD", "value": SECRET_ENV_VALUE}])
 
 
 async def run_with_timeline(

@@ -20,9 +20,8 @@ from ecs_deploy_many.deploy.pipeline import RunContext
 from ecs_deploy_many.observe.log import Redactor
 from ecs_deploy_many.observe.report import run_report, write_report
 from ecs_deploy_many.plan import parse_plan
-from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
-from tests.integration.helpers import REGION
+from tests.integration.helpers import REGION, prod_fleet
 
 pytestmark = pytest.mark.anyio
 
@@ -31,44 +30,8 @@ SECRET_ENV_VALUE = "hunter2-db-password"
 SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 PLAN_PATH = "plans/release.yaml"
 TASK_DEFINITION = f"arn:aws:ecs:{REGION}:123456789012:task-definition"
-# Simulated seconds: a healthy rollout takes about 20, a broken one never finishes.
-FAST = {
-    "provisioning": 2,
-    "pending": 3,
-    "activating": 1,
-    "health_grace": 10,
-    "health_check": 5,
-    "deactivating": 1,
-    "stopping": 2,
-    "deprovisioning": 2,
-}
 SERVICES = ("api", "web", "worker", "jobs")
-FLEET = Fleet.model_validate(
-    {
-        "region": REGION,
-        "timings": FAST,
-        "task_definitions": {
-            name: {
-                "containerDefinitions": [
-                    {
-                        "name": name,
-                        "image": f"example/{name}:1",
-                        "memory": 128,
-                        "environment": [{"name": "DB_PASSWORD", "value": SECRET_ENV_VALUE}],
-                    }
-                ]
-            }
-            for name in SERVICES
-        },
-        "clusters": [
-            {
-                "name": "prod",
-                "services": [{"name": name, "task_definition": name} for name in SERVICES],
-            }
-        ],
-        "behaviour": {"images": [{"match": "*:broken*", "outcome": "fail_to_start"}]},
-    }
-)
+FLEET = prod_fleet(*SERVICES, environment=[{"name": "DB_PASSWORD", "value": SECRET_ENV_VALUE}])
 PLAN = """\
 version: 1
 defaults: {region: eu-west-1, cluster: prod, timeout: 300}
