@@ -9,22 +9,13 @@ import pytest
 from botocore.model import Shape
 from tests.clocks import ManualClock
 
+from ecs_deploy_many.deploy.taskdef import READ_ONLY_KEYS
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.state import SimError, SimState
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 NETWORK = {"awsvpcConfiguration": {"subnets": ["subnet-1"]}}
-READ_ONLY = {
-    "taskDefinitionArn",
-    "revision",
-    "status",
-    "requiresAttributes",
-    "compatibilities",
-    "registeredAt",
-    "registeredBy",
-    "deregisteredAt",
-}
 
 
 class Api:
@@ -159,9 +150,9 @@ def test_describe_fills_ecs_defaults_and_round_trips(api: Api) -> None:
     assert described["tags"] == [{"key": "team", "value": "core"}]
     assert "tags" not in described["taskDefinition"]
     conforms("DescribeTaskDefinition", described)
-    again = {k: v for k, v in described["taskDefinition"].items() if k not in READ_ONLY}
+    again = {k: v for k, v in described["taskDefinition"].items() if k not in READ_ONLY_KEYS}
     second = api.call("RegisterTaskDefinition", **again)["taskDefinition"]
-    assert {k: v for k, v in second.items() if k not in READ_ONLY} == again
+    assert {k: v for k, v in second.items() if k not in READ_ONLY_KEYS} == again
 
 
 @pytest.mark.parametrize(
