@@ -35,7 +35,8 @@ test: lint typecheck pytest
 
 # The HTML report drawn by a real headless Chromium; installing it needs root (apt).
 test-browser: install
-	command -v chromium || (apt-get update && apt-get install -y chromium)
+	command -v chromium || (apt-get update && apt-get install -y chromium) \
+		|| (sleep 10 && apt-get update && apt-get install -y chromium)
 	$(BIN)/pytest -m browser -q
 
 # A rehearsal of deploy-plans/demo.yaml against the in-process simulator at 12x real time.
