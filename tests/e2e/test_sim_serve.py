@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import aioboto3
 import anyio
 import pytest
 
-SCRIPT = Path(sys.executable).parent / "ecs-deploy-many"
+from tests.e2e.helpers import CREDENTIALS, SCRIPT, serving
+
 AWS_CLI = Path(__file__).resolve().parents[2] / ".venv-awscli" / "bin" / "aws"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"}
 
 FLEET = """\
 region: eu-west-1
@@ -29,27 +26,6 @@ clusters:
   - name: prod
     services: [{name: api, task_definition: web, desired_count: 2}]
 """
-
-
-@contextmanager
-def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """The server started with ``args``, and the first line it printed; killed if still up."""
-    proc = subprocess.Popen(
-        [SCRIPT, "sim", "serve", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 30)
-        first = proc.stdout.readline() if ready else ""
-        assert first, "no address printed"
-        yield proc, first.strip()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()  # reaps the process and closes its pipes
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ This module only turns flags into a ``Target`` and an outcome into an exit code.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from ecs_deploy_many.cli.options import log_options, start_logging
 from ecs_deploy_many.clock import Clock, real_clock
 from ecs_deploy_many.deploy.images import resolve_image
 from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
+from ecs_deploy_many.deploy.result import Status, TargetResult
 from ecs_deploy_many.deploy.shorthand import parse_network_configuration
 from ecs_deploy_many.deploy.target import Target
 from ecs_deploy_many.deploy.taskdef import parse_task_definition_file
@@ -173,11 +175,24 @@ async def _deploy(
             return 1
         progress = ProgressView(1)
         context = RunContext(pool, clock, fan_out(log_observer(), progress), redactor=redactor)
-        async with show_progress(progress, clock, console):
-            result = await deploy_target(target, context)
+        result = TargetResult(target)
+        async with show_progress(progress, clock, console), anyio.create_task_group() as group:
+            group.start_soon(_cancel_on_signal, group.cancel_scope)
+            await deploy_target(target, context, result)
+            group.cancel_scope.cancel()
     line = summary_line(result, redactor=redactor)
     click.echo(line, err=not result.status.ok)
+    if result.status is Status.INTERRUPTED:
+        return EXIT_INTERRUPTED
     return 0 if result.status.ok else 1
+
+
+async def _cancel_on_signal(scope: anyio.CancelScope) -> None:
+    """SIGINT or SIGTERM stops the deploy; the result says where it was left."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
