@@ -179,3 +179,45 @@ async def test_client_buckets_keep_a_throttled_account_clean(share: str) -> None
             assert stats.total_throttled == 0
         else:
             assert stats.total_throttled > 0  # the engine met throttling and rode it out
+
+
+async def test_cleanups_spare_every_revision_the_run_uses_and_deregister_once() -> None:
+    """Two services of one family on different revisions, cleaned up side by side."""
+    container = {"name": "app", "image": "example/app:1", "memory": 128}
+    revisions = [{"containerDefinitions": [{**container, "cpu": cpu}]} for cpu in (1, 2, 3)]
+    fleet = Fleet.model_validate(
+        {
+            "region": REGION,
+            "timings": FAST_TIMINGS,
+            "task_definitions": {"shared": {"revisions": revisions}},
+            "clusters": [
+                {
+                    "name": "prod",
+                    "services": [
+                        {"name": "svc00", "task_definition": "shared:1"},
+                        {"name": "svc01", "task_definition": "shared:1"},
+                        {"name": "svc02", "task_definition": "shared:2"},
+                    ],
+                }
+            ],
+        }
+    )
+    text = (
+        f"version: 1\ndefaults: {{region: {REGION}, timeout: 600, max_definitions: 1,"
+        " use_latest_task_def: true}\ntargets:\n"
+        + "".join(
+            f"  - {{cluster: prod, service: svc0{i}, image: 'example/app:2'}}\n" for i in range(3)
+        )
+    )
+    async with Simulator(fleet, speed=40) as sim:
+        async with running(sim, text) as (result, _):
+            pass
+        assert result.verdict is RunVerdict.SUCCEEDED
+        stats = sim.stats()
+        assert stats.calls["RegisterTaskDefinition"] == 1  # all three render shared:3 + image
+        assert stats.calls["DeregisterTaskDefinition"] == 1  # shared:3, once
+        async with ecs_client(sim.endpoint_url, REGION) as ecs:
+            active = (await ecs.list_task_definitions(familyPrefix="shared"))["taskDefinitionArns"]
+    arn = f"arn:aws:ecs:{REGION}:123456789012:task-definition/shared"
+    # the new revision, and both revisions a rollback could return to
+    assert sorted(active) == [f"{arn}:1", f"{arn}:2", f"{arn}:4"]

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from ecs_deploy_many.aws.gateway import Gateway
-
-__all__ = ["deregister_old_revisions", "family_of", "revisions_to_deregister"]
+__all__ = ["family_of", "revisions_to_deregister"]
 
 
 def family_of(arn: str) -> str:
@@ -34,14 +32,3 @@ def revisions_to_deregister(
     mine = sorted((arn for arn in active if family_of(arn) == family), key=_revision)
     surplus = mine[: max(0, len(mine) - keep)]
     return [arn for arn in surplus if arn not in protected]
-
-
-async def deregister_old_revisions(
-    gateway: Gateway, *, family: str, keep: int, protected: Collection[str]
-) -> list[str]:
-    """Deregister what ``revisions_to_deregister`` chooses; return those ARNs."""
-    active = await gateway.list_task_definitions(family)
-    doomed = revisions_to_deregister(active, family=family, keep=keep, protected=protected)
-    for arn in doomed:
-        await gateway.deregister_task_definition(arn)
-    return doomed

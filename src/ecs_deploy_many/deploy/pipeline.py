@@ -19,8 +19,8 @@ from ecs_deploy_many.aws.gateway import Gateway, TaskDefinition
 from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.aws.watch import ServiceWatcher
 from ecs_deploy_many.clock import Clock
-from ecs_deploy_many.deploy.cleanup import deregister_old_revisions, family_of
-from ecs_deploy_many.deploy.registry import SharedRegistrations
+from ecs_deploy_many.deploy.cleanup import family_of
+from ecs_deploy_many.deploy.registry import RunRevisions
 from ecs_deploy_many.deploy.result import Status, TargetResult
 from ecs_deploy_many.deploy.runtask import run_one_off_task
 from ecs_deploy_many.deploy.target import Target
@@ -72,7 +72,7 @@ class RunContext:
     accounts: Accounts
     clock: Clock
     observe: Observer
-    registrations: SharedRegistrations = field(default_factory=SharedRegistrations)
+    revisions: RunRevisions = field(default_factory=RunRevisions)
     redactor: Redactor = field(default_factory=Redactor)
     """Learns each task definition's secrets as the run reads them, for every output."""
 
@@ -240,7 +240,7 @@ class _Pipeline:
     async def _register(self, gateway: Gateway, rendered: RenderedTaskDefinition) -> TaskDefinition:
         """Register the rendered revision, or take the one another target registered."""
         self._enter("register")
-        registered, shared = await self.context.registrations.register(
+        registered, shared = await self.context.revisions.register(
             gateway, self.target.scope, rendered.definition
         )
         self.result.new_task_definition = registered.arn
@@ -269,7 +269,7 @@ class _Pipeline:
                 clock=self.clock,
                 on_status=lambda arn, status: self.emit("task_status", task=arn, status=status),
             )
-        await self._cleanup(gateway, protected={registered.arn})
+        await self._cleanup(gateway)
         self.result.status = Status.SUCCEEDED
 
     async def _deploy_service(self, gateway: Gateway) -> None:
@@ -277,6 +277,7 @@ class _Pipeline:
         service = await describe_target_service(self.context.accounts, target)
         current: str = service["taskDefinition"]
         self.result.old_task_definition = current
+        self.context.revisions.in_use(current)  # what a rollback would return to
         self.emit("resolved", old_task_definition=current, desired=service.get("desiredCount"))
 
         if registers_revision(target):
@@ -309,7 +310,7 @@ class _Pipeline:
         except DeployError as failure:
             await self._after_failure(gateway, service, failure)
             raise
-        await self._cleanup(gateway, protected={new_arn, current})
+        await self._cleanup(gateway)
         self.result.status = Status.SUCCEEDED
 
     async def _runs_already(
@@ -448,14 +449,14 @@ class _Pipeline:
             raise
         self._finish()
 
-    async def _cleanup(self, gateway: Gateway, *, protected: set[str]) -> None:
+    async def _cleanup(self, gateway: Gateway) -> None:
         keep = self.target.max_definitions
         if keep is None or self.result.new_task_definition is None:
             return
         self._enter("cleanup")
         family = family_of(self.result.new_task_definition)
-        removed = await deregister_old_revisions(
-            gateway, family=family, keep=keep, protected=protected
+        removed = await self.context.revisions.clean_up(
+            gateway, self.target.scope, family=family, keep=keep
         )
         self.emit("deregistered", family=family, count=len(removed), task_definitions=removed)
 
