@@ -394,7 +394,7 @@ async def test_rollback_all_restores_exact_revisions_newest_first(
 ) -> None:
     text = plan(
         target("alpha", 0),
-        target("gamma", 1),
+        target("gamma", 1, desired_count=3),  # the rollback puts the count back to 1 too
         broken("beta", 2),
         target("beta", 3),
         head="concurrency: {max_parallel: 1}\nfailure_budget: 0\non_failure: rollback_all",

@@ -93,8 +93,8 @@ async def roll_back_target(result: TargetResult, context: RunContext, *, reason:
 
     For a fleet's ``rollback_all``: ``result`` (a succeeded service target) becomes
     ``rolled_back``, or ``failed`` when the rollback does not finish, and a new
-    ``target_finished`` event reports that final state. Only the task definition goes
-    back; a changed desired count stays.
+    ``target_finished`` event reports that final state. A desired count the run changed
+    goes back too.
     """
     await _Pipeline(result.target, context, result).roll_back(reason)
 
@@ -277,6 +277,7 @@ class _Pipeline:
         service = await describe_target_service(self.context.accounts, target)
         current: str = service["taskDefinition"]
         self.result.old_task_definition = current
+        self.result.old_desired_count = service.get("desiredCount")
         self.context.revisions.in_use(current)  # what a rollback would return to
         self.emit("resolved", old_task_definition=current, desired=service.get("desiredCount"))
 
@@ -407,13 +408,11 @@ class _Pipeline:
             return
         if not self.target.rollback:
             return
-        desired = service.get("desiredCount") if self.target.desired_count is not None else None
-        await self._restore(gateway, service["taskDefinition"], str(failure), desired)
+        await self._restore(gateway, service["taskDefinition"], str(failure))
 
-    async def _restore(
-        self, gateway: Gateway, previous: str, reason: str, desired: int | None = None
-    ) -> None:
-        """Update the service back to ``previous`` and wait for that deployment."""
+    async def _restore(self, gateway: Gateway, previous: str, reason: str) -> None:
+        """Update the service back to ``previous`` (and a desired count the run changed)
+        and wait for that deployment."""
         self._enter("rollback")
         self.emit("rollback_started", "warning", reason=reason, to_task_definition=previous)
         params: dict[str, Any] = {
@@ -421,8 +420,8 @@ class _Pipeline:
             "service": self.target.service,
             "taskDefinition": previous,
         }
-        if desired is not None:
-            params["desiredCount"] = desired
+        if self.target.desired_count is not None:
+            params["desiredCount"] = self.result.old_desired_count
         try:
             deployment = _primary(await gateway.update_service(**params))
             await self._wait(Expectation(deployment["id"], previous), deployment)

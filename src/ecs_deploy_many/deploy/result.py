@@ -33,6 +33,8 @@ class TargetResult:
     target: Target
     status: Status = Status.INTERRUPTED
     old_task_definition: str | None = None
+    old_desired_count: int | None = None
+    """The service's desired count before this run, for a rollback to restore."""
     new_task_definition: str | None = None
     deployment_id: str | None = None
     error: str | None = None
