@@ -207,3 +207,28 @@ def prod_fleet(*services: str, environment: list[dict[str, str]] | None = None) 
             "behaviour": {"images": [{"match": "*:broken*", "outcome": "fail_to_start"}]},
         }
     )
+
+
+# A run with every outcome a report must show: api succeeds, web is rolled back, worker
+# is skipped after it, jobs fails (allowed to); each definition carries a secret.
+SECRET_ENV_VALUE = "hunter2-db-password"
+SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+REPORTED_SERVICES = ("api", "web", "worker", "jobs")
+REPORTED_PLAN = """\
+version: 1
+defaults: {region: eu-west-1, cluster: prod, timeout: 300}
+failure_budget: 5
+waves:
+  - {name: canary, targets: [prod/api]}
+  - {name: rest, targets: ['*']}
+targets:
+  - {service: api, image: example/api:2}
+  - {service: web, image: example/web:broken, timeout: 30, rollback: true}
+  - {service: worker, image: example/worker:2, depends_on: [prod/web]}
+  - {service: jobs, image: example/elsewhere:2, allow_failure: true}
+"""
+
+
+def reported_fleet(*services: str) -> Fleet:
+    """The report tests' fleet: a secret in every task definition's environment."""
+    return prod_fleet(*services, environment=[{"name": "DB_PASSWORD", "value": SECRET_ENV_VALUE}])

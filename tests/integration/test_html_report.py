@@ -25,37 +25,26 @@ from ecs_deploy_many.observe.html import render_html_report, write_html_report
 from ecs_deploy_many.observe.log import Redactor
 from ecs_deploy_many.observe.timeline import Timeline
 from ecs_deploy_many.plan import parse_plan
-from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
 from tests.clocks import START
-from tests.integration.helpers import REGION, prod_fleet
+from tests.integration.helpers import (
+    REGION,
+    REPORTED_PLAN,
+    SECRET_ACCESS_KEY,
+    SECRET_ENV_VALUE,
+    reported_fleet,
+)
 
 pytestmark = pytest.mark.anyio
 
 SPEED = 40.0
-SECRET_ENV_VALUE = "hunter2-db-password"
-SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 PLAN_PATH = "plans/release.yaml"
-PLAN = """\
-version: 1
-defaults: {region: eu-west-1, cluster: prod, timeout: 300}
-failure_budget: 5
-waves:
-  - {name: canary, targets: [prod/api]}
-  - {name: rest, targets: ['*']}
-targets:
-  - {service: api, image: example/api:2}
-  - {service: web, image: example/web:broken, timeout: 30, rollback: true}
-  - {service: worker, image: example/worker:2, depends_on: [prod/web]}
-  - {service: jobs, image: example/elsewhere:2, allow_failure: true}
-"""
+PLAN = REPORTED_PLAN
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}
 FETCHING_TAGS = {"link", "img", "iframe", "object", "embed", "audio", "video", "source"}
 
 
-def fleet(*services: str) -> Fleet:
-    """The report's fleet: a secret in every task definition's environment."""
-    return prod_fleet(*services, environment=[{"name": "DB_PASSWORD", "value": SECRET_ENV_VALUE}])
+fleet = reported_fleet
 
 
 async def run_with_timeline(

@@ -21,31 +21,27 @@ from ecs_deploy_many.observe.log import Redactor
 from ecs_deploy_many.observe.report import run_report, write_report
 from ecs_deploy_many.plan import parse_plan
 from ecs_deploy_many.sim.server import Simulator
-from tests.integration.helpers import REGION, prod_fleet
+from tests.integration.helpers import (
+    REGION,
+    REPORTED_PLAN,
+    REPORTED_SERVICES,
+    SECRET_ACCESS_KEY,
+    SECRET_ENV_VALUE,
+    reported_fleet,
+)
 
 pytestmark = pytest.mark.anyio
 
 SPEED = 40.0
-SECRET_ENV_VALUE = "hunter2-db-password"
-SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 PLAN_PATH = "plans/release.yaml"
 TASK_DEFINITION = f"arn:aws:ecs:{REGION}:123456789012:task-definition"
-SERVICES = ("api", "web", "worker", "jobs")
-FLEET = prod_fleet(*SERVICES, environment=[{"name": "DB_PASSWORD", "value": SECRET_ENV_VALUE}])
-PLAN = """\
-version: 1
-defaults: {region: eu-west-1, cluster: prod, timeout: 300}
-failure_budget: 5
-waves:
-  - {name: canary, targets: [prod/api]}
-  - {name: rest, targets: ['*']}
-targets:
-  - {service: api, image: example/api:2}
-  - {service: web, image: example/web:broken, timeout: 30, rollback: true}
-  - {service: worker, image: example/worker:2, depends_on: [prod/web]}
-  - {service: jobs, image: example/elsewhere:2, allow_failure: true}
-  - {cluster: nowhere, service: api, image: example/api:2, allow_failure: true}
-"""
+SERVICES = REPORTED_SERVICES
+FLEET = reported_fleet(*SERVICES)
+# and one target on a cluster that does not exist
+PLAN = (
+    REPORTED_PLAN
+    + "  - {cluster: nowhere, service: api, image: example/api:2, allow_failure: true}\n"
+)
 TARGET_KEYS = {
     "name",
     "kind",
