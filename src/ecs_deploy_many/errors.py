@@ -1,7 +1,10 @@
 """Every error the tool raises on purpose, in one tree.
 
     EcsDeployError
+    ├── UsageError             command-line flags are wrong (carries the exit code)
     ├── PlanError              the plan file is wrong (file, line, key for each problem)
+    ├── InterpolationError     a ``${VAR}`` reference cannot be expanded
+    ├── FleetError             a simulator fleet file is wrong
     ├── ImageError             an image reference cannot be parsed
     ├── TaskDefinitionError    a task definition cannot be rendered (no matching container...)
     ├── CredentialsError       no region or no credentials could be found
@@ -27,12 +30,15 @@ __all__ = [
     "DeploymentFailed",
     "DeploymentTimeout",
     "EcsDeployError",
+    "FleetError",
     "ImageError",
+    "InterpolationError",
     "PlanError",
     "PlanIssue",
     "RollbackFailed",
     "TaskDefinitionError",
     "TaskRunFailed",
+    "UsageError",
 ]
 
 
@@ -60,6 +66,30 @@ class PlanError(EcsDeployError):
     def __init__(self, issues: Sequence[PlanIssue]) -> None:
         self.issues = tuple(issues)
         super().__init__("\n".join(str(issue) for issue in self.issues))
+
+
+class UsageError(EcsDeployError):
+    """Invalid flags: the message names the flag to use; ``exit_code`` is the CLI's code."""
+
+    def __init__(self, exit_code: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class InterpolationError(EcsDeployError):
+    """One string had references that cannot be expanded; every problem is listed."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = tuple(problems)
+
+
+class FleetError(EcsDeployError):
+    """A simulator fleet file cannot be used; names the file and the key at fault."""
+
+    def __init__(self, file: str, key: str, message: str) -> None:
+        self.file, self.key, self.message = file, key, message
+        super().__init__(f"{file}: {key}: {message}" if key else f"{file}: {message}")
 
 
 class ImageError(EcsDeployError):

@@ -29,7 +29,7 @@ from ecs_deploy_many.deploy.result import Status, TargetResult
 from ecs_deploy_many.deploy.shorthand import parse_network_configuration
 from ecs_deploy_many.deploy.target import Target
 from ecs_deploy_many.deploy.taskdef import parse_task_definition_file
-from ecs_deploy_many.errors import CredentialsError, EcsDeployError, ImageError
+from ecs_deploy_many.errors import CredentialsError, EcsDeployError, ImageError, UsageError
 from ecs_deploy_many.observe.events import fan_out
 from ecs_deploy_many.observe.log import Redactor, log_observer, run_redactor
 from ecs_deploy_many.observe.progress import ProgressView, show_progress
@@ -42,44 +42,36 @@ EXIT_IMAGE = 13
 EXIT_INTERRUPTED = 130
 
 
-class Refusal(Exception):
-    """Invalid flags: the message names the flag to use; ``code`` is the exit code."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 def build_target(options: Mapping[str, Any], environ: Mapping[str, str]) -> Target:
     """Validate flags in the original's order and build the one target."""
     o = options
     if not o["service_name"] and not o["task_definition"]:
-        raise Refusal(5, "one of -n/--service-name or -d/--task-definition is required")
+        raise UsageError(5, "one of -n/--service-name or -d/--task-definition is required")
     if o["service_name"] and o["task_definition"]:
-        raise Refusal(6, "give only one of -n/--service-name and -d/--task-definition")
+        raise UsageError(6, "give only one of -n/--service-name and -d/--task-definition")
     if o["service_name"] and not o["cluster"]:
-        raise Refusal(7, "-n/--service-name needs -c/--cluster")
+        raise UsageError(7, "-n/--service-name needs -c/--cluster")
     if not (o["image"] or o["tag_only"] or o["force_new_deployment"]):
-        raise Refusal(8, "give -i/--image (or -to/--tag-only, or --force-new-deployment)")
+        raise UsageError(8, "give -i/--image (or -to/--tag-only, or --force-new-deployment)")
     max_definitions = _max_definitions(o["max_definitions"])
     if not o["run_task"]:
         if o["launch_type"]:
-            raise Refusal(10, "--launch-type is only valid with --run-task")
+            raise UsageError(10, "--launch-type is only valid with --run-task")
         if o["network_configuration"] or o["wait_for_success"]:
-            raise Refusal(
+            raise UsageError(
                 11, "--network-configuration and --wait-for-success are only valid with --run-task"
             )
         if o["platform_version"]:
-            raise Refusal(12, "--platform-version is only valid with --run-task")
+            raise UsageError(12, "--platform-version is only valid with --run-task")
     elif not (o["task_definition"] and o["cluster"]):
-        raise Refusal(EXIT_USAGE, "--run-task needs -d/--task-definition and -c/--cluster")
+        raise UsageError(EXIT_USAGE, "--run-task needs -d/--task-definition and -c/--cluster")
 
     image = None
     if o["image"] and not o["tag_only"]:
         try:
             image = resolve_image(o["image"], tag_env_var=o["tag_env_var"], environ=environ)
         except ImageError as error:
-            raise Refusal(EXIT_IMAGE, str(error)) from None
+            raise UsageError(EXIT_IMAGE, str(error)) from None
 
     return Target(
         name=o["service_name"] or o["task_definition"],
@@ -117,7 +109,7 @@ def _max_definitions(value: str | None) -> int | None:
     if value is None:
         return None
     if not value.isdigit() or int(value) < 1:
-        raise Refusal(9, f"--max-definitions must be a whole number of 1 or more, got {value!r}")
+        raise UsageError(9, f"--max-definitions must be a whole number of 1 or more, got {value!r}")
     return int(value)
 
 
@@ -127,13 +119,13 @@ def _task_definition_file(path: str | None) -> dict[str, Any] | None:
     try:
         text = Path(path).read_text()
     except OSError as error:
-        raise Refusal(
+        raise UsageError(
             EXIT_USAGE, f"--task-definition-file: cannot read {path}: {error.strerror}"
         ) from None
     try:
         return parse_task_definition_file(text, path)
     except EcsDeployError as error:
-        raise Refusal(EXIT_USAGE, f"--task-definition-file: {error}") from None
+        raise UsageError(EXIT_USAGE, f"--task-definition-file: {error}") from None
 
 
 def _network_configuration(text: str | None) -> dict[str, Any] | None:
@@ -142,7 +134,7 @@ def _network_configuration(text: str | None) -> dict[str, Any] | None:
     try:
         return parse_network_configuration(text)
     except ValueError as error:
-        raise Refusal(EXIT_USAGE, f"--network-configuration: {error}") from None
+        raise UsageError(EXIT_USAGE, f"--network-configuration: {error}") from None
 
 
 def _static_keys(options: Mapping[str, Any], environ: Mapping[str, str]) -> StaticKeys | None:
@@ -154,7 +146,7 @@ def _static_keys(options: Mapping[str, Any], environ: Mapping[str, str]) -> Stat
     key_id = options["aws_access_key"] or environ.get("AWS_ACCESS_KEY_ID")
     secret = options["aws_secret_key"] or environ.get("AWS_SECRET_ACCESS_KEY")
     if not (key_id and secret):
-        raise Refusal(EXIT_USAGE, "-k/--aws-access-key and -s/--aws-secret-key go together")
+        raise UsageError(EXIT_USAGE, "-k/--aws-access-key and -s/--aws-secret-key go together")
     return StaticKeys(key_id, secret, environ.get("AWS_SESSION_TOKEN"))
 
 
@@ -267,9 +259,9 @@ async def run(argv: Sequence[str], *, clock: Clock | None = None) -> int:
     except click.UsageError as error:
         error.show()
         return EXIT_USAGE
-    except Refusal as refusal:
+    except UsageError as refusal:
         click.echo(f"ecs-deploy: {refusal}", err=True)
-        return refusal.code
+        return refusal.exit_code
     except click.Abort:
         return EXIT_INTERRUPTED
     return code if isinstance(code, int) else 0

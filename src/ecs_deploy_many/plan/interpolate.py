@@ -15,18 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from ecs_deploy_many.errors import InterpolationError
+
 __all__ = ["InterpolationError", "interpolate"]
 
 _TOKEN = re.compile(r"\$\$\{|\$\{([^{}]*)(\}?)")
 _REFERENCE = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<fallback>.*))?", re.DOTALL)
-
-
-class InterpolationError(Exception):
-    """One string had references that cannot be expanded; every problem is listed."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = tuple(problems)
 
 
 def interpolate(text: str, environ: Mapping[str, str]) -> str:

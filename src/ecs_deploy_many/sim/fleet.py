@@ -68,6 +68,7 @@ from pydantic import (
     model_validator,
 )
 
+from ecs_deploy_many.errors import FleetError
 from ecs_deploy_many.sim.model import SimError
 from ecs_deploy_many.sim.taskdefs import validate_registration
 
@@ -85,14 +86,6 @@ __all__ = [
 ]
 
 OutcomeKind = Literal["ok", "fail_to_start", "crash", "unhealthy", "exit"]
-
-
-class FleetError(ValueError):
-    """A fleet file cannot be used; names the file and the key at fault."""
-
-    def __init__(self, file: str, key: str, message: str) -> None:
-        self.file, self.key, self.message = file, key, message
-        super().__init__(f"{file}: {key}: {message}" if key else f"{file}: {message}")
 
 
 class _Model(BaseModel):
@@ -297,9 +290,8 @@ def load_fleet(path: str | os.PathLike[str]) -> Fleet:
         raise FleetError(file, "", "the top level must be a mapping")
     try:
         return Fleet.model_validate(data)
+    except FleetError as exc:  # a cross-reference check, raised as is by the model
+        raise FleetError(file, exc.key, exc.message) from None
     except ValidationError as exc:
         first = exc.errors()[0]
-        cause = first.get("ctx", {}).get("error")
-        if isinstance(cause, FleetError):
-            raise FleetError(file, cause.key, cause.message) from None
         raise FleetError(file, _key(first["loc"]), first["msg"]) from None
