@@ -40,9 +40,15 @@ def test_revisions_to_deregister(
     assert revisions_to_deregister(active, family="web", keep=keep, protected=protected) == expected
 
 
-def test_keep_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="1 or more"):
-        revisions_to_deregister([], family="web", keep=0, protected=set())
+def test_keep_0_keeps_every_revision() -> None:
+    assert (
+        revisions_to_deregister(arns("web", 1, 2, 3), family="web", keep=0, protected=set()) == []
+    )
+
+
+def test_keep_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="0 \\(keep all\\) or more"):
+        revisions_to_deregister([], family="web", keep=-1, protected=set())
 
 
 def stopped(

@@ -450,13 +450,17 @@ class _Pipeline:
 
     async def _cleanup(self, gateway: Gateway) -> None:
         keep = self.target.max_definitions
-        if keep is None or self.result.new_task_definition is None:
+        if not keep or self.result.new_task_definition is None:  # None or 0: keep them all
             return
         self._enter("cleanup")
         family = family_of(self.result.new_task_definition)
-        removed = await self.context.revisions.clean_up(
+        cleanup = await self.context.revisions.clean_up(
             gateway, self.target.scope, family=family, keep=keep
         )
+        if cleanup.kept_because:
+            self.emit("cleanup_skipped", "warning", family=family, reason=cleanup.kept_because)
+            return
+        removed = list(cleanup.deregistered)
         self.emit("deregistered", family=family, count=len(removed), task_definitions=removed)
 
 
