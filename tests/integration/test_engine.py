@@ -18,6 +18,8 @@ from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict, run_p
 from ecs_deploy_many.deploy.pipeline import RunContext
 from ecs_deploy_many.deploy.result import TargetResult
 from ecs_deploy_many.observe.events import TargetEvent
+from ecs_deploy_many.observe.html import render_html_report
+from ecs_deploy_many.observe.timeline import Timeline
 from ecs_deploy_many.plan import parse_plan
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
@@ -415,6 +417,95 @@ async def test_rollback_all_restores_exact_revisions_newest_first(
         assert image == "example/app:1"
         assert (only["rolloutState"], only["runningCount"]) == ("COMPLETED", 1)
     await assert_untouched(ecs, "beta", 3)
+
+
+async def rollback_span(ecs: dict[str, ECSClient], name: str) -> tuple[float, float]:
+    """When the deployment the service of target ``name`` ended on was created and
+    completed, on the simulator's clock (after a rollback: when it began and ended)."""
+    cluster, service = name.split("/")
+    client = ecs[CLUSTERS[cluster]]
+    [svc] = (await client.describe_services(cluster=cluster, services=[service]))["services"]
+    [deployment] = svc["deployments"]
+    completed = next(
+        event["createdAt"]
+        for event in svc["events"]
+        if f"(deployment {deployment['id']}) deployment completed" in event["message"]
+    )
+    return deployment["createdAt"].timestamp(), completed.timestamp()
+
+
+def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+async def test_rollback_all_runs_a_wave_at_a_time_in_parallel_within_the_limits(
+    sim: Simulator, ecs: dict[str, ECSClient]
+) -> None:
+    text = plan(
+        target("alpha", 0),
+        target("beta", 0),
+        target("alpha", 1),
+        target("alpha", 2),
+        target("gamma", 0),
+        broken("beta", 2),
+        broken("gamma", 2),
+        head="concurrency: {max_parallel: 4, per_cluster: 1}\nfailure_budget: 1\n"
+        "on_failure: rollback_all\nwaves:\n"
+        "  - {name: first, targets: [alpha/svc00, beta/svc00]}\n"
+        "  - {name: second, targets: [alpha/svc01, alpha/svc02, gamma/svc00]}\n"
+        "  - {name: last, targets: [beta/svc02, gamma/svc02]}",
+    )
+    result, events = await deploy(sim, text)
+    first, second = ["alpha/svc00", "beta/svc00"], ["alpha/svc01", "alpha/svc02", "gamma/svc00"]
+    assert statuses(result) == {
+        **dict.fromkeys(first + second, "rolled_back"),
+        "beta/svc02": "failed",
+        "gamma/svc02": "failed",
+    }
+    spans = {name: await rollback_span(ecs, name) for name in first + second}
+    # clusters roll back side by side; one cluster's rollbacks wait for each other
+    assert overlap(spans["alpha/svc00"], spans["beta/svc00"])
+    assert overlap(spans["gamma/svc00"], spans["alpha/svc01"]) or overlap(
+        spans["gamma/svc00"], spans["alpha/svc02"]
+    )
+    assert not overlap(spans["alpha/svc01"], spans["alpha/svc02"])
+    # the newest wave is back before the one before it starts going back
+    assert max(spans[name][1] for name in second) <= min(spans[name][0] for name in first)
+    halted = "the run halted: 2 failed target(s) exceed the failure budget of 1"
+    for name in first + second:
+        assert result.results[name].error == f"rolled back by rollback_all: {halted}"
+    # the two that failed count against the budget; the five rolled back do not
+    assert (result.failures, result.policy_rollbacks) == (2, 5)
+    timeline = Timeline()
+    for event in events:
+        timeline(event)
+    header = render_html_report(result, timeline, plan_path="plan.yaml").split("</header>")[0]
+    assert "<dt>Failures</dt><dd>2 (budget 1)</dd>" in header
+    assert "<dt>Rolled back by policy</dt><dd>5</dd>" in header
+
+
+async def test_rollback_all_puts_a_dependant_back_before_what_it_depends_on(
+    sim: Simulator, ecs: dict[str, ECSClient]
+) -> None:
+    text = plan(
+        target("alpha", 0),
+        target("beta", 0, depends_on="[alpha/svc00]"),
+        target("gamma", 0),
+        broken("gamma", 1),
+        head="failure_budget: 0\non_failure: rollback_all",
+    )
+    result, _ = await deploy(sim, text)
+    assert statuses(result) == {
+        "alpha/svc00": "rolled_back",
+        "beta/svc00": "rolled_back",
+        "gamma/svc00": "rolled_back",
+        "gamma/svc01": "failed",
+    }
+    spans = {
+        name: await rollback_span(ecs, name) for name in statuses(result) if name != "gamma/svc01"
+    }
+    assert spans["beta/svc00"][1] <= spans["alpha/svc00"][0]
+    assert overlap(spans["beta/svc00"], spans["gamma/svc00"])
 
 
 async def test_cancellation_records_every_target(sim: Simulator, ecs: dict[str, ECSClient]) -> None:

@@ -40,9 +40,15 @@ def test_revisions_to_deregister(
     assert revisions_to_deregister(active, family="web", keep=keep, protected=protected) == expected
 
 
-def test_keep_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="1 or more"):
-        revisions_to_deregister([], family="web", keep=0, protected=set())
+def test_keep_0_keeps_every_revision() -> None:
+    assert (
+        revisions_to_deregister(arns("web", 1, 2, 3), family="web", keep=0, protected=set()) == []
+    )
+
+
+def test_keep_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="0 \\(keep all\\) or more"):
+        revisions_to_deregister([], family="web", keep=-1, protected=set())
 
 
 def stopped(
@@ -92,3 +98,78 @@ def test_task_failure(
     else:
         assert found is not None
         assert failure in found
+
+
+EXITED = "Essential container in task exited"
+
+
+def exited(
+    *containers: tuple[str, int | None],
+    stop_code: str = "EssentialContainerExited",
+    reason: str = EXITED,
+    **container_reasons: str,
+) -> dict[str, Any]:
+    """A STOPPED task whose containers ended with these exit codes, in this order."""
+    return {
+        "lastStatus": "STOPPED",
+        "stopCode": stop_code,
+        "stoppedReason": reason,
+        "containers": [
+            {"name": name, "exitCode": code}
+            | ({"reason": container_reasons[name]} if name in container_reasons else {})
+            for name, code in containers
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("task", "essential", "failure"),
+    [
+        # helper exited 4, then ECS stopped main (SIGTERM): helper is to blame
+        (
+            exited(("main", 143), ("helper", 4)),
+            {"main": True, "helper": True},
+            "essential container helper exited with code 4"
+            f" ({EXITED}; exit codes: main 143, helper 4)",
+        ),
+        # SIGKILL after the stop timeout is also ECS stopping it
+        (
+            exited(("main", 137), ("helper", 2), ("log", 143)),
+            {"main": True, "helper": True, "log": False},
+            "essential container helper exited with code 2"
+            f" ({EXITED}; exit codes: main 137, helper 2, log 143 (not essential))",
+        ),
+        # an out-of-memory kill is 137 too, but ECS gives the container a reason
+        (
+            exited(("main", 137), ("helper", 143), main="OutOfMemoryError: Container killed"),
+            {"main": True, "helper": True},
+            "essential container main exited with code 137: OutOfMemoryError: Container killed"
+            f" ({EXITED}; exit codes: main 137, helper 143)",
+        ),
+        # main finished, ECS stopped its essential sidecar: the sidecar's code fails it
+        (
+            exited(("main", 0), ("proxy", 143)),
+            {"main": True, "proxy": True},
+            "essential container proxy exited with code 143 after essential container main"
+            f" exited with code 0 ({EXITED}; exit codes: main 0, proxy 143)",
+        ),
+        # stopped from outside: every container got SIGTERM, none is to blame
+        (
+            exited(("main", 143), ("helper", 143), stop_code="UserInitiated",
+                   reason="Task stopped by user"),
+            {"main": True, "helper": True},
+            "task stopped (UserInitiated): Task stopped by user;"
+            " exit codes: main 143, helper 143",
+        ),
+        (
+            exited(("main", None), ("helper", 143), main="CannotStartContainerError: bad"),
+            {"main": True, "helper": True},
+            "essential container main has no exit code: CannotStartContainerError: bad"
+            f" ({EXITED}; exit codes: main none, helper 143)",
+        ),
+    ],
+)  # fmt: skip
+def test_task_failure_blames_the_container_that_stopped_the_task(
+    task: dict[str, Any], essential: dict[str, bool], failure: str
+) -> None:
+    assert task_failure(task, essential) == failure

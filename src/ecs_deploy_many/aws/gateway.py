@@ -83,6 +83,12 @@ class Gateway(Protocol):
 
     async def describe_tasks(self, cluster: str, tasks: Sequence[str]) -> dict[str, Any]: ...
 
+    async def list_clusters(self) -> list[str]: ...
+
+    async def list_services(self, cluster: str) -> list[str]: ...
+
+    async def list_tasks(self, cluster: str, *, family: str) -> list[str]: ...
+
 
 class AioBotoGateway:
     """``Gateway`` over one aiobotocore ECS client, with client-side token buckets."""
@@ -224,3 +230,27 @@ class AioBotoGateway:
             merged["tasks"].extend(response.get("tasks", []))
             merged["failures"].extend(response.get("failures", []))
         return merged
+
+    async def list_clusters(self) -> list[str]:
+        """Every cluster ARN of the account and region."""
+        return await self._every("ListClusters", "clusterArns")
+
+    async def list_services(self, cluster: str) -> list[str]:
+        """Every service ARN of ``cluster``."""
+        return await self._every("ListServices", "serviceArns", cluster=cluster)
+
+    async def list_tasks(self, cluster: str, *, family: str) -> list[str]:
+        """The ARNs of ``cluster``'s tasks of ``family`` that are meant to run."""
+        return await self._every("ListTasks", "taskArns", cluster=cluster, family=family)
+
+    async def _every(self, operation: str, key: str, **params: Any) -> list[str]:
+        """Every item of a paginated list operation, in pages of 100 (ECS's largest)."""
+        params["maxResults"] = 100
+        items: list[str] = []
+        while True:
+            response = await self.call(operation, **params)
+            items.extend(response.get(key, []))
+            token = response.get("nextToken")
+            if not token:
+                return items
+            params["nextToken"] = token

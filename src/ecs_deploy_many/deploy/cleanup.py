@@ -2,8 +2,9 @@
 
 The original tool matched families by prefix (so ``api`` also pruned ``api-worker``) and
 could deregister the revision a service ran. Here only revisions of the exact family are
-considered, the newest ``keep`` stay, and protected revisions (the one now running and
-the one a rollback would return to) are never touched.
+considered, the newest ``keep`` stay, and protected revisions (any a service or task runs
+or a deployment references, any a rollback would return to) are never touched. ``keep``
+0 keeps every revision, as in the original.
 """
 
 from __future__ import annotations
@@ -26,9 +27,14 @@ def _revision(arn: str) -> int:
 def revisions_to_deregister(
     active: Sequence[str], *, family: str, keep: int, protected: Collection[str]
 ) -> list[str]:
-    """The ACTIVE revisions beyond the newest ``keep`` of ``family``, oldest first."""
-    if keep < 1:
-        raise ValueError("max definitions must be 1 or more")
+    """The ACTIVE revisions beyond the newest ``keep`` of ``family``, oldest first.
+
+    ``keep`` 0 means keep them all.
+    """
+    if keep < 0:
+        raise ValueError("max definitions must be 0 (keep all) or more")
+    if keep == 0:
+        return []
     mine = sorted((arn for arn in active if family_of(arn) == family), key=_revision)
     surplus = mine[: max(0, len(mine) - keep)]
     return [arn for arn in surplus if arn not in protected]

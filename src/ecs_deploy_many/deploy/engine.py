@@ -19,7 +19,8 @@ that regresses fails, and is rolled back when its target asks for rollback.
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -58,14 +59,29 @@ class RunResult:
     verdict: RunVerdict = RunVerdict.INTERRUPTED
     halted: str | None = None
     """Why the run stopped starting targets, when it did."""
+    rolled_back_by_policy: set[str] = field(default_factory=set)
+    """Targets that succeeded and that ``on_failure: rollback_all`` then rolled back (or
+    tried to: a rollback that did not finish leaves its target ``failed``)."""
 
     @property
     def failures(self) -> int:
-        """Failed targets that count against the budget."""
+        """Targets that failed (or were rolled back after failing) and count against the
+        budget; targets ``rollback_all`` rolled back are not among them."""
         return sum(
             1
-            for result in self.results.values()
-            if result.status in _COUNTED and not result.target.allow_failure
+            for name, result in self.results.items()
+            if result.status in _COUNTED
+            and not result.target.allow_failure
+            and name not in self.rolled_back_by_policy
+        )
+
+    @property
+    def policy_rollbacks(self) -> int:
+        """Targets ``rollback_all`` put back on their previous revision."""
+        return sum(
+            1
+            for name in self.rolled_back_by_policy
+            if self.results[name].status is Status.ROLLED_BACK
         )
 
     def statistics(self) -> dict[str, int]:
@@ -151,11 +167,7 @@ class FleetRun:
             if blocked is not None:
                 self._settle(target, Status.SKIPPED, blocked)
                 return
-            async with AsyncExitStack() as slots:
-                limiter = self._cluster_limiter(target)
-                if limiter is not None:
-                    await slots.enter_async_context(limiter)
-                await slots.enter_async_context(self._run_slots)
+            async with self._slots(target):
                 if self.result.halted:
                     self._settle(target, Status.SKIPPED, self.result.halted)
                     return
@@ -171,6 +183,16 @@ class FleetRun:
             if not status.ok:
                 return f"dependency {name} {_past_tense(status)}"
         return None
+
+    @asynccontextmanager
+    async def _slots(self, target: Target) -> AsyncIterator[None]:
+        """Hold a slot of the target's cluster, then one of the run."""
+        async with AsyncExitStack() as slots:
+            limiter = self._cluster_limiter(target)
+            if limiter is not None:
+                await slots.enter_async_context(limiter)
+            await slots.enter_async_context(self._run_slots)
+            yield
 
     def _cluster_limiter(self, target: Target) -> anyio.CapacityLimiter | None:
         """One limiter per cluster, a cluster being a name in one account and region."""
@@ -195,15 +217,50 @@ class FleetRun:
     # -- rollback_all ----------------------------------------------------------------
 
     async def _roll_back_all(self) -> None:
-        """Newest first, one at a time: a later target may rely on an earlier one."""
-        succeeded = [
-            r
-            for r in self.result.results.values()
-            if r.status is Status.SUCCEEDED and r.target.kind == "service"
-        ]
-        succeeded.sort(key=lambda r: r.finished_at or 0.0, reverse=True)
-        for result in succeeded:
-            await roll_back_target(result, self.context, reason=self.result.halted or "")
+        """Roll back every service the run deployed, newest wave first.
+
+        A wave's rollbacks run side by side within the run's limits, and all of them end
+        before the previous wave's begin: a later wave may rely on an earlier one. Within
+        a wave, a target's rollback waits for those of the targets that depend on it.
+        """
+        reason = f"rolled back by rollback_all: {self.result.halted}"
+        for wave in reversed(self.plan.waves):
+            deployed = [
+                result
+                for name in wave.targets
+                if (result := self.result.results.get(name))
+                and result.status is Status.SUCCEEDED
+                and result.target.kind == "service"
+            ]
+            deployed.sort(key=lambda r: r.finished_at or 0.0, reverse=True)
+            done = {result.target.name: anyio.Event() for result in deployed}
+            async with anyio.create_task_group() as group:
+                for result in deployed:
+                    dependants = [
+                        done[r.target.name]
+                        for r in deployed
+                        if result.target.name in r.target.depends_on
+                    ]
+                    group.start_soon(
+                        self._roll_back, result, reason, dependants, done[result.target.name]
+                    )
+
+    async def _roll_back(
+        self,
+        result: TargetResult,
+        reason: str,
+        dependants: list[anyio.Event],
+        done: anyio.Event,
+    ) -> None:
+        """Roll back one target once its dependants are back, in slots like a deploy's."""
+        try:
+            for rolled_back in dependants:
+                await rolled_back.wait()
+            async with self._slots(result.target):
+                self.result.rolled_back_by_policy.add(result.target.name)
+                await roll_back_target(result, self.context, reason=reason)
+        finally:
+            done.set()
 
     # -- records -----------------------------------------------------------------------
 

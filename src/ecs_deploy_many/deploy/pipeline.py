@@ -91,10 +91,10 @@ async def deploy_target(
 async def roll_back_target(result: TargetResult, context: RunContext, *, reason: str) -> None:
     """Put a service this run deployed back on ``result.old_task_definition`` and wait.
 
-    For a fleet's ``rollback_all``: ``result`` (a succeeded service target) becomes
-    ``rolled_back``, or ``failed`` when the rollback does not finish, and a new
-    ``target_finished`` event reports that final state. A desired count the run changed
-    goes back too.
+    For a fleet's ``rollback_all`` and a regression during a bake: ``result`` (a succeeded
+    service target) becomes ``rolled_back`` with ``reason`` as its error, or ``failed``
+    when the rollback does not finish, and a new ``target_finished`` event reports that
+    final state. A desired count the run changed goes back too.
     """
     await _Pipeline(result.target, context, result).roll_back(reason)
 
@@ -439,6 +439,7 @@ class _Pipeline:
         try:
             gateway = await self.context.accounts.gateway(self.target.scope)
             await self._restore(gateway, previous, reason)
+            self.result.error = reason
         except EcsDeployError as error:
             self._fail(error)
         except anyio.get_cancelled_exc_class():
@@ -450,13 +451,17 @@ class _Pipeline:
 
     async def _cleanup(self, gateway: Gateway) -> None:
         keep = self.target.max_definitions
-        if keep is None or self.result.new_task_definition is None:
+        if not keep or self.result.new_task_definition is None:  # None or 0: keep them all
             return
         self._enter("cleanup")
         family = family_of(self.result.new_task_definition)
-        removed = await self.context.revisions.clean_up(
+        cleanup = await self.context.revisions.clean_up(
             gateway, self.target.scope, family=family, keep=keep
         )
+        if cleanup.kept_because:
+            self.emit("cleanup_skipped", "warning", family=family, reason=cleanup.kept_because)
+            return
+        removed = list(cleanup.deregistered)
         self.emit("deregistered", family=family, count=len(removed), task_definitions=removed)
 
 

@@ -19,23 +19,67 @@ __all__ = ["run_one_off_task", "task_failure"]
 POLL_INTERVAL = 3.0
 MAX_POLL_INTERVAL = 15.0
 STARTED_BY = "ecs-deploy-many"
+STOP_SIGNAL_CODES = frozenset({137, 143})
+"""Exit codes of a container ECS stopped: SIGKILL (128 + 9) and SIGTERM (128 + 15)."""
 
 
 def task_failure(task: Mapping[str, Any], essential: Mapping[str, bool]) -> str | None:
-    """Why a STOPPED task failed, or None when it succeeded."""
-    if task.get("stopCode") == "TaskFailedToStart":
+    """Why a STOPPED task failed, or None when it succeeded.
+
+    When one essential container exits, ECS stops the others (SIGTERM, exit 143; SIGKILL
+    after the stop timeout, 137), and DescribeTasks does not say which went first. The
+    container to blame is therefore the first essential one that ended by itself: a
+    non-zero code other than a stop signal's, a container ``reason`` (an out-of-memory
+    kill is 137 with one), or no exit code at all. Then the first that exited 0 (a
+    sidecar stopped after the main container finished). The message also gives ECS's
+    ``stoppedReason`` and every container's exit code, in ECS's order.
+    """
+    stop_code = task.get("stopCode")
+    if stop_code == "TaskFailedToStart":
         return f"task failed to start: {task.get('stoppedReason', 'no reason given')}"
+    containers = [c for c in task.get("containers", []) if essential.get(c.get("name", "?"), True)]
+    failed = [c for c in containers if c.get("exitCode") != 0]
+    if not failed:
+        return None
+    stopped = task.get("stoppedReason") or stop_code or "no reason given"
+    about = f"{stopped}; exit codes: {_exit_codes(task, essential)}"
+    if stop_code not in (None, "EssentialContainerExited"):
+        return f"task stopped ({stop_code}): {about}"  # from outside: no container to blame
+    first = next((c for c in failed if _ended_by_itself(c)), None)
+    if first is not None:
+        return f"{_what_happened(first, task)} ({about})"
+    finished = next((c for c in containers if c.get("exitCode") == 0), None)
+    after = (
+        f" after essential container {finished.get('name')} exited with code 0" if finished else ""
+    )
+    return f"{_what_happened(failed[0], task)}{after} ({about})"
+
+
+def _ended_by_itself(container: Mapping[str, Any]) -> bool:
+    """Whether a container's end was its own, not ECS stopping it because another ended."""
+    code = container.get("exitCode")
+    return code is None or code not in STOP_SIGNAL_CODES or bool(container.get("reason"))
+
+
+def _what_happened(container: Mapping[str, Any], task: Mapping[str, Any]) -> str:
+    name = container.get("name", "?")
+    code = container.get("exitCode")
+    reason = container.get("reason")
+    if code is None:
+        why = reason or task.get("stoppedReason") or "it never ran"
+        return f"essential container {name} has no exit code: {why}"
+    return f"essential container {name} exited with code {code}" + (f": {reason}" if reason else "")
+
+
+def _exit_codes(task: Mapping[str, Any], essential: Mapping[str, bool]) -> str:
+    """``main 143, helper 4, log-router 0 (not essential)``: every container, in order."""
+    parts = []
     for container in task.get("containers", []):
         name = container.get("name", "?")
-        if not essential.get(name, True):
-            continue
         code = container.get("exitCode")
-        if code is None:
-            reason = container.get("reason") or task.get("stoppedReason") or "it never ran"
-            return f"essential container {name} has no exit code: {reason}"
-        if code != 0:
-            return f"essential container {name} exited with code {code}"
-    return None
+        part = f"{name} {'none' if code is None else code}"
+        parts.append(part if essential.get(name, True) else f"{part} (not essential)")
+    return ", ".join(parts) or "no containers"
 
 
 async def run_one_off_task(

@@ -239,6 +239,11 @@ class _Page:
             ("Failures", f"{run.failures} (budget {run.plan.failure_budget})"),
             ("On failure", run.plan.on_failure),
         ]
+        if run.rolled_back_by_policy:
+            undone, tried = run.policy_rollbacks, len(run.rolled_back_by_policy)
+            facts.append(
+                ("Rolled back by policy", f"{undone} of {tried}" if undone < tried else str(undone))
+            )
         meta = "".join(f"<div><dt>{k}</dt><dd>{self.text(v)}</dd></div>" for k, v in facts)
         counts = "".join(
             f'<li class="st-{self.text(status)}{"" if n else " zero"}"><b>{n}</b>'

@@ -1,0 +1,69 @@
+"""A one-off task of several containers fails: the message names the one that stopped it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from ecs_deploy_many.aws.session import ClientPool
+from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
+from ecs_deploy_many.deploy.result import Status
+from ecs_deploy_many.deploy.target import Target
+from ecs_deploy_many.sim.fleet import Fleet
+from ecs_deploy_many.sim.server import Simulator
+from tests.integration.helpers import FAST_TIMINGS, REGION
+
+pytestmark = pytest.mark.anyio
+
+FLEET = Fleet.model_validate(
+    {
+        "region": REGION,
+        "timings": {**FAST_TIMINGS, "run_duration": 20},
+        "task_definitions": {
+            "job": {
+                "containerDefinitions": [
+                    {"name": "main", "image": "example/main:1", "memory": 128},
+                    {"name": "helper", "image": "example/helper:1", "memory": 64},
+                ]
+            }
+        },
+        "clusters": [{"name": "prod"}],
+        "behaviour": {"images": [{"match": "*:exit4*", "outcome": "exit:4"}]},
+    }
+)
+
+
+@pytest.fixture(autouse=True)
+def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    async with Simulator(FLEET, speed=40, strict_output=True) as running:
+        yield running
+
+
+async def test_the_helper_that_exited_is_blamed_not_main_that_ecs_stopped(
+    sim: Simulator,
+) -> None:
+    target = Target(
+        "job",
+        cluster="prod",
+        task_definition="job",
+        containers={"helper": "example/helper:exit4"},
+        run_task=True,
+        wait_for_success=True,
+        timeout=300,
+    )
+    async with ClientPool(sim.clock, endpoint_url=sim.endpoint_url) as pool:
+        result = await deploy_target(target, RunContext(pool, sim.clock, lambda event: None))
+    assert result.status is Status.FAILED
+    assert result.failed_step == "run_task"
+    assert result.error == (
+        "essential container helper exited with code 4 (Essential container in task exited;"
+        " exit codes: main 143, helper 4)"
+    )
