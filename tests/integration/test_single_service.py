@@ -446,16 +446,117 @@ async def test_validation_exit_codes(
     assert len((await ecs.list_task_definitions(familyPrefix="web"))["taskDefinitionArns"]) == 1
 
 
+DEEP_NETWORK = "awsvpcConfiguration=" + "{a=" * 5_000
+FIVE_THOUSAND_DIGITS = "9" * 5_000
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["-n", "web", "-to", "$(touch pwned)", "-i", "ignore"], 13, "-to/--tag-only: tag"),
+        (["-n", "web", "-to", "", "-i", "ignore"], 13, "the tag is empty"),
+        (["-n", "web", "-i", "x:1", "-r", "eu-west-1;x"], 3, "-r/--region: 'eu-west-1;x'"),
+        (["-n", "web", "-i", "x:1", "-r", "eu west 1"], 3, "not an AWS region name"),
+        (["-n", "web", "-i", "x:1", "--max-definitions", FIVE_THOUSAND_DIGITS], 9, "0 to"),
+        (["-n", "web", "-i", "x:1", "--max-definitions", "-1"], 9, "whole number"),
+        (["-n", "web", "-i", "x:1", "--max-definitions", "\u00b2"], 9, "whole number"),
+        (["-n", "web", "-i", "x:1", "-D", "5001"], 3, "0<=x<=5000"),
+        (["-n", "web", "-i", "x:1", "-D", FIVE_THOUSAND_DIGITS], 3, "--desired-count"),
+        (
+            ["-d", "migrate", "-i", "x:1", "--run-task", "--network-configuration", DEEP_NETWORK],
+            3,
+            "--network-configuration: the network configuration is 15,020 characters",
+        ),
+        (
+            ["-d", "migrate", "-i", "x:1", "--run-task", "--network-configuration",
+             "awsvpcConfiguration=" + "[" * 1_000],
+            3,
+            "--network-configuration: nested more than 10 deep",
+        ),
+    ],
+)  # fmt: skip
+async def test_bad_values_are_refused_before_any_call(
+    sim: Simulator,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    code: int,
+    message: str,
+) -> None:
+    """One clear line and the original's exit code; ECS never hears of it."""
+    assert await ecs_deploy(sim, "-c", "prod", *args) == code
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert sim.stats().total_calls == 0
+
+
+async def test_bad_endpoint_url_is_refused(
+    sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--endpoint-url", "ht!tp://::::", "-c", "prod", "-n", "web", "-i", "x:1"]
+    assert await single.run(args, clock=sim.clock) == 3
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ecs-deploy: --endpoint-url: 'ht!tp://::::' is not")
+    assert "\n" not in err
+
+
+async def test_max_definitions_zero_keeps_every_revision(sim: Simulator, ecs: ECSClient) -> None:
+    """0 means no clean-up, as in the original."""
+    args = ["-c", "prod", "-n", "worker", "-i", "example/worker:2", "--max-definitions", "0"]
+    assert await ecs_deploy(sim, *args) == 0
+    listed = await ecs.list_task_definitions(familyPrefix="worker", status="ACTIVE")
+    assert len(listed["taskDefinitionArns"]) == 3
+
+
 async def test_missing_region_is_one_line(
     sim: Simulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION", raising=False)
     assert await ecs_deploy(sim, "-c", "prod", "-n", "web", "-i", "x:1") == 1
     err = capsys.readouterr().err.strip()
-    assert (
-        err
-        == "ecs-deploy: no AWS region: pass -r/--region (plan: region) or set AWS_DEFAULT_REGION"
+    # this command's own flag, then the environment variables in the SDKs' order
+    assert err == (
+        "ecs-deploy: no AWS region: pass -r/--region, or set AWS_REGION or "
+        "AWS_DEFAULT_REGION, or a region in the AWS profile"
     )
+
+
+@pytest.mark.parametrize(
+    ("flag", "aws_region", "default_region"),
+    [
+        (None, REGION, None),
+        (None, REGION, "us-east-1"),  # AWS_REGION comes before AWS_DEFAULT_REGION
+        (REGION, "us-east-1", "us-east-1"),  # and -r/--region before both
+    ],
+)
+async def test_region_follows_the_sdk_order(
+    sim: Simulator,
+    ecs: ECSClient,
+    monkeypatch: pytest.MonkeyPatch,
+    flag: str | None,
+    aws_region: str,
+    default_region: str | None,
+) -> None:
+    """The simulator keeps each region apart: web exists only in REGION."""
+    monkeypatch.setenv("AWS_REGION", aws_region)
+    if default_region is None:
+        monkeypatch.delenv("AWS_DEFAULT_REGION")
+    else:
+        monkeypatch.setenv("AWS_DEFAULT_REGION", default_region)
+    region = ["-r", flag] if flag else []
+    assert await ecs_deploy(sim, *region, "-c", "prod", "-n", "web", "-i", f"{REGISTRY}/web:2") == 0
+    assert (await service(ecs, "web"))["taskDefinition"] == arn("web:2")
+
+
+async def test_bad_region_in_the_environment_is_one_line(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu west 1")
+    assert await ecs_deploy(sim, "-c", "prod", "-n", "web", "-i", "x:1") == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "ecs-deploy: AWS_REGION: 'eu west 1' is not an AWS region name (like eu-west-1)"
+    assert sim.stats().total_calls == 0
 
 
 async def test_missing_credentials_is_one_line(
