@@ -16,6 +16,7 @@ import pytest
 from ecs_deploy_many.aws.session import ClientPool
 from ecs_deploy_many.cli import single
 from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
+from ecs_deploy_many.deploy.result import Status
 from ecs_deploy_many.deploy.target import AwsScope, Target
 from ecs_deploy_many.observe.log import MASK, Redactor
 from ecs_deploy_many.sim.fleet import Fleet, Timings
@@ -617,3 +618,35 @@ async def test_secrets_of_a_definition_read_from_ecs_are_learned(sim: Simulator)
         result = await deploy_target(target, context)
     assert result.status.ok
     assert redactor.scrub(f"error near {SECRET_ENV_VALUE}!") == f"error near {MASK}!"
+
+
+@pytest.mark.parametrize(
+    ("region", "environ", "error"),
+    [
+        ("eu west 1", {}, "region: 'eu west 1' is not an AWS region name (like eu-west-1)"),
+        (
+            REGION,
+            {"AWS_ENDPOINT_URL_ECS": "ht!tp://::::"},
+            f"cannot create an ECS client in {REGION}: Invalid endpoint: ht!tp://::::",
+        ),
+    ],
+)
+async def test_a_scope_botocore_refuses_fails_only_its_target(
+    sim: Simulator,
+    monkeypatch: pytest.MonkeyPatch,
+    region: str,
+    environ: dict[str, str],
+    error: str,
+) -> None:
+    """No client can be built: that target fails with the reason, nothing is raised."""
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    target = Target(
+        "web", cluster="prod", service="web", image=f"{REGISTRY}/web:2", scope=AwsScope(region)
+    )
+    async with ClientPool(sim.clock) as pool:
+        context = RunContext(pool, sim.clock, lambda event: None)
+        result = await deploy_target(target, context)
+    assert result.status is Status.FAILED
+    assert result.error is not None
+    assert result.error.startswith(error), result.error
