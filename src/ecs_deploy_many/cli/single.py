@@ -259,21 +259,22 @@ EPILOG = """\
 Image format: [domain[:port]/][repo/...]image[:tag|@sha256:digest]
   e.g. mariadb, mariadb:latest, silintl/mariadb, silintl/mariadb:latest,
   private.registry.com:8000/repo/image:tag
-Containers whose image has the same repository get the new image; the registry
-may differ. Without a tag or digest the tag is the value of $NAME with -e NAME,
-else "latest"; an explicit tag is never overridden. -to TAG gives every
-container's image the tag TAG and keeps its repository (-i is then ignored;
-by convention -i ignore). The image is never evaluated: let the shell expand
-it, as in -i "repo/app:$(git describe)".
+Containers whose image has the same repository get the new image (the
+registry may differ). Without a tag or digest, the tag is the value of $NAME
+with -e NAME, else "latest"; an explicit tag is never overridden. -to TAG
+gives every container's image the tag TAG and keeps its repository (-i is
+then ignored; by convention -i ignore). The image is never evaluated: let
+the shell expand it, as in -i "repo/app:$(git describe)".
 
 \b
 Examples:
   Deploy a service (AWS settings from the environment):
-    ecs-deploy -c production1 -n doorman-service -i docker.repo.com/doorman:latest
+    ecs-deploy -c production1 -n doorman-service \\
+      -i docker.repo.com/doorman:latest
   All options:
     ecs-deploy -k ABC123 -s SECRETKEY -r us-east-1 -c production1 \\
-      -n doorman-service -i docker.repo.com/doorman -m 50 -M 100 -t 240 -D 2 \\
-      -e CI_TIMESTAMP -v
+      -n doorman-service -i docker.repo.com/doorman -m 50 -M 100 -t 240 \\
+      -D 2 -e CI_TIMESTAMP -v
   Update a task definition with a new image:
     ecs-deploy -d open-door-task -i docker.repo.com/doorman:17
   Use a profile (for STS delegated credentials, for instance):
