@@ -529,6 +529,7 @@ async def test_missing_region_is_one_line(
         (None, REGION, None),
         (None, REGION, "us-east-1"),  # AWS_REGION comes before AWS_DEFAULT_REGION
         (REGION, "us-east-1", "us-east-1"),  # and -r/--region before both
+        ("", REGION, "us-east-1"),  # an empty -r, as CI templates pass "$VAR", is no region
     ],
 )
 async def test_region_follows_the_sdk_order(
@@ -545,7 +546,7 @@ async def test_region_follows_the_sdk_order(
         monkeypatch.delenv("AWS_DEFAULT_REGION")
     else:
         monkeypatch.setenv("AWS_DEFAULT_REGION", default_region)
-    region = ["-r", flag] if flag else []
+    region = ["-r", flag] if flag is not None else []
     assert await ecs_deploy(sim, *region, "-c", "prod", "-n", "web", "-i", f"{REGISTRY}/web:2") == 0
     assert (await service(ecs, "web"))["taskDefinition"] == arn("web:2")
 

@@ -92,9 +92,10 @@ def build_target(options: Mapping[str, Any], environ: Mapping[str, str]) -> Targ
             image = resolve_image(o["image"], tag_env_var=o["tag_env_var"], environ=environ)
         except ImageError as error:
             raise UsageError(EXIT_IMAGE, str(error)) from None
-    if o["region"] is not None and (problem := region_problem(o["region"])):
+    # Empty counts as not given (CI templates pass "$VAR"): the environment decides.
+    if o["region"] and (problem := region_problem(o["region"])):
         raise UsageError(EXIT_USAGE, f"-r/--region: {problem}")
-    if o["endpoint_url"] is not None and (problem := endpoint_url_problem(o["endpoint_url"])):
+    if o["endpoint_url"] and (problem := endpoint_url_problem(o["endpoint_url"])):
         raise UsageError(EXIT_USAGE, f"--endpoint-url: {problem}")
 
     return Target(
@@ -121,10 +122,10 @@ def build_target(options: Mapping[str, Any], environ: Mapping[str, str]) -> Targ
         platform_version=o["platform_version"],
         network_configuration=_network_configuration(o["network_configuration"]),
         scope=AwsScope(
-            region=o["region"],
+            region=o["region"] or None,
             profile=None if o["aws_instance_profile"] else o["profile"],
             assume_role=o["aws_assume_role"],
-            endpoint_url=o["endpoint_url"],
+            endpoint_url=o["endpoint_url"] or None,
         ),
     )
 
