@@ -192,22 +192,24 @@ async def _deploy(
     console: Console | None,
 ) -> int:
     result = TargetResult(target)
-    async with _stopped_by_signals() as stop:
-        async with ClientPool(clock, keys=keys, verbose=verbose, hints=HINTS) as pool:
-            with stop:
-                try:
-                    await pool.gateway(target.scope)  # fail fast on missing region or credentials
-                except CredentialsError as error:
-                    click.echo(f"ecs-deploy: {error}", err=True)
-                    return 1
-                progress = ProgressView(1)
-                observe = fan_out(log_observer(), progress)
-                context = RunContext(pool, clock, observe, redactor=redactor)
-                async with show_progress(progress, clock, console):
-                    await deploy_target(target, context, result)
-        if result.status is Status.INTERRUPTED and result.error is None:
-            result.error = "interrupted before the deploy began"
-        click.echo(summary_line(result, redactor=redactor), err=not result.status.ok)
+    async with (
+        _stopped_by_signals() as stop,
+        ClientPool(clock, keys=keys, verbose=verbose, hints=HINTS) as pool,
+    ):
+        with stop:
+            try:
+                await pool.gateway(target.scope)  # fail fast on missing region or credentials
+            except CredentialsError as error:
+                click.echo(f"ecs-deploy: {error}", err=True)
+                return 1
+            progress = ProgressView(1)
+            context = RunContext(pool, clock, fan_out(log_observer(), progress), redactor=redactor)
+            async with show_progress(progress, clock, console):
+                await deploy_target(target, context, result)
+    # Signals are no longer heard (the console script ignores them now): this is the last line.
+    if result.status is Status.INTERRUPTED and result.error is None:
+        result.error = "interrupted before the deploy began"
+    click.echo(summary_line(result, redactor=redactor), err=not result.status.ok)
     if result.status is Status.INTERRUPTED:
         return EXIT_INTERRUPTED
     return 0 if result.status.ok else 1
@@ -218,7 +220,7 @@ async def _stopped_by_signals() -> AsyncIterator[anyio.CancelScope]:
     """A scope for the deploy that the first SIGINT or SIGTERM cancels.
 
     Signals stay handled until the body is done, so later ones are absorbed while the
-    deploy stops and the last line is printed: however many arrive, the exit is 130.
+    deploy stops and the clients close; then the handlers found before come back.
     """
     stop = anyio.CancelScope()
     async with anyio.create_task_group() as group:
@@ -244,9 +246,11 @@ async def _watch_signals(
                     _say(f"{name}: stopping the deploy")
                     stop.cancel()
     finally:
-        # asyncio puts the default handlers back, not the ones it found.
+        # asyncio puts the default handlers back, not the ones it found (None: not
+        # installed from Python, so nothing to put back).
         for signum, handler in found.items():
-            signal.signal(signum, handler)
+            if handler is not None:
+                signal.signal(signum, handler)
 
 
 def _say(message: str) -> None:
