@@ -1,4 +1,5 @@
-"""`-a/--aws-assume-role`: keys come from STS (moto's server); every ECS call uses them."""
+"""`-a/--aws-assume-role`: keys come from STS (moto's server); every ECS call uses them,
+renewed before they expire."""
 
 from __future__ import annotations
 
@@ -7,11 +8,20 @@ from collections.abc import Iterator
 import pytest
 from moto.server import ThreadedMotoServer
 
+from ecs_deploy_many.aws.scope import AwsScope
+from ecs_deploy_many.aws.session import ClientPool
 from ecs_deploy_many.cli import single
+from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
+from ecs_deploy_many.deploy.result import Status
+from ecs_deploy_many.deploy.target import Target
 from ecs_deploy_many.sim.server import Simulator
 from tests.integration.test_single_service import FLEET, REGISTRY, SPEED, arn, ecs_client
 
 pytestmark = pytest.mark.anyio
+
+ROLE = "arn:aws:iam::123456789012:role/deployer"
+# STS's shortest role session; it is already inside botocore's 15-minute refresh window.
+SHORTEST_ROLE_SESSION = 900
 
 
 @pytest.fixture(scope="module")
@@ -25,18 +35,21 @@ def sts_url() -> Iterator[str]:
         server.stop()
 
 
-async def test_assume_role_then_deploy(
-    sts_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def base_credentials(sts_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDBASE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "base-secret-key-0123456789")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", sts_url)
+
+
+@pytest.mark.usefixtures("base_credentials")
+async def test_assume_role_then_deploy(capsys: pytest.CaptureFixture[str]) -> None:
     async with Simulator(FLEET, speed=SPEED) as sim:
         code = await single.run(
             [
                 "--endpoint-url", sim.endpoint_url, "--log-format", "json",
-                "-a", "arn:aws:iam::123456789012:role/deployer",
+                "-a", ROLE,
                 "-c", "prod", "-n", "web", "-i", f"{REGISTRY}/web:2",
             ],
             clock=sim.clock,
@@ -50,3 +63,31 @@ async def test_assume_role_then_deploy(
     assert "AKIDBASE" not in callers
     assert any(key.startswith("ASIA") for key in callers)
     assert "base-secret-key-0123456789" not in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("base_credentials")
+async def test_role_credentials_are_renewed_before_they_expire() -> None:
+    """A run may outlast the role session: credentials near their expiry are renewed.
+
+    Credentials of the shortest session are due for renewal from the start, so every
+    later call asks STS again and each comes back with new keys; nothing waits.
+    """
+    target = Target(
+        "web",
+        cluster="prod",
+        service="web",
+        image=f"{REGISTRY}/web:2",
+        scope=AwsScope("eu-west-1", assume_role=ROLE),
+    )
+    async with (
+        Simulator(FLEET, speed=SPEED) as sim,
+        ClientPool(
+            sim.clock, endpoint_url=sim.endpoint_url, role_session_seconds=SHORTEST_ROLE_SESSION
+        ) as pool,
+    ):
+        result = await deploy_target(target, RunContext(pool, sim.clock, lambda event: None))
+        callers = sim.stats().callers
+    assert result.status is Status.SUCCEEDED, result.error
+    assert "AKIDBASE" not in callers
+    role_keys = [key for key in callers if key.startswith("ASIA")]
+    assert len(role_keys) > 1, callers

@@ -16,6 +16,7 @@ import pytest
 from ecs_deploy_many.aws.session import ClientPool
 from ecs_deploy_many.cli import single
 from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
+from ecs_deploy_many.deploy.result import Status
 from ecs_deploy_many.deploy.target import AwsScope, Target
 from ecs_deploy_many.observe.log import MASK, Redactor
 from ecs_deploy_many.sim.fleet import Fleet, Timings
@@ -446,16 +447,118 @@ async def test_validation_exit_codes(
     assert len((await ecs.list_task_definitions(familyPrefix="web"))["taskDefinitionArns"]) == 1
 
 
+DEEP_NETWORK = "awsvpcConfiguration=" + "{a=" * 5_000
+FIVE_THOUSAND_DIGITS = "9" * 5_000
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["-n", "web", "-to", "$(touch pwned)", "-i", "ignore"], 13, "-to/--tag-only: tag"),
+        (["-n", "web", "-to", "", "-i", "ignore"], 13, "the tag is empty"),
+        (["-n", "web", "-i", "x:1", "-r", "eu-west-1;x"], 3, "-r/--region: 'eu-west-1;x'"),
+        (["-n", "web", "-i", "x:1", "-r", "eu west 1"], 3, "not an AWS region name"),
+        (["-n", "web", "-i", "x:1", "--max-definitions", FIVE_THOUSAND_DIGITS], 9, "0 to"),
+        (["-n", "web", "-i", "x:1", "--max-definitions", "-1"], 9, "whole number"),
+        (["-n", "web", "-i", "x:1", "--max-definitions", "\u00b2"], 9, "whole number"),
+        (["-n", "web", "-i", "x:1", "-D", "5001"], 3, "0<=x<=5000"),
+        (["-n", "web", "-i", "x:1", "-D", FIVE_THOUSAND_DIGITS], 3, "--desired-count"),
+        (
+            ["-d", "migrate", "-i", "x:1", "--run-task", "--network-configuration", DEEP_NETWORK],
+            3,
+            "--network-configuration: the network configuration is 15,020 characters",
+        ),
+        (
+            ["-d", "migrate", "-i", "x:1", "--run-task", "--network-configuration",
+             "awsvpcConfiguration=" + "[" * 1_000],
+            3,
+            "--network-configuration: nested more than 10 deep",
+        ),
+    ],
+)  # fmt: skip
+async def test_bad_values_are_refused_before_any_call(
+    sim: Simulator,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    code: int,
+    message: str,
+) -> None:
+    """One clear line and the original's exit code; ECS never hears of it."""
+    assert await ecs_deploy(sim, "-c", "prod", *args) == code
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert sim.stats().total_calls == 0
+
+
+async def test_bad_endpoint_url_is_refused(
+    sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--endpoint-url", "ht!tp://::::", "-c", "prod", "-n", "web", "-i", "x:1"]
+    assert await single.run(args, clock=sim.clock) == 3
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ecs-deploy: --endpoint-url: 'ht!tp://::::' is not")
+    assert "\n" not in err
+
+
+async def test_max_definitions_zero_keeps_every_revision(sim: Simulator, ecs: ECSClient) -> None:
+    """0 means no clean-up, as in the original."""
+    args = ["-c", "prod", "-n", "worker", "-i", "example/worker:2", "--max-definitions", "0"]
+    assert await ecs_deploy(sim, *args) == 0
+    listed = await ecs.list_task_definitions(familyPrefix="worker", status="ACTIVE")
+    assert len(listed["taskDefinitionArns"]) == 3
+
+
 async def test_missing_region_is_one_line(
     sim: Simulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION", raising=False)
     assert await ecs_deploy(sim, "-c", "prod", "-n", "web", "-i", "x:1") == 1
     err = capsys.readouterr().err.strip()
-    assert (
-        err
-        == "ecs-deploy: no AWS region: pass -r/--region (plan: region) or set AWS_DEFAULT_REGION"
+    # this command's own flag, then the environment variables in the SDKs' order
+    assert err == (
+        "ecs-deploy: no AWS region: pass -r/--region, or set AWS_REGION or "
+        "AWS_DEFAULT_REGION, or a region in the AWS profile"
     )
+
+
+@pytest.mark.parametrize(
+    ("flag", "aws_region", "default_region"),
+    [
+        (None, REGION, None),
+        (None, REGION, "us-east-1"),  # AWS_REGION comes before AWS_DEFAULT_REGION
+        (REGION, "us-east-1", "us-east-1"),  # and -r/--region before both
+        ("", REGION, "us-east-1"),  # an empty -r, as CI templates pass "$VAR", is no region
+    ],
+)
+async def test_region_follows_the_sdk_order(
+    sim: Simulator,
+    ecs: ECSClient,
+    monkeypatch: pytest.MonkeyPatch,
+    flag: str | None,
+    aws_region: str,
+    default_region: str | None,
+) -> None:
+    """The simulator keeps each region apart: web exists only in REGION."""
+    monkeypatch.setenv("AWS_REGION", aws_region)
+    if default_region is None:
+        monkeypatch.delenv("AWS_DEFAULT_REGION")
+    else:
+        monkeypatch.setenv("AWS_DEFAULT_REGION", default_region)
+    region = ["-r", flag] if flag is not None else []
+    assert await ecs_deploy(sim, *region, "-c", "prod", "-n", "web", "-i", f"{REGISTRY}/web:2") == 0
+    assert (await service(ecs, "web"))["taskDefinition"] == arn("web:2")
+
+
+async def test_bad_region_in_the_environment_is_one_line(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_REGION", "eu west 1")
+    assert await ecs_deploy(sim, "-c", "prod", "-n", "web", "-i", "x:1") == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "ecs-deploy: AWS_REGION: 'eu west 1' is not an AWS region name (like eu-west-1)"
+    assert sim.stats().total_calls == 0
 
 
 async def test_missing_credentials_is_one_line(
@@ -516,3 +619,35 @@ async def test_secrets_of_a_definition_read_from_ecs_are_learned(sim: Simulator)
         result = await deploy_target(target, context)
     assert result.status.ok
     assert redactor.scrub(f"error near {SECRET_ENV_VALUE}!") == f"error near {MASK}!"
+
+
+@pytest.mark.parametrize(
+    ("region", "environ", "error"),
+    [
+        ("eu west 1", {}, "region: 'eu west 1' is not an AWS region name (like eu-west-1)"),
+        (
+            REGION,
+            {"AWS_ENDPOINT_URL_ECS": "ht!tp://::::"},
+            f"cannot create an ECS client in {REGION}: Invalid endpoint: ht!tp://::::",
+        ),
+    ],
+)
+async def test_a_scope_botocore_refuses_fails_only_its_target(
+    sim: Simulator,
+    monkeypatch: pytest.MonkeyPatch,
+    region: str,
+    environ: dict[str, str],
+    error: str,
+) -> None:
+    """No client can be built: that target fails with the reason, nothing is raised."""
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    target = Target(
+        "web", cluster="prod", service="web", image=f"{REGISTRY}/web:2", scope=AwsScope(region)
+    )
+    async with ClientPool(sim.clock) as pool:
+        context = RunContext(pool, sim.clock, lambda event: None)
+        result = await deploy_target(target, context)
+    assert result.status is Status.FAILED
+    assert result.error is not None
+    assert result.error.startswith(error), result.error

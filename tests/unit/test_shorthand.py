@@ -90,6 +90,11 @@ def test_parse_network_configuration(text: str, expected: dict[str, Any]) -> Non
         ("{awsvpcConfiguration: {}}", "not valid JSON"),
         ('{"awsvpcConfiguration": {"subnets": [1]}}', r"subnets\[0\] must be a string"),
         ('{"awsvpcConfiguration": []}', "must be an object"),
+        # Nesting and size are bounded before anything recurses.
+        ("awsvpcConfiguration=" + "[" * 2_000, "nested more than 10 deep at character 31 "),
+        ("awsvpcConfiguration={subnets=" + "{a=" * 11, "nested more than 10 deep"),
+        ('{"awsvpcConfiguration": ' + "[" * 4_000, "not valid JSON: nested too deeply"),
+        ("awsvpcConfiguration=" + "{a=" * 5_000, "15,020 characters; at most 10,000"),
     ],
 )
 def test_parse_network_configuration_errors(text: str, message: str) -> None:

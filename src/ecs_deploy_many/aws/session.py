@@ -2,11 +2,13 @@
 
 Every target with the same ``AwsScope`` shares one client, one set of token buckets and
 one service watcher per cluster, so the whole run spends one account's API budget
-through one door. Assumed roles are resolved once per (role, base credentials).
+through one door. An assumed role's credentials are fetched once per scope and renewed
+before they expire, so a run may outlast the role session.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -16,6 +18,8 @@ from typing import Any, Self
 import aioboto3
 import anyio
 from aiobotocore.config import AioConfig
+from aiobotocore.credentials import AioRefreshableCredentials
+from aiobotocore.session import AioSession
 from anyio.abc import TaskGroup
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -24,9 +28,10 @@ from ecs_deploy_many.aws.ratelimit import BucketSpec
 from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.aws.watch import PollPolicy, ServiceWatcher
 from ecs_deploy_many.clock import Clock
+from ecs_deploy_many.endpoints import endpoint_url_problem, region_problem
 from ecs_deploy_many.errors import CredentialsError
 
-__all__ = ["ClientPool", "StaticKeys"]
+__all__ = ["ClientPool", "Hints", "StaticKeys"]
 
 SESSION_NAME = "ecs-deploy-many"
 # Connections per client: polls, updates and registrations of many targets share them.
@@ -40,6 +45,21 @@ class StaticKeys:
     access_key_id: str = field(repr=False)
     secret_access_key: str = field(repr=False)
     session_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Hints:
+    """Where the caller's users name a region, a profile or keys, for the error messages.
+
+    Each front door has its own flags or plan keys; the defaults name none of them.
+    """
+
+    region: str = "give the target a region"
+    """What to do for a region, before the environment variables (``pass -r/--region``)."""
+    credentials: str = ""
+    """What to do for credentials, before the environment variables."""
+    profile: str = "the profile name"
+    """Where a profile name came from, besides AWS_PROFILE."""
 
 
 @dataclass
@@ -62,13 +82,19 @@ class ClientPool:
         bucket_specs: Mapping[str, BucketSpec] | None = None,
         poll_policy: PollPolicy | None = None,
         verbose: bool = False,
+        hints: Hints | None = None,
+        role_session_seconds: int | None = None,
     ) -> None:
+        """``role_session_seconds`` is how long each set of assumed-role credentials lasts
+        (STS's DurationSeconds, 900 or more); None leaves STS's default of one hour."""
         self._clock = clock
         self._keys = keys
         self._endpoint_url = endpoint_url
         self._bucket_specs = dict(bucket_specs or {})
         self._poll_policy = poll_policy
         self._verbose = verbose
+        self._hints = hints or Hints()
+        self._role_session_seconds = role_session_seconds
         self._accounts: dict[AwsScope, _Account] = {}
         self._lock = anyio.Lock()
         self._stack = AsyncExitStack()
@@ -119,54 +145,105 @@ class ClientPool:
             return account
 
     async def _open_client(self, scope: AwsScope) -> Any:
-        session = await self._session(scope)
+        """The scope's ECS client; anything botocore refuses is a CredentialsError."""
+        endpoint = scope.endpoint_url or self._endpoint_url
+        if endpoint is not None and (problem := endpoint_url_problem(endpoint)):
+            raise CredentialsError(f"endpoint URL: {problem}")
+        session, region = await self._session(scope)
         config = AioConfig(
             retries={"total_max_attempts": 1},  # the gateway retries, paced by its buckets
             max_pool_connections=MAX_POOL_CONNECTIONS,
             connect_timeout=10,
             read_timeout=30,
         )
-        endpoint = scope.endpoint_url or self._endpoint_url
-        return await self._stack.enter_async_context(
-            session.client("ecs", endpoint_url=endpoint, config=config)
-        )
+        try:
+            return await self._stack.enter_async_context(
+                session.client("ecs", region_name=region, endpoint_url=endpoint, config=config)
+            )
+        except (BotoCoreError, ValueError) as exc:  # e.g. a bad AWS_ENDPOINT_URL_ECS
+            raise CredentialsError(f"cannot create an ECS client in {region}: {exc}") from exc
 
-    async def _session(self, scope: AwsScope) -> aioboto3.Session:
+    async def _session(self, scope: AwsScope) -> tuple[aioboto3.Session, str]:
+        """The session whose credentials the scope's calls use, and the region they go to."""
         keys = self._keys
+        hints = self._hints
         try:
             session = aioboto3.Session(
                 aws_access_key_id=keys.access_key_id if keys else None,
                 aws_secret_access_key=keys.secret_access_key if keys else None,
                 aws_session_token=keys.session_token if keys else None,
                 profile_name=None if keys else scope.profile,
-                region_name=scope.region,
+                region_name=scope.region or os.environ.get("AWS_REGION") or None,
             )
+            region = self._region(scope, session.region_name)
+            credentials = await session.get_credentials()
         except BotoCoreError as exc:  # e.g. ProfileNotFound
-            raise CredentialsError(f"{exc}: check -p/--profile or AWS_PROFILE") from exc
-        if not session.region_name:
+            raise CredentialsError(f"{exc}: check {hints.profile} or AWS_PROFILE") from exc
+        if credentials is None:
+            hint = f"{hints.credentials}, " if hints.credentials else ""
             raise CredentialsError(
-                "no AWS region: pass -r/--region (plan: region) or set AWS_DEFAULT_REGION"
-            )
-        if await session.get_credentials() is None:
-            raise CredentialsError(
-                "no AWS credentials: pass -p/--profile or -k/-s, set AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY, or run where an instance or task role is available"
+                f"no AWS credentials: {hint}set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                "or AWS_PROFILE, or run where an instance or task role is available"
             )
         if scope.assume_role:
-            return await self._assume_role(session, scope.assume_role)
-        return session
+            return await self._assume_role(session, scope.assume_role, region), region
+        return session, region
 
-    async def _assume_role(self, session: aioboto3.Session, role_arn: str) -> aioboto3.Session:
-        """Exchange the base credentials for the role's; every later call uses the role."""
-        try:
-            async with session.client("sts") as sts:
-                response = await sts.assume_role(RoleArn=role_arn, RoleSessionName=SESSION_NAME)
-        except (ClientError, BotoCoreError) as exc:
-            raise CredentialsError(f"cannot assume role {role_arn}: {exc}") from exc
-        credentials = response["Credentials"]
-        return aioboto3.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-            region_name=session.region_name,
+    def _region(self, scope: AwsScope, resolved: str | None) -> str:
+        """Check the region the SDKs' order gives: the scope's, AWS_REGION,
+        AWS_DEFAULT_REGION, the profile's (botocore itself reads only the last two)."""
+        if not resolved:
+            raise CredentialsError(
+                f"no AWS region: {self._hints.region}, or set AWS_REGION or "
+                "AWS_DEFAULT_REGION, or a region in the AWS profile"
+            )
+        if problem := region_problem(resolved):
+            source = next(
+                (
+                    name
+                    for name, value in (
+                        ("region", scope.region),
+                        ("AWS_REGION", os.environ.get("AWS_REGION")),
+                        ("AWS_DEFAULT_REGION", os.environ.get("AWS_DEFAULT_REGION")),
+                    )
+                    if value
+                ),
+                "the AWS profile's region",
+            )
+            raise CredentialsError(f"{source}: {problem}")
+        return resolved
+
+    async def _assume_role(
+        self, base: aioboto3.Session, role_arn: str, region: str
+    ) -> aioboto3.Session:
+        """A session with the role's credentials, fetched now and renewed before expiry.
+
+        botocore's refreshable credentials call STS again once fewer than 15 minutes
+        of the role session remain, so a run may last longer than the session.
+        """
+        seconds = self._role_session_seconds
+        duration = {} if seconds is None else {"DurationSeconds": seconds}
+
+        async def fetch() -> dict[str, str]:
+            try:
+                async with base.client("sts", region_name=region) as sts:
+                    response = await sts.assume_role(
+                        RoleArn=role_arn, RoleSessionName=SESSION_NAME, **duration
+                    )
+            except (ClientError, BotoCoreError, ValueError) as exc:  # ValueError: a bad STS URL
+                raise CredentialsError(f"cannot assume role {role_arn}: {exc}") from exc
+            credentials = response["Credentials"]
+            return {
+                "access_key": credentials["AccessKeyId"],
+                "secret_key": credentials["SecretAccessKey"],
+                "token": credentials["SessionToken"],
+                "expiry_time": credentials["Expiration"].isoformat(),
+            }
+
+        role = AioSession()
+        # botocore has no public setter for refreshable credentials; this is the attribute
+        # its own session fills from the credential chain.
+        role._credentials = AioRefreshableCredentials.create_from_metadata(  # type: ignore[attr-defined]
+            await fetch(), refresh_using=fetch, method="assume-role"
         )
+        return aioboto3.Session(botocore_session=role, region_name=region)

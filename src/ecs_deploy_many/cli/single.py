@@ -1,34 +1,39 @@
 """`ecs-deploy`: single-service mode, a drop-in for the original bash ecs-deploy.
 
 Same flags, same environment fallbacks, same validation order and exit codes:
-usage 3; validation 5 to 12; unparseable image 13; failure or timeout 1; success 0.
-This module only turns flags into a ``Target`` and an outcome into an exit code.
+usage 3; validation 5 to 12; unparseable image or tag 13; failure or timeout 1;
+interrupted 130; success 0. This module only turns flags into a ``Target`` and an
+outcome into an exit code.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import asyncclick as click
 from rich.console import Console
 
 from ecs_deploy_many import __version__
 from ecs_deploy_many.aws.scope import AwsScope
-from ecs_deploy_many.aws.session import ClientPool, StaticKeys
+from ecs_deploy_many.aws.session import ClientPool, Hints, StaticKeys
 from ecs_deploy_many.cli.options import log_options, start_logging
 from ecs_deploy_many.clock import Clock, real_clock
-from ecs_deploy_many.deploy.images import resolve_image
+from ecs_deploy_many.deploy.images import resolve_image, tag_problem
 from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
 from ecs_deploy_many.deploy.result import Status, TargetResult
 from ecs_deploy_many.deploy.shorthand import parse_network_configuration
 from ecs_deploy_many.deploy.target import Target
 from ecs_deploy_many.deploy.taskdef import parse_task_definition_file
+from ecs_deploy_many.endpoints import endpoint_url_problem, region_problem
 from ecs_deploy_many.errors import CredentialsError, EcsDeployError, ImageError, UsageError
 from ecs_deploy_many.observe.events import fan_out
 from ecs_deploy_many.observe.log import Redactor, log_observer, run_redactor
@@ -38,8 +43,21 @@ from ecs_deploy_many.observe.summary import summary_line
 __all__ = ["build_target", "cli", "main", "run"]
 
 EXIT_USAGE = 3
+EXIT_MAX_DEFINITIONS = 9
 EXIT_IMAGE = 13
 EXIT_INTERRUPTED = 130
+# ECS runs at most 5,000 tasks per service: Amazon ECS service quotas, "Tasks per service"
+# (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-quotas.html).
+MAX_DESIRED_COUNT = 5_000
+# More revisions than any family holds in practice: a bound, so the number stays a number.
+MAX_DEFINITIONS = 1_000_000
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Where this command's users name a region, a profile or keys.
+HINTS = Hints(
+    region="pass -r/--region",
+    credentials="pass -p/--profile or -k/-s",
+    profile="-p/--profile",
+)
 
 
 def build_target(options: Mapping[str, Any], environ: Mapping[str, str]) -> Target:
@@ -67,11 +85,18 @@ def build_target(options: Mapping[str, Any], environ: Mapping[str, str]) -> Targ
         raise UsageError(EXIT_USAGE, "--run-task needs -d/--task-definition and -c/--cluster")
 
     image = None
+    if o["tag_only"] is not None and (problem := tag_problem(o["tag_only"])):
+        raise UsageError(EXIT_IMAGE, f"-to/--tag-only: {problem}")
     if o["image"] and not o["tag_only"]:
         try:
             image = resolve_image(o["image"], tag_env_var=o["tag_env_var"], environ=environ)
         except ImageError as error:
             raise UsageError(EXIT_IMAGE, str(error)) from None
+    # Empty counts as not given (CI templates pass "$VAR"): the environment decides.
+    if o["region"] and (problem := region_problem(o["region"])):
+        raise UsageError(EXIT_USAGE, f"-r/--region: {problem}")
+    if o["endpoint_url"] and (problem := endpoint_url_problem(o["endpoint_url"])):
+        raise UsageError(EXIT_USAGE, f"--endpoint-url: {problem}")
 
     return Target(
         name=o["service_name"] or o["task_definition"],
@@ -97,20 +122,27 @@ def build_target(options: Mapping[str, Any], environ: Mapping[str, str]) -> Targ
         platform_version=o["platform_version"],
         network_configuration=_network_configuration(o["network_configuration"]),
         scope=AwsScope(
-            region=o["region"],
+            region=o["region"] or None,
             profile=None if o["aws_instance_profile"] else o["profile"],
             assume_role=o["aws_assume_role"],
-            endpoint_url=o["endpoint_url"],
+            endpoint_url=o["endpoint_url"] or None,
         ),
     )
 
 
 def _max_definitions(value: str | None) -> int | None:
+    """How many revisions to keep; 0 keeps them all, as in the original (no clean-up)."""
     if value is None:
         return None
-    if not value.isdigit() or int(value) < 1:
-        raise UsageError(9, f"--max-definitions must be a whole number of 1 or more, got {value!r}")
-    return int(value)
+    digits = value.strip()
+    if not re.fullmatch(r"[0-9]{1,7}", digits) or int(digits) > MAX_DEFINITIONS:
+        shown = value if len(value) <= 20 else f"{value[:20]}... ({len(value)} characters)"
+        raise UsageError(
+            EXIT_MAX_DEFINITIONS,
+            f"--max-definitions must be a whole number from 0 to {MAX_DEFINITIONS} "
+            f"(0 keeps every revision), got {shown!r}",
+        )
+    return int(digits) or None
 
 
 def _task_definition_file(path: str | None) -> dict[str, Any] | None:
@@ -159,38 +191,117 @@ async def _deploy(
     redactor: Redactor,
     console: Console | None,
 ) -> int:
-    async with ClientPool(clock, keys=keys, verbose=verbose) as pool:
-        try:
-            await pool.gateway(target.scope)  # fail fast on missing region or credentials
-        except CredentialsError as error:
-            click.echo(f"ecs-deploy: {error}", err=True)
-            return 1
-        progress = ProgressView(1)
-        context = RunContext(pool, clock, fan_out(log_observer(), progress), redactor=redactor)
-        result = TargetResult(target)
-        async with show_progress(progress, clock, console), anyio.create_task_group() as group:
-            group.start_soon(_cancel_on_signal, group.cancel_scope)
-            await deploy_target(target, context, result)
-            group.cancel_scope.cancel()
-    line = summary_line(result, redactor=redactor)
-    click.echo(line, err=not result.status.ok)
+    result = TargetResult(target)
+    async with (
+        _stopped_by_signals() as stop,
+        ClientPool(clock, keys=keys, verbose=verbose, hints=HINTS) as pool,
+    ):
+        with stop:
+            try:
+                await pool.gateway(target.scope)  # fail fast on missing region or credentials
+            except CredentialsError as error:
+                click.echo(f"ecs-deploy: {error}", err=True)
+                return 1
+            progress = ProgressView(1)
+            context = RunContext(pool, clock, fan_out(log_observer(), progress), redactor=redactor)
+            async with show_progress(progress, clock, console):
+                await deploy_target(target, context, result)
+    # Signals are no longer heard (the console script ignores them now): this is the last line.
+    if result.status is Status.INTERRUPTED and result.error is None:
+        result.error = "interrupted before the deploy began"
+    click.echo(summary_line(result, redactor=redactor), err=not result.status.ok)
     if result.status is Status.INTERRUPTED:
         return EXIT_INTERRUPTED
     return 0 if result.status.ok else 1
 
 
-async def _cancel_on_signal(scope: anyio.CancelScope) -> None:
-    """SIGINT or SIGTERM stops the deploy; the result says where it was left."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            scope.cancel()
-            return
+@asynccontextmanager
+async def _stopped_by_signals() -> AsyncIterator[anyio.CancelScope]:
+    """A scope for the deploy that the first SIGINT or SIGTERM cancels.
+
+    Signals stay handled until the body is done, so later ones are absorbed while the
+    deploy stops and the clients close; then the handlers found before come back.
+    """
+    stop = anyio.CancelScope()
+    async with anyio.create_task_group() as group:
+        await group.start(_watch_signals, stop)
+        try:
+            yield stop
+        finally:
+            group.cancel_scope.cancel()
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+async def _watch_signals(
+    stop: anyio.CancelScope, *, task_status: anyio.abc.TaskStatus[None]
+) -> None:
+    found = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    try:
+        with anyio.open_signal_receiver(*SIGNALS) as signals:
+            task_status.started()
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                if stop.cancel_called:
+                    _say(f"{name} again: already stopping")
+                else:
+                    _say(f"{name}: stopping the deploy")
+                    stop.cancel()
+    finally:
+        # asyncio puts the default handlers back, not the ones it found (None: not
+        # installed from Python, so nothing to put back).
+        for signum, handler in found.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
+def _say(message: str) -> None:
+    """A line on stderr as it is now: above the live view while that is up."""
+    click.echo(message, file=sys.stderr)
+
+
+# The original's image notes and examples; "\b" keeps click from rewrapping a paragraph.
+EPILOG = """\
+\b
+Image format: [domain[:port]/][repo/...]image[:tag|@sha256:digest]
+  e.g. mariadb, mariadb:latest, silintl/mariadb, silintl/mariadb:latest,
+  private.registry.com:8000/repo/image:tag
+Containers whose image has the same repository get the new image (the
+registry may differ). Without a tag or digest, the tag is the value of $NAME
+with -e NAME, else "latest"; an explicit tag is never overridden. -to TAG
+gives every container's image the tag TAG and keeps its repository (-i is
+then ignored; by convention -i ignore). The image is never evaluated: let
+the shell expand it, as in -i "repo/app:$(git describe)".
+
+\b
+Examples:
+  Deploy a service (AWS settings from the environment):
+    ecs-deploy -c production1 -n doorman-service \\
+      -i docker.repo.com/doorman:latest
+  All options:
+    ecs-deploy -k ABC123 -s SECRETKEY -r us-east-1 -c production1 \\
+      -n doorman-service -i docker.repo.com/doorman -m 50 -M 100 -t 240 \\
+      -D 2 -e CI_TIMESTAMP -v
+  Update a task definition with a new image:
+    ecs-deploy -d open-door-task -i docker.repo.com/doorman:17
+  Use a profile (for STS delegated credentials, for instance):
+    ecs-deploy -p PROFILE -c production1 -n doorman-service \\
+      -i docker.repo.com/doorman -t 240 -e CI_TIMESTAMP -v
+  Update just the tag of every image in the task (multi-container tasks):
+    ecs-deploy -c staging -n core-service -to 0.1.899 -i ignore
+  Run a one-off task with the new image and wait for it to exit 0:
+    ecs-deploy -c production1 -d migrate -i docker.repo.com/app:17 \\
+      --run-task --wait-for-success
+
+\b
+Exit codes: 0 success; 1 the deploy failed, timed out or was rolled back;
+3 usage; 5-12 invalid flags (the message names the flag); 13 the image or
+tag cannot be parsed; 130 interrupted by SIGINT or SIGTERM.
+"""
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
 @click.option("-k", "--aws-access-key", help="AWS access key id (else AWS_ACCESS_KEY_ID).")
 @click.option("-s", "--aws-secret-key", help="AWS secret key (else AWS_SECRET_ACCESS_KEY).")
-@click.option("-r", "--region", help="AWS region (else AWS_DEFAULT_REGION).")
+@click.option("-r", "--region", help="AWS region (else AWS_REGION, AWS_DEFAULT_REGION).")
 @click.option("-p", "--profile", help="AWS profile (else AWS_PROFILE).")
 @click.option("--aws-instance-profile", is_flag=True, help="Use the default credential chain.")
 @click.option("-a", "--aws-assume-role", metavar="ARN", help="Assume this role for every call.")
@@ -208,10 +319,17 @@ async def _cancel_on_signal(scope: anyio.CancelScope) -> None:
 )
 @click.option("-m", "--min", type=click.IntRange(0, 100), help="minimumHealthyPercent.")
 @click.option("-M", "--max", type=click.IntRange(min=100), help="maximumPercent.")
-@click.option("-D", "--desired-count", type=click.IntRange(min=0), help="Desired task count.")
+@click.option(
+    "-D",
+    "--desired-count",
+    type=click.IntRange(0, MAX_DESIRED_COUNT),
+    help=f"Desired task count (ECS runs at most {MAX_DESIRED_COUNT:,} per service).",
+)
 @click.option("-e", "--tag-env-var", metavar="NAME", help="Take the image tag from $NAME.")
 @click.option("-to", "--tag-only", metavar="TAG", help="Set TAG on every container's image.")
-@click.option("--max-definitions", metavar="N", help="Keep only the newest N revisions.")
+@click.option(
+    "--max-definitions", metavar="N", help="Keep only the newest N revisions (0: keep all)."
+)
 @click.option("--task-definition-file", metavar="PATH", help="Deploy this JSON definition.")
 @click.option(
     "--enable-rollback", is_flag=True, help="Roll back to the previous revision on failure."
@@ -248,9 +366,12 @@ async def cli(**options: Any) -> int:
 
 
 async def run(argv: Sequence[str], *, clock: Clock | None = None) -> int:
-    """Run with ``argv`` and return the exit code; ``clock`` lets a rehearsal go faster."""
+    """Run with ``argv`` and return the exit code; ``clock`` lets a rehearsal go faster.
+
+    No arguments at all print the whole help, as the original's usage did, and exit 3.
+    """
     if not argv:
-        click.echo(cli.get_usage(click.Context(cli, info_name="ecs-deploy")), err=True)
+        click.echo(cli.get_help(click.Context(cli, info_name="ecs-deploy")), err=True)
         return EXIT_USAGE
     try:
         code = await cli.main(list(argv), "ecs-deploy", standalone_mode=False, obj=clock)
@@ -268,8 +389,12 @@ async def run(argv: Sequence[str], *, clock: Clock | None = None) -> int:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    try:
-        sys.exit(anyio.run(run, sys.argv[1:]))
-    except KeyboardInterrupt:
-        sys.exit(EXIT_INTERRUPTED)
+    """Console-script entry point.
+
+    SIGINT and SIGTERM act only while a deploy runs (it stops, says where, exits 130).
+    Outside it they are ignored: before, there is nothing to stop but the reading of
+    flags; after, a late signal must not turn a printed outcome into death by signal.
+    """
+    for signum in SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    sys.exit(anyio.run(run, sys.argv[1:]))

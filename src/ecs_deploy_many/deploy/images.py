@@ -14,7 +14,14 @@ from dataclasses import dataclass, replace
 
 from ecs_deploy_many.errors import ImageError
 
-__all__ = ["ImageRef", "parse_image", "resolve_image", "same_repository", "with_tag"]
+__all__ = [
+    "ImageRef",
+    "parse_image",
+    "resolve_image",
+    "same_repository",
+    "tag_problem",
+    "with_tag",
+]
 
 DEFAULT_TAG = "latest"
 
@@ -69,7 +76,8 @@ def _split(ref: str) -> ImageRef:
     return ImageRef(None, name, tag, digest if at else None)
 
 
-def _tag_problem(tag: str) -> str | None:
+def tag_problem(tag: str) -> str | None:
+    """What is wrong with an image tag, or None when Docker accepts it."""
     if _TAG.fullmatch(tag):
         return None
     if not tag:
@@ -114,8 +122,8 @@ def _problem(ref: str, image: ImageRef) -> str | None:
         return "the repository contains '//'"
     if image.digest is not None and not _DIGEST.fullmatch(image.digest):
         return "the digest must be 'sha256:' followed by 64 lowercase hex digits"
-    if image.tag is not None and (tag_problem := _tag_problem(image.tag)):
-        return tag_problem
+    if image.tag is not None and (bad_tag := tag_problem(image.tag)):
+        return bad_tag
     if image.registry is not None and (registry_problem := _registry_problem(image.registry)):
         return registry_problem
     return _path_problem(image.path)
@@ -145,7 +153,7 @@ def resolve_image(image: str, *, tag_env_var: str | None, environ: Mapping[str, 
         return str(ref)
     env_tag = environ.get(tag_env_var, "") if tag_env_var else ""
     if env_tag:
-        if problem := _tag_problem(env_tag):
+        if problem := tag_problem(env_tag):
             raise ImageError(f"{ref.repository}:{env_tag}", f"{problem} (from ${tag_env_var})")
         return str(replace(ref, tag=env_tag, digest=None))
     if ref.digest is not None:
@@ -167,7 +175,7 @@ def with_tag(image: str, tag: str) -> str:
     Any tag or digest it had is replaced. The image is split leniently, since it comes
     from a task definition; the new tag is validated.
     """
-    if problem := _tag_problem(tag):
+    if problem := tag_problem(tag):
         raise ImageError(f"{_split(image).repository}:{tag}", problem)
     ref = _lenient(image)
     if ref is None:

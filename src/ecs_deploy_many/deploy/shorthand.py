@@ -5,6 +5,8 @@ The original handed this flag to the AWS CLI, so both forms must keep working:
 The result is checked against RunTask's NetworkConfiguration shape in botocore's ECS model,
 which also turns a lone value into a one-item list where the model wants a list, as the
 AWS CLI does (``subnets=subnet-1``). Every problem is a ValueError naming the place.
+A real configuration is a few hundred characters nested three deep, so longer or deeper
+input is refused before it is parsed (nesting would otherwise exhaust the stack).
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from ecs_deploy_many.deploy.taskdef import ecs_service_model
 __all__ = ["parse_network_configuration"]
 
 _SPECIAL = ",=[]{}"
+# 16 subnets and 5 security groups, with the longest IDs, fit in well under 2,000.
+MAX_LENGTH = 10_000
+# awsvpcConfiguration={subnets=[...]} is three deep.
+MAX_DEPTH = 10
 
 
 class _Parser:
@@ -27,9 +33,11 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.depth = 0
 
     def fail(self, message: str) -> ValueError:
-        return ValueError(f"{message} at character {self.pos + 1} of {self.text!r}")
+        text = self.text if len(self.text) <= 80 else f"{self.text[:77]}..."
+        return ValueError(f"{message} at character {self.pos + 1} of {text!r}")
 
     def peek(self) -> str:
         while self.pos < len(self.text) and self.text[self.pos].isspace():
@@ -81,21 +89,24 @@ class _Parser:
 
     def value(self) -> Any:
         char = self.peek()
+        if char not in ("{", "["):
+            return self.word()
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(f"nested more than {MAX_DEPTH} deep")
+        self.pos += 1
         if char == "{":
-            self.pos += 1
-            result = self.pairs(closing="}")
+            value: Any = self.pairs(closing="}")
             self.expect("}")
-            return result
-        if char == "[":
-            self.pos += 1
-            items: list[Any] = []
+        else:
+            value = []
             while self.more("]"):
-                if items:
+                if value:
                     self.expect(",")
-                items.append(self.value())
+                value.append(self.value())
             self.expect("]")
-            return items
-        return self.word()
+        self.depth -= 1
+        return value
 
     def pairs(self, closing: str) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -153,11 +164,18 @@ def parse_network_configuration(text: str) -> dict[str, Any]:
     stripped = text.strip()
     if not stripped:
         raise ValueError("the network configuration is empty")
+    if len(stripped) > MAX_LENGTH:
+        raise ValueError(
+            f"the network configuration is {len(stripped):,} characters; at most "
+            f"{MAX_LENGTH:,} are accepted"
+        )
     if stripped.startswith("{"):
         try:
             data = json.loads(stripped)
         except json.JSONDecodeError as err:
             raise ValueError(f"not valid JSON: {err.msg} at column {err.colno}") from err
+        except RecursionError as err:  # the decoder nests one call per bracket
+            raise ValueError("not valid JSON: nested too deeply") from err
     else:
         parser = _Parser(stripped)
         data = parser.pairs(closing="")
