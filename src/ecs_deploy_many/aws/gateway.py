@@ -3,10 +3,11 @@
 The pipeline sees only this module's ``Gateway`` protocol. ``AioBotoGateway`` is the one
 implementation: it spends tokens from the client-side buckets before each call (so a
 fleet never outruns ECS's throttling), retries throttling and the transient failures of
-reads (server errors, broken connections) for as long as the caller's deadline allows,
-repeats a change a few times and only where repeating cannot double it, and turns
-botocore's ``ClientError`` into ``AwsError`` with the operation and the AWS error code.
-An ``AwsError`` from a read is therefore definitive (access denied, no such cluster).
+reads and service updates (server errors, broken connections) for as long as the
+caller's deadline allows, repeats other changes a few times (each repeat made so that
+it cannot double the change), and turns botocore's ``ClientError`` into ``AwsError``
+with the operation and the AWS error code. An ``AwsError`` from a read or an update is
+therefore definitive (access denied, no such cluster).
 """
 
 from __future__ import annotations
@@ -260,13 +261,14 @@ class AioBotoGateway:
         return TaskDefinition(response["taskDefinition"], list(response.get("tags", [])))
 
     async def update_service(self, **params: Any) -> dict[str, Any]:
-        """UpdateService; repeated after a transient failure without doubling the change.
+        """UpdateService; repeated after transient failures, like a read, until the
+        caller's deadline, and never doubling the change.
 
         A failed attempt may have been carried out all the same. ECS starts a deployment
         only when an update changes something or forces one, so repeating an update
-        that took effect changes nothing more. Before repeating, and when every attempt
-        failed, DescribeServices says whether the service already is as asked; for a
-        forced deployment, whether a deployment newer than the call has started.
+        that took effect changes nothing more. Still, before each repeat DescribeServices
+        says whether the service already is as asked (for a forced deployment: whether
+        a deployment newer than the call has started), and then its answer stands.
         """
         where = {"cluster": params["cluster"]} if params.get("cluster") else {}
         service_name = str(params["service"])
@@ -284,9 +286,7 @@ class AioBotoGateway:
             service = await describe()
             return {"service": service} if _shows_update(service, params, earlier) else None
 
-        response = await self._call(
-            "UpdateService", params, attempts=SERVER_RETRIES + 1, took_effect=took_effect
-        )
+        response = await self._call("UpdateService", params, attempts=None, took_effect=took_effect)
         service: dict[str, Any] = response["service"]
         return service
 

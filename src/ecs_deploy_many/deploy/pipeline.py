@@ -349,8 +349,9 @@ class _Pipeline:
             self._enter("wait")
             await self._wait(expect, deployment)
         except EcsDeployError as failure:
-            # The gateway raises UpdateService's own error only when the service did
-            # not change; after any other failure it may run our revision.
+            # UpdateService's own error means ECS refused the update (the gateway
+            # repeats transient failures): nothing changed. After any other failure
+            # the service may run our revision.
             if not (isinstance(failure, AwsError) and failure.operation == "UpdateService"):
                 await self._after_failure(gateway, service, failure)
             raise
