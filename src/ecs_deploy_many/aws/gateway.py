@@ -36,7 +36,13 @@ from ecs_deploy_many.clock import Clock
 from ecs_deploy_many.errors import AwsError
 from ecs_deploy_many.memo import AsyncMemo
 
-__all__ = ["AioBotoGateway", "Gateway", "GatewayStatistics", "TaskDefinition"]
+__all__ = [
+    "AioBotoGateway",
+    "Gateway",
+    "GatewayStatistics",
+    "TaskDefinition",
+    "update_in_effect",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -103,7 +109,7 @@ def _reads(operation: str) -> bool:
     return operation.startswith(("Describe", "List", "Get"))
 
 
-def _shows_update(
+def update_in_effect(
     service: Mapping[str, Any], params: Mapping[str, Any], earlier: set[Any] | None
 ) -> bool:
     """Whether ``service`` already is as the UpdateService ``params`` ask.
@@ -284,7 +290,7 @@ class AioBotoGateway:
 
         async def took_effect() -> dict[str, Any] | None:
             service = await describe()
-            return {"service": service} if _shows_update(service, params, earlier) else None
+            return {"service": service} if update_in_effect(service, params, earlier) else None
 
         response = await self._call("UpdateService", params, attempts=None, took_effect=took_effect)
         service: dict[str, Any] = response["service"]
