@@ -201,6 +201,20 @@ async def test_a_target_whose_verdict_could_not_be_read_is_rolled_back(
     assert primary(service)["rolloutState"] == "COMPLETED"
 
 
+async def test_reads_that_never_succeed_before_the_update_end_at_the_timeout(
+    sim: Simulator, proxy: FaultProxy
+) -> None:
+    proxy.fail("DescribeServices")
+
+    run = await deploy(sim, proxy.url, plan(new_image("s0")))
+
+    result = only(run)
+    assert (result.status, result.failed_step) == (Status.FAILED, "resolve")
+    assert f"ECS did not answer within the timeout of {TIMEOUT} s" in (result.error or "")
+    assert result.deployment_id is None
+    assert described(sim, "s0")["taskDefinition"] == original("s0")
+
+
 @pytest.mark.parametrize("forced", [False, True], ids=["new revision", "forced"])
 async def test_an_update_whose_answer_was_lost_is_not_made_twice(
     sim: Simulator, proxy: FaultProxy, forced: bool

@@ -481,7 +481,8 @@ class _Pipeline:
         if self.target.desired_count is not None:
             params["desiredCount"] = self.result.old_desired_count
         try:
-            deployment = _primary(await gateway.update_service(**params))
+            with self._answered_in_time():
+                deployment = _primary(await gateway.update_service(**params))
             await self._wait(Expectation(deployment["id"], previous), deployment)
         except DeployError as error:
             raise RollbackFailed(

@@ -5,7 +5,8 @@ circuit-breaker rollback, so tools built on it report failed rollouts as success
 a deployment succeeds only when the PRIMARY is the deployment this run created, ECS says
 it COMPLETED (where ECS reports a rollout state) and its running count reached the
 desired count. FAILED, or the PRIMARY switching to another deployment, ends the wait at
-once.
+once. A verdict is only ever read from ECS: when ECS cannot be read by the deadline, it
+is unknown, never failed.
 """
 
 from __future__ import annotations
