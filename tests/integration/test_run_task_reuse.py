@@ -7,7 +7,9 @@ keeps the original tool's behaviour: it registers and runs every time.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -45,11 +47,10 @@ def plan(run_task: str | None) -> str:
     return f"version: 1\ndefaults: {{region: {REGION}}}\ntargets:\n  - {target}}}\n"
 
 
-async def deploy(sim: Simulator, plan_text: str) -> TargetResult:
+async def deploy(sim: Simulator, plan_text: str, base_dir: Path | None = None) -> TargetResult:
+    plan_ = parse_plan(plan_text, environ={}, base_dir=base_dir)
     async with ClientPool(sim.clock, endpoint_url=sim.endpoint_url) as pool:
-        run: RunResult = await run_plan(
-            parse_plan(plan_text, environ={}), RunContext(pool, sim.clock, lambda event: None)
-        )
+        run: RunResult = await run_plan(plan_, RunContext(pool, sim.clock, lambda event: None))
     [result] = run.results.values()
     return result
 
@@ -93,6 +94,27 @@ async def test_an_unchanged_run_task_target_reuses_its_revision(
 async def test_an_unchanged_task_definition_target_registers_nothing(sim: Simulator) -> None:
     first = await deploy(sim, plan(None))
     again = await deploy(sim, plan(None))
+
+    assert (first.status, again.status) == (Status.SUCCEEDED, Status.UNCHANGED)
+    assert again.new_task_definition == first.new_task_definition == revision(2)
+    assert calls(sim, "RegisterTaskDefinition") == 1
+
+
+async def test_an_unchanged_task_definition_file_registers_nothing(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    definition = {
+        "family": "api",
+        "containerDefinitions": [{"name": "api", "image": "example/api:3", "memory": 256}],
+    }
+    (tmp_path / "api.json").write_text(json.dumps(definition))
+    text = (
+        f"version: 1\ndefaults: {{region: {REGION}}}\ntargets:\n"
+        "  - {task_definition_file: api.json}\n"
+    )
+
+    first = await deploy(sim, text, tmp_path)
+    again = await deploy(sim, text, tmp_path)
 
     assert (first.status, again.status) == (Status.SUCCEEDED, Status.UNCHANGED)
     assert again.new_task_definition == first.new_task_definition == revision(2)

@@ -301,7 +301,7 @@ class _Pipeline:
             current = base  # described already: the named revision or the newest
         else:  # a task definition file
             try:
-                current = await gateway.describe_task_definition(str(rendered.definition["family"]))
+                current = await gateway.describe_task_definition(str(self.target.task_definition))
             except AwsError as error:
                 if error.code != "ClientException":  # ECS's code for "no such family"
                     raise
