@@ -176,9 +176,9 @@ async def test_a_refused_read_reaches_the_waiting_target_at_once(
     result = only(run)
     assert result.status is Status.UNKNOWN
     assert result.error_code == "AccessDeniedException"
-    assert result.started_at is not None
-    assert result.finished_at is not None
-    assert result.finished_at - result.started_at < TIMEOUT  # not at the deadline
+    # the refusal itself ended the wait, not the deadline
+    assert "DescribeServices failed: AccessDeniedException" in (result.error or "")
+    assert "by the deadline" not in (result.error or "")
 
 
 async def test_a_target_whose_verdict_could_not_be_read_is_rolled_back(
