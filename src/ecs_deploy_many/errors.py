@@ -13,6 +13,7 @@
         ├── DeploymentFailed   ECS reported our deployment FAILED or rolled it back
         ├── DeploymentTimeout  the wait ran out of time
         ├── TaskRunFailed      a one-off task did not exit 0
+        ├── VerdictUnknown     ECS could not be read: our deployment may still succeed
         └── RollbackFailed     a rollback we started did not finish
 
 Exit codes are decided only by the CLI layer.
@@ -39,6 +40,7 @@ __all__ = [
     "TaskDefinitionError",
     "TaskRunFailed",
     "UsageError",
+    "VerdictUnknown",
 ]
 
 
@@ -149,6 +151,21 @@ class DeploymentTimeout(DeployError):
 
 class TaskRunFailed(DeployError):
     """A one-off task stopped without every essential container exiting 0."""
+
+
+class VerdictUnknown(DeployError):
+    """ECS could not be read before the deadline: our deployment may still complete.
+
+    Not a failure of the deployment, so it is never reported as one.
+    """
+
+    def __init__(
+        self, message: str, *, step: str = "wait", deployment_id: str, code: str | None = None
+    ) -> None:
+        super().__init__(message, step=step)
+        self.deployment_id = deployment_id
+        self.code = code
+        """The AWS error code of a refused read, when one was."""
 
 
 class RollbackFailed(DeployError):

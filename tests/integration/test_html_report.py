@@ -265,8 +265,8 @@ async def test_every_target_has_a_row_and_details_with_rollback_and_failure_high
     assert run.finished_at is not None
     run_seconds = run.finished_at - run.started_at
     update, wait, rollback = web[-3:]
-    # from the update to the rollback: web's 30 s timeout
-    assert (update[2] + wait[2]) / 100 * run_seconds == pytest.approx(30, abs=1)
+    # from the update to the rollback: web's 30 s timeout, then one read of its verdict
+    assert 29 <= (update[2] + wait[2]) / 100 * run_seconds <= 33
     assert rollback[1] + rollback[2] <= 100.01
     assert "ok" not in by_row["prod/web"].classes  # "only problems" keeps it
 

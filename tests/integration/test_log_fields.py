@@ -45,7 +45,8 @@ targets:
   - {cluster: prod, service: search, image: "example/search:broken", rollback: true}
   - {cluster: prod, service: billing, image: "example/billing:broken"}
   - {cluster: jobs, service: indexer, image: "example/indexer:2", depends_on: [prod/search]}
-  - {name: seed, cluster: jobs, task_definition: app-seed, task_definition_file: seed.json}
+  - {name: seed, cluster: jobs, task_definition: app-seed, task_definition_file: seed.json,
+     image: "example/seed:2"}
 """
 # ECS wants strings; the client refuses a number before calling, with an error code.
 SEED = {

@@ -49,7 +49,8 @@ targets:
   - {cluster: prod, service: api, image: "example/api:2"}
   - {cluster: prod, service: search, image: "example/search:broken"}
   - {cluster: prod, service: indexer, image: "example/indexer:2", depends_on: [prod/search]}
-  - {name: seed, cluster: prod, task_definition: app-seed, task_definition_file: seed.json}
+  - {name: seed, cluster: prod, task_definition: app-seed, task_definition_file: seed.json,
+     image: "example/seed:2"}
 """
 SEED = {
     "family": "app-seed",

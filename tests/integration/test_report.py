@@ -114,6 +114,7 @@ async def test_report_of_a_run_with_a_rollback_and_a_skipped_dependant(run: RunR
         "skipped": 1,
         "unchanged": 0,
         "interrupted": 0,
+        "unknown": 0,
     }
     assert (report["failures"], report["failure_budget"], report["halted"]) == (1, "5", None)
     assert near(report["started_at"], run.started_at)

@@ -2,20 +2,25 @@
 
 The pipeline sees only this module's ``Gateway`` protocol. ``AioBotoGateway`` is the one
 implementation: it spends tokens from the client-side buckets before each call (so a
-fleet never outruns ECS's throttling), retries throttling for as long as the caller's
-deadline allows, retries server errors a few times, and turns botocore's ``ClientError``
-into ``AwsError`` with the operation and the AWS error code.
+fleet never outruns ECS's throttling), retries throttling and the transient failures of
+reads and service updates (server errors, broken connections) for as long as the
+caller's deadline allows, repeats other changes a few times (each repeat made so that
+it cannot double the change), and turns botocore's ``ClientError`` into ``AwsError``
+with the operation and the AWS error code. An ``AwsError`` from a read or an update is
+therefore definitive (access denied, no such cluster).
 """
 
 from __future__ import annotations
 
 import random
+import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
+import botocore.exceptions
 import structlog
 from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
@@ -31,12 +36,27 @@ from ecs_deploy_many.clock import Clock
 from ecs_deploy_many.errors import AwsError
 from ecs_deploy_many.memo import AsyncMemo
 
-__all__ = ["AioBotoGateway", "Gateway", "GatewayStatistics", "TaskDefinition"]
+__all__ = [
+    "AioBotoGateway",
+    "Gateway",
+    "GatewayStatistics",
+    "TaskDefinition",
+    "update_in_effect",
+]
 
 log = structlog.get_logger(__name__)
 
 THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
 SERVER_RETRIES = 4
+"""How many times a change is repeated after a transient failure (reads: until cancelled)."""
+TRANSIENT_ERRORS = (
+    botocore.exceptions.ConnectionError,
+    botocore.exceptions.HTTPClientError,
+    botocore.exceptions.IncompleteReadError,
+    aiohttp.ClientError,
+    TimeoutError,
+)
+"""Failures to reach ECS or to hear its answer: the next attempt may well succeed."""
 DESCRIBE_SERVICES_BATCH = 10
 DESCRIBE_TASKS_BATCH = 100
 
@@ -90,6 +110,33 @@ class Gateway(Protocol):
     async def list_tasks(self, cluster: str, *, family: str) -> list[str]: ...
 
 
+def _reads(operation: str) -> bool:
+    """Whether ``operation`` only reads, so that repeating it can change nothing."""
+    return operation.startswith(("Describe", "List", "Get"))
+
+
+def update_in_effect(
+    service: Mapping[str, Any], params: Mapping[str, Any], earlier: set[Any] | None
+) -> bool:
+    """Whether ``service`` already is as the UpdateService ``params`` ask.
+
+    ``earlier`` holds, for a forced deployment, the deployments that predate the call:
+    the update took effect only if a newer one is PRIMARY.
+    """
+    primary = next(
+        (d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), None
+    )
+    if primary is None:
+        return False
+    wanted = params.get("taskDefinition")
+    running = str(primary.get("taskDefinition", ""))
+    if wanted and running != wanted and not running.endswith(f"/{wanted}"):
+        return False
+    if "desiredCount" in params and service.get("desiredCount") != params["desiredCount"]:
+        return False
+    return earlier is None or primary.get("id") not in earlier
+
+
 class AioBotoGateway:
     """``Gateway`` over one aiobotocore ECS client, with client-side token buckets."""
 
@@ -113,11 +160,35 @@ class AioBotoGateway:
         self.statistics = GatewayStatistics()
 
     async def call(self, operation: str, **params: Any) -> dict[str, Any]:
-        """Call ``operation``, paced by its bucket; retry throttling until cancelled."""
+        """Call ``operation``, paced by its bucket; retry what may succeed next time.
+
+        Throttling is retried until the caller's deadline cancels the call, and so is a
+        transient failure (a server error, a broken connection) of a read: repeating a
+        read is harmless, and the caller's deadline, not a retry count, says how long
+        an answer is worth waiting for. A change is repeated only a few times.
+        """
+        attempts = None if _reads(operation) else SERVER_RETRIES + 1
+        return await self._call(operation, params, attempts=attempts)
+
+    async def _call(
+        self,
+        operation: str,
+        params: Mapping[str, Any],
+        *,
+        attempts: int | None,
+        took_effect: Callable[[], Awaitable[dict[str, Any] | None]] | None = None,
+    ) -> dict[str, Any]:
+        """Call ``operation`` until it answers, the caller is cancelled, or ``attempts``
+        transient failures (None: no limit) have been seen.
+
+        After each transient failure of a change, ``took_effect`` may find that the
+        failed attempt was carried out all the same: its answer then stands for the
+        call's, and the change is not repeated.
+        """
         category = category_of(operation)
         bucket = self._buckets.get(category) if category else None
         method = getattr(self._client, xform_name(operation))
-        throttles = server_errors = 0
+        throttles = failures = 0
         while True:
             if bucket is not None:
                 await bucket.take()
@@ -136,35 +207,38 @@ class AioBotoGateway:
                     await self._clock.sleep(self._backoff(throttles))
                     throttles += 1
                     continue
-                if status >= 500 and server_errors < SERVER_RETRIES:
-                    server_errors += 1
-                    self.statistics.retried_server_errors += 1
-                    await self._clock.sleep(self._backoff(server_errors))
-                    continue
-                raise AwsError(operation, code, str(error.get("Message", ""))) from exc
+                failure = AwsError(operation, code, str(error.get("Message", "")))
+                if status < 500:
+                    raise failure from exc
+                cause: Exception = exc
             except ParamValidationError as exc:  # our request is wrong: retrying cannot help
                 raise AwsError(operation, "ParamValidationError", str(exc)) from exc
-            except (BotoCoreError, aiohttp.ClientError) as exc:
-                if server_errors < SERVER_RETRIES:
-                    server_errors += 1
-                    self.statistics.retried_server_errors += 1
-                    await self._clock.sleep(self._backoff(server_errors))
-                    continue
+            except TRANSIENT_ERRORS as exc:
+                failure, cause = AwsError(operation, type(exc).__name__, str(exc)), exc
+            except BotoCoreError as exc:  # e.g. no credentials: retrying cannot help
                 raise AwsError(operation, type(exc).__name__, str(exc)) from exc
-            if self._verbose:
-                meta = response.get("ResponseMetadata", {})
-                log.debug(
-                    "aws_call",
-                    operation=operation,
-                    request_id=meta.get("RequestId"),
-                    http_status=meta.get("HTTPStatusCode"),
-                    retries=throttles + server_errors,
-                )
-            return response
+            else:
+                if self._verbose:
+                    meta = response.get("ResponseMetadata", {})
+                    log.debug(
+                        "aws_call",
+                        operation=operation,
+                        request_id=meta.get("RequestId"),
+                        http_status=meta.get("HTTPStatusCode"),
+                        retries=throttles + failures,
+                    )
+                return response
+            failures += 1
+            if took_effect is not None and (answer := await took_effect()) is not None:
+                return answer
+            if attempts is not None and failures >= attempts:
+                raise failure from cause
+            self.statistics.retried_server_errors += 1
+            await self._clock.sleep(self._backoff(failures))
 
     def _backoff(self, attempt: int) -> float:
         """Full-jitter exponential backoff, in simulated seconds."""
-        return self._random.uniform(0.0, min(20.0, 0.5 * 2**attempt))
+        return self._random.uniform(0.0, min(20.0, 0.5 * 2 ** min(attempt, 6)))
 
     async def describe_services(
         self, cluster: str, services: Sequence[str]
@@ -199,7 +273,32 @@ class AioBotoGateway:
         return TaskDefinition(response["taskDefinition"], list(response.get("tags", [])))
 
     async def update_service(self, **params: Any) -> dict[str, Any]:
-        response = await self.call("UpdateService", **params)
+        """UpdateService; repeated after transient failures, like a read, until the
+        caller's deadline, and never doubling the change.
+
+        A failed attempt may have been carried out all the same. ECS starts a deployment
+        only when an update changes something or forces one, so repeating an update
+        that took effect changes nothing more. Still, before each repeat DescribeServices
+        says whether the service already is as asked (for a forced deployment: whether
+        a deployment newer than the call has started), and then its answer stands.
+        """
+        where = {"cluster": params["cluster"]} if params.get("cluster") else {}
+        service_name = str(params["service"])
+
+        async def describe() -> dict[str, Any]:
+            response = await self.call("DescribeServices", **where, services=[service_name])
+            found: list[dict[str, Any]] = response.get("services", [])
+            return found[0] if found else {}
+
+        earlier = None
+        if params.get("forceNewDeployment"):
+            earlier = {d.get("id") for d in (await describe()).get("deployments", [])}
+
+        async def took_effect() -> dict[str, Any] | None:
+            service = await describe()
+            return {"service": service} if update_in_effect(service, params, earlier) else None
+
+        response = await self._call("UpdateService", params, attempts=None, took_effect=took_effect)
         service: dict[str, Any] = response["service"]
         return service
 
@@ -219,6 +318,8 @@ class AioBotoGateway:
         await self.call("DeregisterTaskDefinition", taskDefinition=arn)
 
     async def run_task(self, **params: Any) -> dict[str, Any]:
+        """RunTask; one client token for every attempt, so a repeat never starts a second task."""
+        params.setdefault("clientToken", uuid.uuid4().hex)
         return await self.call("RunTask", **params)
 
     async def describe_tasks(self, cluster: str, tasks: Sequence[str]) -> dict[str, Any]:

@@ -6,12 +6,17 @@ each fresh description. Each subscriber has its own adaptive, jittered schedule 
 right after it subscribes, slower while its deployment is clearly still running); a
 round takes every subscriber due by then, so calls stay full, and every call is paced
 by the gateway's token buckets.
+
+A round whose call fails transiently (a server error, a broken connection) is repeated
+by the gateway with backoff, its subscribers still subscribed, until it is answered:
+each waiting target's own deadline decides how long that may take. Only a definitive
+error (access denied, no such cluster) reaches the subscribers of the call.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -46,10 +51,13 @@ class ServiceUpdates:
     is due (or nearly due), ten per call.
     """
 
-    def __init__(self, service: str, *, interval: float, due: float) -> None:
+    def __init__(
+        self, service: str, *, interval: float, due: float, ask: Callable[[ServiceUpdates], None]
+    ) -> None:
         self.service = service
         self.interval = interval
         self.due = due
+        self._ask = ask
         self._latest: dict[str, Any] | AwsError | None = None
         self._fresh = anyio.Event()
 
@@ -57,8 +65,15 @@ class ServiceUpdates:
         self._latest = value
         self._fresh.set()
 
+    def ask_now(self) -> None:
+        """Be described in the next round, whatever the schedule says."""
+        self._ask(self)
+
     async def next(self) -> dict[str, Any] | None:
-        """The next description (None when the service is missing); raises AwsError."""
+        """The next description (None when the service is missing).
+
+        Raises AwsError when ECS refused to describe it (never for a transient failure).
+        """
         await self._fresh.wait()
         self._fresh = anyio.Event()
         value = self._latest
@@ -93,13 +108,19 @@ class ServiceWatcher:
         """
         interval = self._policy.initial_interval
         soon = interval if first_within is None else first_within
-        updates = ServiceUpdates(service, interval=interval, due=self._clock.now() + soon)
+        updates = ServiceUpdates(
+            service, interval=interval, due=self._clock.now() + soon, ask=self._ask_now
+        )
         self._subscribers.append(updates)
         self._wake.set()
         try:
             yield updates
         finally:
             self._subscribers.remove(updates)
+
+    def _ask_now(self, updates: ServiceUpdates) -> None:
+        updates.due = self._clock.now()
+        self._wake.set()
 
     async def describe(self, service: str) -> dict[str, Any] | None:
         """One description of ``service`` (None if missing), batched with its neighbours."""

@@ -3,6 +3,8 @@
 service target:          resolve -> render -> register -> update -> wait -> cleanup
                                                                  \\-> rollback (on failure)
 task-definition target:  resolve -> render -> register [-> run_task] -> cleanup
+                         (an identical revision in use is reused, not registered again;
+                         its task runs again unless the target says otherwise)
 
 Expected failures become a ``TargetResult`` (one bad service never takes others down);
 anything unexpected propagates. Every step emits ``TargetEvent``s.
@@ -10,6 +12,8 @@ anything unexpected propagates. Every step emits ``TargetEvent``s.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -41,6 +45,7 @@ from ecs_deploy_many.errors import (
     DeploymentFailed,
     EcsDeployError,
     RollbackFailed,
+    VerdictUnknown,
 )
 from ecs_deploy_many.observe.events import Level, Observer, Step, TargetEvent
 from ecs_deploy_many.observe.log import Redactor, task_definition_secrets
@@ -200,9 +205,9 @@ class _Pipeline:
     def _fail(self, error: EcsDeployError) -> None:
         result = self.result
         if result.status is not Status.ROLLED_BACK:
-            result.status = Status.FAILED
+            result.status = Status.UNKNOWN if isinstance(error, VerdictUnknown) else Status.FAILED
         result.error = str(error)
-        result.error_code = error.code if isinstance(error, AwsError) else None
+        result.error_code = error.code if isinstance(error, AwsError | VerdictUnknown) else None
         result.failed_step = getattr(error, "step", "") or self.step
 
     def _finish(self) -> None:
@@ -249,11 +254,23 @@ class _Pipeline:
 
     async def _deploy_task_definition(self, gateway: Gateway) -> None:
         target = self.target
-        base = await base_definition(gateway, target)
+        with self._answered_in_time():
+            base = await base_definition(gateway, target)
         if "taskDefinitionArn" in base.body:
             self.result.old_task_definition = base.arn
         self.emit("resolved", old_task_definition=self.result.old_task_definition)
-        registered = await self._register(gateway, self._render(base))
+        rendered = self._render(base)
+        with self._answered_in_time():
+            registered = await self._registered_already(gateway, base, rendered)
+        if registered is not None:
+            self.result.new_task_definition = registered.arn
+            self.context.revisions.in_use(registered.arn)
+            self.emit("unchanged", old_task_definition=registered.arn)
+            if not (target.run_task and target.rerun_unchanged):
+                self.result.status = Status.UNCHANGED
+                return
+        else:
+            registered = await self._register(gateway, rendered)
         if target.run_task:
             self._enter("run_task")
             assert target.cluster, "run_task needs a cluster"
@@ -272,9 +289,29 @@ class _Pipeline:
         await self._cleanup(gateway)
         self.result.status = Status.SUCCEEDED
 
+    async def _registered_already(
+        self, gateway: Gateway, base: TaskDefinition, rendered: RenderedTaskDefinition
+    ) -> TaskDefinition | None:
+        """The task definition's revision in use (the named one, or the family's newest)
+        when it holds exactly the rendered definition: registering again would only add
+        a copy. None when the target always registers, as ``ecs-deploy`` does."""
+        if not self.target.skip_unchanged:
+            return None
+        if "taskDefinitionArn" in base.body:
+            current = base  # described already: the named revision or the newest
+        else:  # a task definition file
+            try:
+                current = await gateway.describe_task_definition(str(self.target.task_definition))
+            except AwsError as error:
+                if error.code != "ClientException":  # ECS's code for "no such family"
+                    raise
+                return None
+        return current if same_content(current.body, rendered.definition) else None
+
     async def _deploy_service(self, gateway: Gateway) -> None:
         target = self.target
-        service = await describe_target_service(self.context.accounts, target)
+        with self._answered_in_time():
+            service = await describe_target_service(self.context.accounts, target)
         current: str = service["taskDefinition"]
         self.result.old_task_definition = current
         self.result.old_desired_count = service.get("desiredCount")
@@ -282,9 +319,11 @@ class _Pipeline:
         self.emit("resolved", old_task_definition=current, desired=service.get("desiredCount"))
 
         if registers_revision(target):
-            base = await base_definition(gateway, target, current)
-            rendered = self._render(base)
-            if await self._runs_already(gateway, service, rendered):
+            with self._answered_in_time():
+                base = await base_definition(gateway, target, current)
+                rendered = self._render(base)
+                unchanged = await self._runs_already(gateway, service, rendered)
+            if unchanged:
                 self.result.new_task_definition = current
                 self.result.status = Status.UNCHANGED
                 self.emit("unchanged", old_task_definition=current)
@@ -294,25 +333,43 @@ class _Pipeline:
             new_arn = current  # --force-new-deployment alone: same revision, fresh tasks
             self.result.new_task_definition = current
 
-        self._enter("update")
-        updated = await gateway.update_service(**self._update_params(service, new_arn))
-        deployment = _primary(updated)
-        self.result.deployment_id = deployment["id"]
-        self.emit(
-            "service_updated",
-            deployment_id=deployment["id"],
-            new_task_definition=new_arn,
-            desired=deployment.get("desiredCount"),
-        )
         try:
+            self._enter("update")
+            with self._answered_in_time():
+                updated = await gateway.update_service(**self._update_params(service, new_arn))
+            deployment = _primary(updated)
+            self.result.deployment_id = deployment["id"]
+            self.emit(
+                "service_updated",
+                deployment_id=deployment["id"],
+                new_task_definition=new_arn,
+                desired=deployment.get("desiredCount"),
+            )
             expect = Expectation(deployment["id"], new_arn, target.skip_deployments_check)
             self._enter("wait")
             await self._wait(expect, deployment)
-        except DeployError as failure:
-            await self._after_failure(gateway, service, failure)
+        except EcsDeployError as failure:
+            # UpdateService's own error means ECS refused the update (the gateway
+            # repeats transient failures): nothing changed. After any other failure
+            # the service may run our revision.
+            if not (isinstance(failure, AwsError) and failure.operation == "UpdateService"):
+                await self._after_failure(gateway, service, failure)
             raise
         await self._cleanup(gateway)
         self.result.status = Status.SUCCEEDED
+
+    @contextmanager
+    def _answered_in_time(self) -> Iterator[None]:
+        """Bound the step's ECS calls (retried while they fail transiently) by the
+        target's timeout."""
+        timeout = self.target.timeout
+        try:
+            with self.clock.fail_after(timeout):
+                yield
+        except TimeoutError:
+            raise DeployError(
+                f"ECS did not answer within the timeout of {timeout:g} s", step=self.step
+            ) from None
 
     async def _runs_already(
         self, gateway: Gateway, service: dict[str, Any], rendered: RenderedTaskDefinition
@@ -399,9 +456,10 @@ class _Pipeline:
         )
 
     async def _after_failure(
-        self, gateway: Gateway, service: dict[str, Any], failure: DeployError
+        self, gateway: Gateway, service: dict[str, Any], failure: EcsDeployError
     ) -> None:
-        """ECS rolled back, or we roll back when asked to; the result says which."""
+        """ECS rolled back, or we roll back when asked to (whatever the failure, even an
+        unknown verdict); the result says which."""
         if isinstance(failure, DeploymentFailed) and failure.rolled_back_by_ecs:
             self.result.status = Status.ROLLED_BACK
             self.emit("rolled_back_by_ecs", "error", reason=str(failure))
@@ -423,7 +481,8 @@ class _Pipeline:
         if self.target.desired_count is not None:
             params["desiredCount"] = self.result.old_desired_count
         try:
-            deployment = _primary(await gateway.update_service(**params))
+            with self._answered_in_time():
+                deployment = _primary(await gateway.update_service(**params))
             await self._wait(Expectation(deployment["id"], previous), deployment)
         except DeployError as error:
             raise RollbackFailed(

@@ -20,6 +20,8 @@ class Status(StrEnum):
     SKIPPED = "skipped"
     UNCHANGED = "unchanged"
     INTERRUPTED = "interrupted"
+    UNKNOWN = "unknown"
+    """ECS could not be read in time: the deployment may still complete (not ok)."""
 
     @property
     def ok(self) -> bool:

@@ -55,6 +55,8 @@ class Target:
 
     run_task: bool = False
     wait_for_success: bool = False
+    rerun_unchanged: bool = True
+    """With ``skip_unchanged``: run the task even when its revision is reused unchanged."""
     launch_type: str | None = None
     platform_version: str | None = None
     network_configuration: Mapping[str, Any] | None = None

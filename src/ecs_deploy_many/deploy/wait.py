@@ -5,7 +5,8 @@ circuit-breaker rollback, so tools built on it report failed rollouts as success
 a deployment succeeds only when the PRIMARY is the deployment this run created, ECS says
 it COMPLETED (where ECS reports a rollout state) and its running count reached the
 desired count. FAILED, or the PRIMARY switching to another deployment, ends the wait at
-once.
+once. A verdict is only ever read from ECS: when ECS cannot be read by the deadline, it
+is unknown, never failed.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any
 
 from ecs_deploy_many.aws.watch import ServiceUpdates
 from ecs_deploy_many.clock import Clock
-from ecs_deploy_many.errors import DeploymentFailed, DeploymentTimeout
+from ecs_deploy_many.errors import AwsError, DeploymentFailed, DeploymentTimeout, VerdictUnknown
 
 __all__ = [
+    "VERDICT_GRACE",
     "Expectation",
     "Judgement",
     "Verdict",
@@ -27,6 +29,10 @@ __all__ = [
     "judge",
     "wait_for_deployment",
 ]
+
+
+VERDICT_GRACE = 60.0
+"""Simulated seconds past a deadline allowed for reading the verdict there."""
 
 
 class Verdict(Enum):
@@ -111,31 +117,65 @@ async def wait_for_deployment(
     on_progress: ProgressSink,
     progress_deadline: float | None = None,
 ) -> Judgement:
-    """Wait until ``expect`` succeeds; raise DeploymentFailed or DeploymentTimeout.
+    """Wait until ``expect`` succeeds; raise DeploymentFailed, DeploymentTimeout or
+    VerdictUnknown.
 
     Service events from ``since`` on (the deployment's createdAt, a server timestamp, so
     local clock skew does not matter) go to ``on_service_event`` once each, oldest first;
     every change of the judgement's reason goes to ``on_progress``. With a
     ``progress_deadline``, a deployment that has made no progress (see
     ``_WaitState.stalled``) for that long fails, however much of ``timeout`` is left.
+
+    At the deadline the verdict comes from a description read then (the last one may
+    be old when reads were failing, or the deployment may have finished since): a
+    deployment still running there timed out. When ECS cannot be read, the verdict is
+    unknown, never failed: the deployment may still complete.
     """
-    state = _WaitState(epoch_seconds(since), clock, progress_deadline, clock.now())
+    state = _WaitState(
+        epoch_seconds(since), clock, progress_deadline, clock.now(), on_service_event, on_progress
+    )
     try:
-        with clock.fail_after(timeout):
-            judgement = await _until_settled(
-                updates, expect, state, on_service_event=on_service_event, on_progress=on_progress
-            )
-    except TimeoutError:
-        raise DeploymentTimeout(
-            f"deployment {expect.deployment_id} did not finish within {timeout:g} s "
-            f"(last state: {state.last_reason or 'no answer yet'})",
-            step="wait",
-        ) from None
+        try:
+            with clock.fail_after(timeout):
+                judgement = await _until_settled(updates, expect, state)
+        except TimeoutError:
+            judgement = await _at_deadline(updates, expect, state, timeout)
+    except AwsError as error:
+        raise VerdictUnknown(
+            f"verdict unknown: ECS could not be read ({error}); "
+            f"deployment {expect.deployment_id} may still complete",
+            deployment_id=expect.deployment_id,
+            code=error.code,
+        ) from error
     if judgement.verdict is not Verdict.SUCCEEDED:
         raise DeploymentFailed(
             judgement.reason,
             deployment_id=expect.deployment_id,
             rolled_back_by_ecs=judgement.verdict is Verdict.ROLLED_BACK_BY_ECS,
+        )
+    return judgement
+
+
+async def _at_deadline(
+    updates: ServiceUpdates, expect: Expectation, state: _WaitState, timeout: float
+) -> Judgement:
+    """The verdict at the deadline, from one description read after it."""
+    updates.ask_now()
+    judgement = None
+    with state.clock.move_on_after(VERDICT_GRACE):
+        judgement = await state.read(updates, expect)
+    if judgement is None:
+        raise VerdictUnknown(
+            f"verdict unknown: ECS could not be read by the deadline of {timeout:g} s; "
+            f"deployment {expect.deployment_id} may still complete "
+            f"(last state: {state.last_reason or 'no answer yet'})",
+            deployment_id=expect.deployment_id,
+        )
+    if judgement.verdict is Verdict.WAITING:
+        raise DeploymentTimeout(
+            f"deployment {expect.deployment_id} did not finish within {timeout:g} s "
+            f"(last state: {judgement.reason})",
+            step="wait",
         )
     return judgement
 
@@ -146,10 +186,27 @@ class _WaitState:
     clock: Clock
     progress_deadline: float | None
     progress_at: float
+    on_service_event: EventSink
+    on_progress: ProgressSink
     best_running: int = -1
     least_draining: float = float("inf")
     seen: set[str] = field(default_factory=set)
     last_reason: str = ""
+
+    async def read(self, updates: ServiceUpdates, expect: Expectation) -> Judgement:
+        """Judge the next description, passing on its new events and any new state."""
+        service = await updates.next()
+        for event in reversed((service or {}).get("events", [])):
+            if event["id"] not in self.seen and epoch_seconds(event.get("createdAt")) >= self.since:
+                self.seen.add(event["id"])
+                self.on_service_event(event)
+        judgement = judge(service, expect)
+        if judgement.verdict is Verdict.WAITING:
+            judgement = self.stalled(service, judgement) or judgement
+        if judgement.reason != self.last_reason:
+            self.last_reason = judgement.reason
+            self.on_progress(judgement)
+        return judgement
 
     def stalled(self, service: dict[str, Any] | None, judgement: Judgement) -> Judgement | None:
         """A failing judgement when nothing has moved for ``progress_deadline``.
@@ -183,29 +240,11 @@ class _WaitState:
 
 
 async def _until_settled(
-    updates: ServiceUpdates,
-    expect: Expectation,
-    state: _WaitState,
-    *,
-    on_service_event: EventSink,
-    on_progress: ProgressSink,
+    updates: ServiceUpdates, expect: Expectation, state: _WaitState
 ) -> Judgement:
     """Read descriptions until the verdict is no longer WAITING."""
     while True:
-        service = await updates.next()
-        for event in reversed((service or {}).get("events", [])):
-            if (
-                event["id"] not in state.seen
-                and epoch_seconds(event.get("createdAt")) >= state.since
-            ):
-                state.seen.add(event["id"])
-                on_service_event(event)
-        judgement = judge(service, expect)
-        if judgement.verdict is Verdict.WAITING:
-            judgement = state.stalled(service, judgement) or judgement
-        if judgement.reason != state.last_reason:
-            state.last_reason = judgement.reason
-            on_progress(judgement)
+        judgement = await state.read(updates, expect)
         if judgement.verdict is not Verdict.WAITING:
             return judgement
 

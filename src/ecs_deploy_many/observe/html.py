@@ -32,7 +32,7 @@ STEPS: tuple[Step, ...] = get_args(Step)
 TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
 MAX_TICKS = 10
 # Details a reader of a post-mortem wants open; skipped ones only repeat their cause.
-OPEN = (Status.FAILED, Status.ROLLED_BACK, Status.INTERRUPTED)
+OPEN = (Status.FAILED, Status.ROLLED_BACK, Status.INTERRUPTED, Status.UNKNOWN)
 
 CSS = """
 :root{--label:280px;--status:96px;--row:18px;color-scheme:light;
@@ -62,7 +62,7 @@ font-weight:600;white-space:nowrap}
 .pill{padding:0 8px;font-size:11px;line-height:15px}
 .st-succeeded,.v-succeeded{--c:#16a34a}.st-unchanged{--c:#64748b}
 .st-failed,.v-failed{--c:#dc2626}.st-rolled_back{--c:#ea580c}
-.st-skipped{--c:#94a3b8}.st-interrupted,.v-interrupted{--c:#a16207}
+.st-skipped{--c:#94a3b8}.st-interrupted,.v-interrupted,.st-unknown{--c:#a16207}
 .legend{display:flex;flex-wrap:wrap;align-items:center;gap:6px 16px;margin:0 0 12px;
 color:#475569}
 .legend span{display:inline-flex;align-items:center;gap:6px}
@@ -97,7 +97,7 @@ color:inherit;text-decoration:none}
 .row .track i{position:absolute;top:4px;height:10px;min-width:2px;border-radius:2px}
 .row.st-failed{background:rgba(220,38,38,.09)}
 .row.st-rolled_back{background:rgba(234,88,12,.1)}
-.row.st-interrupted{background:rgba(161,98,7,.08)}
+.row.st-interrupted,.row.st-unknown{background:rgba(161,98,7,.08)}
 .row.st-failed>a,.row.st-rolled_back>a{font-weight:600;color:#9a3412}
 .row.st-failed>a{color:#b91c1c}
 .row.st-failed .track i:last-of-type{box-shadow:0 0 0 1.5px #dc2626}

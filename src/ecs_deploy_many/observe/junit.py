@@ -26,7 +26,7 @@ SERVICE_EVENTS = 10
 """The last ECS service events a failure's text carries."""
 # Characters XML 1.0 cannot hold at all; an ECS message or error could carry one.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_FAILURES = (Status.FAILED, Status.ROLLED_BACK)
+_FAILURES = (Status.FAILED, Status.ROLLED_BACK, Status.UNKNOWN)
 
 
 def junit_xml(

@@ -47,7 +47,12 @@ __all__ = [
 REFRESH_S = 0.25
 """Real seconds between redraws: smooth enough to read, cheap enough at fleet size."""
 MIN_ROWS = 3
-_PROBLEMS = {str(Status.FAILED), str(Status.ROLLED_BACK), str(Status.INTERRUPTED)}
+_PROBLEMS = {
+    str(Status.FAILED),
+    str(Status.ROLLED_BACK),
+    str(Status.INTERRUPTED),
+    str(Status.UNKNOWN),
+}
 
 
 @dataclass

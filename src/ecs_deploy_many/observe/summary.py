@@ -37,7 +37,7 @@ __all__ = [
 
 SLOWEST = 5
 """How many of the slowest targets a summary names."""
-_PROBLEMS = (Status.FAILED, Status.ROLLED_BACK)
+_PROBLEMS = (Status.FAILED, Status.ROLLED_BACK, Status.UNKNOWN)
 # Off a terminal rich would wrap at 80 columns; tables are only as wide as their content,
 # so a wide limit keeps each reason on one line in CI logs without widening the tables.
 _PIPE_WIDTH = 240
@@ -48,6 +48,7 @@ _STYLES: dict[str, str] = {
     Status.ROLLED_BACK: "yellow",
     Status.SKIPPED: "dim",
     Status.INTERRUPTED: "magenta",
+    Status.UNKNOWN: "bold magenta",
 }
 _VERDICT_STYLES: dict[str, str] = {
     RunVerdict.SUCCEEDED: "bold green",
@@ -57,7 +58,7 @@ _VERDICT_STYLES: dict[str, str] = {
 
 
 def problems(run: RunResult) -> list[TargetResult]:
-    """Failed and rolled-back targets, in plan order."""
+    """Failed, rolled-back and unknown targets, in plan order."""
     return [result for result in run.results.values() if result.status in _PROBLEMS]
 
 

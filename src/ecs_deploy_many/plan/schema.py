@@ -50,6 +50,8 @@ class RunTask:
     """A target's ``run_task`` block: run the registered revision once, optionally wait."""
 
     wait_for_success: bool = False
+    rerun_unchanged: bool = True
+    """Run the task again when the revision is already registered unchanged."""
     launch_type: str | None = None
     platform_version: str | None = None
     network_configuration: dict[str, Any] | None = None
@@ -135,6 +137,7 @@ _NETWORK = fields(
 _RUN_TASK = fields(
     {
         "wait_for_success": boolean,
+        "rerun_unchanged": boolean,
         "launch_type": one_of(*LAUNCH_TYPES),
         "platform_version": string,
         "network_configuration": lambda value, path, issues: _plain(_NETWORK(value, path, issues)),
@@ -197,7 +200,13 @@ SERVICE_ONLY: Final = (
 
 _RUN_TASK_HINTS = {
     key: _run_task_hint(key)
-    for key in ("wait_for_success", "launch_type", "platform_version", "network_configuration")
+    for key in (
+        "wait_for_success",
+        "rerun_unchanged",
+        "launch_type",
+        "platform_version",
+        "network_configuration",
+    )
 }
 _PER_TARGET = ("name", "service", "task_definition", "depends_on")
 
