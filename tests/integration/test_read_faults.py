@@ -161,6 +161,8 @@ async def test_a_verdict_ecs_never_gave_is_unknown_not_failed(
     # It was right not to call it failed: ECS completed the deployment.
     ours = primary(described(sim, "s0"))
     assert (ours["id"], ours["rolloutState"]) == (result.deployment_id, "COMPLETED")
+    # Not ok, so it counts against the failure budget like a failure.
+    assert run.failures == 1
 
 
 async def test_a_refused_read_reaches_the_waiting_target_at_once(
@@ -306,3 +308,21 @@ async def test_at_30_percent_injected_errors_every_verdict_matches_what_ecs_did(
         statuses = {name: r.status for name, r in run.results.items()}
         assert all(statuses[f"prod/{name}"] is Status.ROLLED_BACK for name in BROKEN + BREAKER)
         assert sum(status is Status.SUCCEEDED for status in statuses.values()) >= len(GOOD) - 2
+
+
+async def test_a_refused_read_during_a_bake_fails_its_target_not_the_run(
+    sim: Simulator, proxy: FaultProxy
+) -> None:
+    def refuse_reads_once_finished(event: TargetEvent) -> None:
+        if event.event == "target_finished":
+            proxy.fail("DescribeServices", status=400, code="AccessDeniedException")
+
+    baked = plan(new_image("s0"), rollback=False).replace(
+        "targets:\n", "waves:\n  - {name: only, targets: ['*'], bake: 60}\ntargets:\n", 1
+    )
+    run = await deploy(sim, proxy.url, baked, refuse_reads_once_finished)
+
+    result = only(run)
+    assert (result.status, result.failed_step) == (Status.FAILED, "bake")
+    assert "the service cannot be read" in (result.error or "")
+    assert "AccessDeniedException" in (result.error or "")

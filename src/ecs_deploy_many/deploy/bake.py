@@ -13,6 +13,7 @@ from typing import Any
 
 from ecs_deploy_many.aws.watch import ServiceWatcher
 from ecs_deploy_many.deploy.result import TargetResult
+from ecs_deploy_many.errors import AwsError
 
 __all__ = ["BakeProblem", "bake_problem", "watch_during_bake"]
 
@@ -50,6 +51,9 @@ def bake_problem(service: dict[str, Any] | None, task_definition: str) -> BakePr
 async def watch_during_bake(watcher: ServiceWatcher, result: TargetResult) -> str | None:
     """Watch ``result``'s service until cancelled; return the first lasting problem.
 
+    A service ECS refuses to describe (access denied, cluster gone) cannot be vouched
+    for, so that is a problem too.
+
     Besides what ``bake_problem`` sees, a task started while the desired count stays
     the same means one was replaced: a crash loop shows up even between two polls.
     """
@@ -60,7 +64,10 @@ async def watch_during_bake(watcher: ServiceWatcher, result: TargetResult) -> st
     desired: int | None = None
     async with watcher.subscribe(result.target.service) as updates:
         while True:
-            service = await updates.next()
+            try:
+                service = await updates.next()
+            except AwsError as error:  # transient errors are retried below; this one is not
+                return f"the service cannot be read: {error}"
             problem = bake_problem(service, result.new_task_definition)
             in_a_row = in_a_row + 1 if problem else 0
             if problem and (not problem.transient or in_a_row >= SHORT_OBSERVATIONS):

@@ -36,7 +36,7 @@ from ecs_deploy_many.plan.model import Plan, Wave
 
 __all__ = ["FleetRun", "RunResult", "RunVerdict", "run_plan"]
 
-_COUNTED = (Status.FAILED, Status.ROLLED_BACK)
+_COUNTED = (Status.FAILED, Status.ROLLED_BACK, Status.UNKNOWN)
 """The statuses that count against the failure budget (interruptions do not)."""
 
 
@@ -346,4 +346,5 @@ def _past_tense(status: Status) -> str:
         Status.ROLLED_BACK: "was rolled back",
         Status.SKIPPED: "was skipped",
         Status.INTERRUPTED: "was interrupted",
+        Status.UNKNOWN: "has no known verdict",
     }.get(status, str(status))
