@@ -179,3 +179,18 @@ async def test_max_definitions_0_keeps_every_revision(sim: Simulator) -> None:
     assert not [e for e in events if e.step == "cleanup"]
     assert {"ListTaskDefinitions", "ListClusters"}.isdisjoint(sim.stats().calls)
     assert await active_revisions(sim) == [web(n) for n in range(1, REVISIONS + 2)]
+
+
+@pytest.mark.parametrize("denied", ["ListTaskDefinitions", "DeregisterTaskDefinition"])
+async def test_a_cleanup_that_fails_leaves_the_deploy_succeeded_and_says_why(
+    sim: Simulator, denied: str
+) -> None:
+    before, state = await active_revisions(sim), sim.server.state
+    sim.server.state = DenyingState(state, {denied})
+    result, events = await deploy(sim, TARGET)
+    sim.server.state = state
+    assert result.status is Status.SUCCEEDED, result.error
+    assert result.error is None
+    [skipped] = facts(events, "cleanup_skipped")
+    assert skipped["reason"].startswith(f"cleanup failed: {denied} failed: AccessDeniedException")
+    assert await active_revisions(sim) == [*before, web(REVISIONS + 1)]

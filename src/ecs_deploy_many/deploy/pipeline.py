@@ -514,9 +514,17 @@ class _Pipeline:
             return
         self._enter("cleanup")
         family = family_of(self.result.new_task_definition)
-        cleanup = await self.context.revisions.clean_up(
-            gateway, self.target.scope, family=family, keep=keep
-        )
+        # Housekeeping after the deploy: when it fails, the deploy still stands.
+        try:
+            with self._answered_in_time():
+                cleanup = await self.context.revisions.clean_up(
+                    gateway, self.target.scope, family=family, keep=keep
+                )
+        except EcsDeployError as error:
+            self.emit(
+                "cleanup_skipped", "warning", family=family, reason=f"cleanup failed: {error}"
+            )
+            return
         if cleanup.kept_because:
             self.emit("cleanup_skipped", "warning", family=family, reason=cleanup.kept_because)
             return
