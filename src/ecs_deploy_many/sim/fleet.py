@@ -93,6 +93,7 @@ __all__ = [
     "ServiceSpec",
     "TaskDefinitionSpec",
     "Timings",
+    "fleet_problem",
     "load_fleet",
 ]
 
@@ -353,9 +354,13 @@ def load_fleet(path: str | os.PathLike[str]) -> Fleet:
     except FleetError as exc:  # a cross-reference check, raised as is by the model
         raise FleetError(file, exc.key, exc.message) from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        message = first["msg"].removeprefix("Value error, ")
-        raise FleetError(file, _key(first["loc"]), message) from None
+        raise FleetError(file, *fleet_problem(exc)) from None
+
+
+def fleet_problem(error: ValidationError) -> tuple[str, str]:
+    """The key and message of the first problem pydantic found in a fleet."""
+    first = error.errors()[0]
+    return _key(first["loc"]), first["msg"].removeprefix("Value error, ")
 
 
 def _read_yaml(file: str) -> Any:
@@ -376,10 +381,37 @@ def _read_yaml(file: str) -> Any:
         return yaml.load(text, Loader=_LOADER)  # a safe loader, as yaml.safe_load
     except yaml.YAMLError as exc:
         raise FleetError(file, "", f"not valid YAML: {exc}") from exc
-    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
-        # PyYAML's constructors raise these for tagged values they cannot build
-        # (``!!int abc``, ``!!bool maybe``, ``!!timestamp nope``, 5,000 digits).
-        raise FleetError(file, "", f"cannot read a value: {exc!r}") from None
+    except _UNBUILDABLE:
+        raise FleetError(file, "", _unbuildable(text)) from None
+
+
+# What PyYAML's constructors raise for a scalar they cannot build (``!!int abc``,
+# ``!!bool maybe``, ``!!timestamp nope``, an integer of 5,000 digits).
+_UNBUILDABLE = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
+
+
+def _unbuildable(text: str) -> str:
+    """Which scalar PyYAML could not build, and where: found again one scalar at a time."""
+    loader = _LOADER(text)
+    try:
+        nodes = [loader.get_single_node()]
+        while nodes:
+            node = nodes.pop()
+            if isinstance(node, yaml.ScalarNode):
+                try:
+                    loader.construct_object(node)
+                except _UNBUILDABLE:
+                    line = node.start_mark.line + 1 if node.start_mark else 0
+                    tag = node.tag.rsplit(":", 1)[-1]
+                    shown = repr(node.value[:80]) + ("..." if len(node.value) > 80 else "")
+                    return f"line {line}: cannot read {shown} as {tag}"
+            elif isinstance(node, yaml.SequenceNode):
+                nodes.extend(node.value)
+            elif isinstance(node, yaml.MappingNode):
+                nodes.extend(item for pair in node.value for item in pair)
+    finally:
+        loader.dispose()
+    return "cannot read a value"
 
 
 def _check_shape(text: str, file: str) -> None:

@@ -63,7 +63,7 @@ def validate_registration(params: dict[str, Any]) -> None:
             "ClientException",
             "Family contains invalid characters or is longer than 255 characters.",
         )
-    size = len(json.dumps(params, separators=(",", ":")).encode())
+    size = len(json.dumps(params, separators=(",", ":"), default=str).encode())
     if size > MAX_TASKDEF_BYTES:
         raise SimError(
             "ClientException",
