@@ -139,10 +139,14 @@ def _check_target(target: Target, file: str) -> None:
 
 
 def _family_and_revision(reference: str) -> tuple[str, int]:
-    """``family``, ``family:revision`` or the ARN of either; revision 1 when none is named."""
+    """``family``, ``family:revision`` or the ARN of either; revision 1 when none is named.
+
+    A revision past 32 bits (ECS's own bound) reads as 2**31 without converting its digits.
+    """
     family, _, revision = reference.rsplit("/", 1)[-1].partition(":")
-    named = revision.isascii() and revision.isdigit() and len(revision) <= 10
-    return family, int(revision) if named else 1
+    if not (revision.isascii() and revision.isdigit()):
+        return family, 1
+    return family, 2**31 if len(revision.lstrip("0")) > 10 else int(revision)
 
 
 def _fleet_for_plan(plan: Plan, base: Fleet) -> Fleet:
