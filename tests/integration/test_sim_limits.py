@@ -10,8 +10,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import botocore.session
 import pytest
 from botocore.exceptions import ClientError
+from botocore.model import ListShape, MapShape, Shape, StructureShape
 
 from ecs_deploy_many.aws.ratelimit import BucketSpec
 from ecs_deploy_many.sim.model import MAX_TASKS_PER_SERVICE
@@ -415,3 +417,21 @@ async def test_what_ecs_refuses_is_refused_in_its_words(
     # Nothing changed: the fleet's services are as they were.
     (api,) = (await fleet_ecs.describe_services(cluster=CLUSTER, services=["api"]))["services"]
     assert (api["desiredCount"], len(api["deployments"])) == (2, 1)
+
+
+def test_the_nesting_limit_is_above_every_valid_request() -> None:
+    def depth(shape: Shape, seen: frozenset[str] = frozenset()) -> int:
+        if shape.name in seen:
+            return 0
+        inner = seen | {shape.name}
+        if isinstance(shape, StructureShape):
+            return 1 + max((depth(m, inner) for m in shape.members.values()), default=0)
+        if isinstance(shape, ListShape):
+            return 1 + depth(shape.member, inner)
+        if isinstance(shape, MapShape):
+            return 1 + depth(shape.value, inner)
+        return 0
+
+    model = botocore.session.get_session().get_service_model("ecs")
+    inputs = [model.operation_model(name).input_shape for name in model.operation_names]
+    assert max(depth(shape) for shape in inputs if shape is not None) < MAX_NESTING
