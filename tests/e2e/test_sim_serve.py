@@ -159,3 +159,24 @@ def test_a_device_as_fleet_is_refused_unread() -> None:
     )
     assert result.returncode == 2
     assert "/dev/zero: larger than" in result.stderr
+
+
+@pytest.mark.anyio
+async def test_an_absurd_desired_count_is_refused_and_sigterm_still_stops_it(
+    served: tuple[subprocess.Popen[str], str],
+) -> None:
+    # 10**20 tasks once held the event loop for good: signals went unanswered.
+    proc, first = served
+    url = first.removeprefix("ECS simulator listening on ")
+    session = aioboto3.Session(
+        aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret", region_name="eu-west-1"
+    )
+    async with session.client("ecs", endpoint_url=url) as ecs:
+        with pytest.raises(ecs.exceptions.InvalidParameterException):
+            await ecs.update_service(
+                cluster="prod", service="api", desiredCount=99_999_999_999_999_999_999
+            )
+        described = await ecs.describe_services(cluster="prod", services=["api"])
+    assert described["services"][0]["desiredCount"] == 2
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.deploy.images import same_repository
 from ecs_deploy_many.deploy.target import Target
 from ecs_deploy_many.deploy.taskdef import render_task_definition
@@ -371,6 +372,11 @@ def test_every_example_plan_gets_a_fleet_its_deploys_change(path: Path) -> None:
         ({"cluster": "prod east"}, "target api: cluster", "'prod east' is not a name"),
         ({"desired_count": 99_999_999}, "target api: desired_count", "between 0 and 5000"),
         (
+            {"scope": AwsScope(region="eu west 1")},
+            "target api: region",
+            "'eu west 1' is not an AWS region name",
+        ),
+        (
             {"task_definition_body": {"containerDefinitions": [{"name": "a", "image": "a"}]}},
             "target api: task_definition_file",
             "'memory' or 'memoryReservation' must be specified",
@@ -381,7 +387,14 @@ def test_every_example_plan_gets_a_fleet_its_deploys_change(path: Path) -> None:
             "containerDefinitions must be a list",
         ),
     ],
-    ids=["service-name", "cluster-name", "desired-count", "unregistrable-file", "wrong-shape"],
+    ids=[
+        "service-name",
+        "cluster-name",
+        "desired-count",
+        "region",
+        "unregistrable-file",
+        "wrong-shape",
+    ],
 )
 def test_what_ecs_would_refuse_names_the_plan_and_the_target(
     change: dict[str, Any], key: str, words: str

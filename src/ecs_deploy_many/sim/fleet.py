@@ -84,6 +84,7 @@ __all__ = [
     "MAX_FLEET_NESTING",
     "MAX_FLEET_NODES",
     "MAX_FLEET_TASKS",
+    "REGION",
     "CircuitBreaker",
     "ClusterSpec",
     "Fleet",
@@ -107,7 +108,7 @@ MAX_FLEET_NODES = 1_000_000
 MAX_FLEET_TASKS = 100_000
 # libyaml's safe loader when PyYAML was built with it: the same results, ten times faster.
 _LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_REGION = re.compile(r"[a-z]{2,}(-[a-z]+)+-\d{1,2}")
+REGION = re.compile(r"[a-z]{2,}(-[a-z]+)+-\d{1,2}")
 
 
 def _ecs_name(value: str) -> str:
@@ -120,7 +121,7 @@ def _ecs_name(value: str) -> str:
 
 
 def _region_name(value: str) -> str:
-    if not _REGION.fullmatch(value):
+    if not REGION.fullmatch(value):
         raise ValueError(f"{value[:80]!r} is not an AWS region name such as eu-west-1")
     return value
 

@@ -44,6 +44,7 @@ from ecs_deploy_many.deploy.target import Target
 from ecs_deploy_many.errors import FleetError
 from ecs_deploy_many.plan.model import Plan
 from ecs_deploy_many.sim.fleet import (
+    REGION,
     ClusterSpec,
     Fleet,
     ServiceSpec,
@@ -111,6 +112,11 @@ def _check_target(target: Target, file: str) -> None:
                 f"{name[:80]!r} is not a name ECS accepts: up to 255 letters, digits, "
                 "hyphens and underscores",
             )
+    region = target.scope.region
+    if region is not None and not REGION.fullmatch(region):
+        raise FleetError(
+            file, f"{where}: region", f"{region[:80]!r} is not an AWS region name such as eu-west-1"
+        )
     if target.desired_count is not None and not (
         0 <= target.desired_count <= MAX_TASKS_PER_SERVICE
     ):
