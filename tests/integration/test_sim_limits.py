@@ -274,6 +274,14 @@ async def _stop_with_a_long_reason(ecs: ECSClient) -> Any:
     return await ecs.stop_task(cluster=CLUSTER, task=task, reason="x" * 256)
 
 
+async def _tag_past_fifty(ecs: ECSClient) -> Any:
+    arn = (await ecs.describe_clusters(clusters=[CLUSTER]))["clusters"][0]["clusterArn"]
+    await ecs.tag_resource(resourceArn=arn, tags=[{"key": f"a{n}", "value": ""} for n in range(30)])
+    return await ecs.tag_resource(
+        resourceArn=arn, tags=[{"key": f"b{n}", "value": ""} for n in range(21)]
+    )
+
+
 def _token(text: bytes) -> str:
     return base64.b64encode(text).decode()
 
@@ -312,6 +320,7 @@ def _token(text: bytes) -> str:
             "InvalidParameterException",
             "tags, value: 51, valid max length: 50",
         ),
+        (_tag_past_fifty, "InvalidParameterException", "at most 50 tags"),
         (
             lambda ecs: ecs.create_cluster(
                 clusterName="tagged", tags=[{"key": "k" * 129, "value": "v"}]
@@ -385,6 +394,11 @@ def _token(text: bytes) -> str:
             "InvalidParameterException",
             "Invalid token.",
         ),
+        (
+            lambda ecs: ecs.list_services(cluster=CLUSTER, nextToken="jeton-é"),
+            "InvalidParameterException",
+            "Invalid token.",
+        ),
     ],
     ids=[
         "describe-101-clusters",
@@ -392,6 +406,7 @@ def _token(text: bytes) -> str:
         "service-name-of-500k",
         "cluster-name-with-newline",
         "51-tags",
+        "51-tags-in-two-calls",
         "tag-key-of-129",
         "task-definition-over-64k",
         "11-containers",
@@ -403,6 +418,7 @@ def _token(text: bytes) -> str:
         "revision-of-5000-digits",
         "token-nested-deep",
         "token-negative-offset",
+        "token-not-ascii",
     ],
 )
 async def test_what_ecs_refuses_is_refused_in_its_words(

@@ -7,7 +7,6 @@ the renderers turn them into botocore-shaped dicts only when a response is built
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import random
 import re
@@ -44,9 +43,9 @@ MAX_EVENTS = 100
 MAX_TASKS_PER_SERVICE = 5_000
 # Cluster, service and task-definition family names: up to 255 letters, digits, hyphens
 # and underscores (ECS API reference, CreateCluster/CreateService/RegisterTaskDefinition).
+NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")  # use fullmatch
 # What ``paginate`` writes into a nextToken (base64 of ``{"offset": N}``), read back strictly.
 _TOKEN = re.compile(rb'\{"offset": (\d{1,10})\}')
-NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")  # use fullmatch
 PENDING_STATES = frozenset({"PROVISIONING", "PENDING", "ACTIVATING"})
 
 
@@ -106,7 +105,7 @@ def paginate(
     if token := params.get("nextToken"):
         try:
             offset = _TOKEN.fullmatch(base64.b64decode(token, validate=True))
-        except binascii.Error:
+        except ValueError:  # not base64 (binascii.Error), or not ASCII
             offset = None
         if offset is None:
             raise invalid("Invalid token.")

@@ -43,6 +43,9 @@ __all__ = ["SimError", "SimState"]
 FLEET_NETWORK = {
     "awsvpcConfiguration": {"subnets": ["subnet-00000000000000000"], "assignPublicIp": "DISABLED"}
 }
+# "Maximum number of tags per resource – 50" (ECS's tagging restrictions); the refusal's
+# wording is [unconfirmed]. A single call's list is bounded by the model, this by the total.
+MAX_TAGS = 50
 # DescribeClusters takes "a list of up to 100 cluster names or full cluster ARN entries".
 MAX_DESCRIBE_CLUSTERS = 100
 _RESOURCE_ARN = re.compile(
@@ -278,7 +281,12 @@ class SimState:
         return found
 
     def _tag_resource(self, region: Region, params: dict[str, Any]) -> dict[str, Any]:
-        self._tagged(region, params).tags.update(tags_from(params["tags"]))
+        """Add or replace tags; a resource holds at most 50, as ECS documents for tagging."""
+        tags = self._tagged(region, params).tags
+        merged = {**tags, **tags_from(params["tags"])}
+        if len(merged) > MAX_TAGS:
+            raise invalid(f"A resource can have at most {MAX_TAGS} tags.")
+        tags.update(merged)
         return {}
 
     def _untag_resource(self, region: Region, params: dict[str, Any]) -> dict[str, Any]:
