@@ -116,3 +116,67 @@ def test_invalid_fleet_names_file_and_key(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert f"{bad}: clusters[0].services[0].task_definition" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"a{n}: &a{n} [{', '.join(['*a' if n == 1 else f'*a{n - 1}'] * 9)}]\n"
+                for n in range(1, 9)
+            ),
+            "more than 1000000 values",
+        ),
+        (b"region: \xff\n", "not UTF-8 text"),
+        (FLEET.replace("name: api", "name: 'api v2'"), "'api v2' is not a valid ECS name"),
+        (FLEET.replace("desired_count: 2", "desired_count: 99999999999999999999"), "5000"),
+    ],
+    ids=["alias-bomb", "binary", "service-name", "desired-count"],
+)
+def test_a_bad_fleet_is_a_clear_message_and_exit_2(
+    tmp_path: Path, content: str | bytes, says: str
+) -> None:
+    bad = tmp_path / "fleet.yaml"
+    if isinstance(content, bytes):
+        bad.write_bytes(content)
+    else:
+        bad.write_text(content)
+    result = subprocess.run(
+        [SCRIPT, "sim", "serve", "--fleet", str(bad)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert f"{bad}: " in result.stderr
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_a_device_as_fleet_is_refused_unread() -> None:
+    result = subprocess.run(
+        [SCRIPT, "sim", "serve", "--fleet", "/dev/zero"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "/dev/zero: larger than" in result.stderr
+
+
+@pytest.mark.anyio
+async def test_an_absurd_desired_count_is_refused_and_sigterm_still_stops_it(
+    served: tuple[subprocess.Popen[str], str],
+) -> None:
+    # 10**20 tasks once held the event loop for good: signals went unanswered.
+    proc, first = served
+    url = first.removeprefix("ECS simulator listening on ")
+    session = aioboto3.Session(
+        aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret", region_name="eu-west-1"
+    )
+    async with session.client("ecs", endpoint_url=url) as ecs:
+        with pytest.raises(ecs.exceptions.InvalidParameterException):
+            await ecs.update_service(
+                cluster="prod", service="api", desiredCount=99_999_999_999_999_999_999
+            )
+        described = await ecs.describe_services(cluster="prod", services=["api"])
+    assert described["services"][0]["desiredCount"] == 2
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import json
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.deploy.images import same_repository
 from ecs_deploy_many.deploy.target import Target
 from ecs_deploy_many.deploy.taskdef import render_task_definition
+from ecs_deploy_many.errors import FleetError
 from ecs_deploy_many.plan import Plan, load_plan, parse_plan
 from ecs_deploy_many.sim.fleet import Fleet, ServiceSpec, Timings
-from ecs_deploy_many.sim.rehearsal import DEFAULT_DESIRED_COUNT, PREVIOUS_TAG, fleet_for_plan
+from ecs_deploy_many.sim.rehearsal import (
+    DEFAULT_DESIRED_COUNT,
+    MAX_REVISION,
+    PREVIOUS_TAG,
+    fleet_for_plan,
+)
 
 PLANS = Path(__file__).resolve().parents[2] / "deploy-plans"
 ENVIRON = {"RELEASE": "2024.06.1"}
@@ -355,3 +363,76 @@ def test_every_example_plan_gets_a_fleet_its_deploys_change(path: Path) -> None:
             key = (target.scope.region or fleet.region, str(target.cluster), target.service)
             body = body_of(fleet, found[key].task_definition)
         assert changes(target, body), f"{target.name}'s deploy would change nothing"
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "words"),
+    [
+        ({"service": "api v2"}, "target api: service", "'api v2' is not a name ECS accepts"),
+        ({"cluster": "prod east"}, "target api: cluster", "'prod east' is not a name"),
+        ({"desired_count": 99_999_999}, "target api: desired_count", "between 0 and 5000"),
+        (
+            {"scope": AwsScope(region="eu west 1")},
+            "target api: region",
+            "'eu west 1' is not an AWS region name",
+        ),
+        (
+            {"task_definition_body": {"containerDefinitions": [{"name": "a", "image": "a"}]}},
+            "target api: task_definition_file",
+            "'memory' or 'memoryReservation' must be specified",
+        ),
+        (
+            {"task_definition_body": {"containerDefinitions": "web"}},
+            "target api: task_definition_file",
+            "containerDefinitions must be a list",
+        ),
+    ],
+    ids=[
+        "service-name",
+        "cluster-name",
+        "desired-count",
+        "region",
+        "unregistrable-file",
+        "wrong-shape",
+    ],
+)
+def test_what_ecs_would_refuse_names_the_plan_and_the_target(
+    change: dict[str, Any], key: str, words: str
+) -> None:
+    # Built past the plan loader: the rehearsal holds its own line, whatever the loader lets by.
+    plan = plan_of("""\
+        version: 1
+        targets:
+          - {name: api, cluster: prod, service: api, image: "team/app:2"}
+    """)
+    plan = replace(
+        plan, source=Path("plans/release.yaml"), targets=(replace(plan.targets[0], **change),)
+    )
+    with pytest.raises(FleetError) as caught:
+        fleet_for_plan(plan)
+    assert (caught.value.file, caught.value.key) == ("plans/release.yaml", key)
+    assert words in caught.value.message
+
+
+def test_task_definition_revisions_are_bounded() -> None:
+    plan = plan_of("""\
+        version: 1
+        targets:
+          - {name: migrate, cluster: prod, task_definition: "migrate:99999999999", image: "a:2"}
+    """)
+    with pytest.raises(FleetError) as caught:
+        fleet_for_plan(plan)
+    assert caught.value.key == "target migrate: task_definition"
+    assert f"at most {MAX_REVISION}" in caught.value.message
+
+
+def test_a_fleet_too_large_to_hold_names_the_plan() -> None:
+    targets = "".join(
+        f'  - {{name: s{n}, cluster: prod, service: s{n}, image: "a:2", desired_count: 5000}}\n'
+        for n in range(21)
+    )
+    plan = plan_of("version: 1\ntargets:\n" + targets)
+    with pytest.raises(FleetError) as caught:
+        fleet_for_plan(plan)
+    assert (caught.value.file, caught.value.key) == ("<plan>", "rehearsal fleet clusters")
+    assert "105000 tasks" in caught.value.message

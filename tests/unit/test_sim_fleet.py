@@ -8,6 +8,8 @@ import pytest
 from tests.clocks import ManualClock
 
 from ecs_deploy_many.sim.fleet import (
+    MAX_FLEET_BYTES,
+    MAX_FLEET_TASKS,
     ClusterSpec,
     Fleet,
     FleetError,
@@ -168,3 +170,108 @@ def test_unreadable_files_are_reported(tmp_path: Path) -> None:
     with pytest.raises(FleetError, match="must be a mapping"):
         load_fleet(write(tmp_path, "- 1\n"))
     assert load_fleet(write(tmp_path, "")) == Fleet()
+
+
+SERVICE = "  - name: prod\n    services:\n      - {name: api, task_definition: web}\n"
+ONE_FAMILY = (
+    "task_definitions:\n  web: {containerDefinitions: [{name: w, image: 'a:1', memory: 128}]}\n"
+)
+
+
+def alias_bomb(levels: int) -> str:
+    """Each level repeats the one before it nine times: 9**levels values from a few lines."""
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for n in range(1, levels):
+        lines.append(f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (alias_bomb(9), "more than 1000000 values, counting each alias"),
+        ("a:\n" + "".join(f"{'  ' * n}- \n" for n in range(1, 80)), "nested deeper than 64"),
+        ("x-loop: &m {a: 1, <<: *m}\n", "an alias refers to a value holding it"),
+        ("a: " + "[" * 3_000 + "]" * 3_000 + "\n", "nesting depth"),
+        ("clusters: [" + "1, " * 400_000 + "\n", "not valid YAML"),
+        ("region: !!int abc\n", "line 1: cannot read 'abc' as int"),
+        ("region: !!bool maybe\n", "line 1: cannot read 'maybe' as bool"),
+        ("region: !!timestamp nope\n", "line 1: cannot read 'nope' as timestamp"),
+        ("account_id: " + "9" * 5_000 + "\n", "cannot read '99999"),
+    ],
+    ids=[
+        "alias-bomb",
+        "deep-blocks",
+        "recursive-merge",
+        "deep-brackets",
+        "unterminated-list",
+        "int-abc",
+        "bool-maybe",
+        "timestamp-nope",
+        "5000-digits",
+    ],
+)
+def test_unbounded_or_unreadable_yaml_is_a_fleet_error(
+    tmp_path: Path, text: str, words: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(FleetError) as caught:
+        load_fleet(path)
+    assert caught.value.file == str(path)
+    assert words in caught.value.message
+
+
+def test_files_too_large_or_not_text_are_refused_unread(tmp_path: Path) -> None:
+    with pytest.raises(FleetError, match=f"larger than {MAX_FLEET_BYTES} bytes"):
+        load_fleet("/dev/zero")
+    binary = tmp_path / "fleet.bin"
+    binary.write_bytes(b"region: \xff\xfe\n")
+    with pytest.raises(FleetError, match=r"not UTF-8 text \(byte 8\)"):
+        load_fleet(binary)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        (
+            ONE_FAMILY + "clusters:\n" + SERVICE.replace("name: api", "name: 'api v2'"),
+            "clusters[0].services[0].name",
+            "'api v2' is not a valid ECS name",
+        ),
+        (
+            ONE_FAMILY + "clusters:\n" + SERVICE.replace("prod", "'prod east'"),
+            "clusters[0].name",
+            "'prod east' is not a valid ECS name",
+        ),
+        (
+            ONE_FAMILY + "clusters:\n" + SERVICE.replace("web}", "web, desired_count: 5001}"),
+            "clusters[0].services[0].desired_count",
+            "less than or equal to 5000",
+        ),
+        (
+            ONE_FAMILY + "clusters:\n" + SERVICE + SERVICE,
+            "clusters[1].services[0].name",
+            "service 'api' is already in cluster 'prod' (at clusters[0].services[0].name)",
+        ),
+        (
+            ONE_FAMILY
+            + "clusters:\n  - name: prod\n    services:\n"
+            + "".join(
+                f"      - {{name: s{n}, task_definition: web, desired_count: 5000}}\n"
+                for n in range(MAX_FLEET_TASKS // 5000 + 1)
+            ),
+            "clusters",
+            f"the simulator holds at most {MAX_FLEET_TASKS}",
+        ),
+        ("region: eu west 1\n", "region", "'eu west 1' is not an AWS region name"),
+    ],
+    ids=["service-name", "cluster-name", "desired-count", "duplicate", "total-tasks", "region"],
+)
+def test_what_ecs_would_refuse_names_the_key(
+    tmp_path: Path, text: str, key: str, words: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(FleetError) as caught:
+        load_fleet(path)
+    assert (caught.value.file, caught.value.key) == (str(path), key)
+    assert words in caught.value.message

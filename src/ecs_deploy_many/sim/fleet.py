@@ -48,18 +48,25 @@ Outcomes: ``ok`` (the default), ``fail_to_start`` (CannotPullContainerError, nev
 UNHEALTHY), ``exit:<code>`` (exits with that code). ``after`` is seconds after RUNNING.
 Services in a fleet start steady: tasks RUNNING and healthy, one COMPLETED deployment,
 unless their image is not ``ok``, in which case they start rolling out like CreateService.
+
+Names follow ECS's rules and a service wants at most 5,000 tasks (ECS's tasks-per-service
+quota). A fleet file is read within bounds, each refused with a FleetError: at most
+``MAX_FLEET_BYTES``, nested at most ``MAX_FLEET_NESTING`` deep, at most
+``MAX_FLEET_NODES`` values once aliases are expanded, and at most ``MAX_FLEET_TASKS``
+tasks in all, since the simulator holds every task in memory (about 2 KB each).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -69,10 +76,15 @@ from pydantic import (
 )
 
 from ecs_deploy_many.errors import FleetError
-from ecs_deploy_many.sim.model import SimError
+from ecs_deploy_many.sim.model import MAX_TASKS_PER_SERVICE, NAME, SimError
 from ecs_deploy_many.sim.taskdefs import validate_registration
 
 __all__ = [
+    "MAX_FLEET_BYTES",
+    "MAX_FLEET_NESTING",
+    "MAX_FLEET_NODES",
+    "MAX_FLEET_TASKS",
+    "REGION",
     "CircuitBreaker",
     "ClusterSpec",
     "Fleet",
@@ -82,10 +94,40 @@ __all__ = [
     "ServiceSpec",
     "TaskDefinitionSpec",
     "Timings",
+    "fleet_problem",
     "load_fleet",
 ]
 
 OutcomeKind = Literal["ok", "fail_to_start", "crash", "unhealthy", "exit"]
+
+# Bounds on a fleet file, far above any fleet a person writes (a 2,000-service fleet is
+# about 200 KB), so that no file, however made, hangs the loader or exhausts memory.
+MAX_FLEET_BYTES = 4 * 1024 * 1024
+MAX_FLEET_NESTING = 64
+MAX_FLEET_NODES = 1_000_000
+MAX_FLEET_TASKS = 100_000
+# libyaml's safe loader when PyYAML was built with it: the same results, ten times faster.
+_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+REGION = re.compile(r"[a-z]{2,}(-[a-z]+)+-\d{1,2}")
+
+
+def _ecs_name(value: str) -> str:
+    if not NAME.fullmatch(value):
+        raise ValueError(
+            f"{value[:80]!r} is not a valid ECS name: up to 255 letters, digits, "
+            "hyphens and underscores"
+        )
+    return value
+
+
+def _region_name(value: str) -> str:
+    if not REGION.fullmatch(value):
+        raise ValueError(f"{value[:80]!r} is not an AWS region name such as eu-west-1")
+    return value
+
+
+EcsName = Annotated[str, AfterValidator(_ecs_name)]
+RegionName = Annotated[str, AfterValidator(_region_name)]
 
 
 class _Model(BaseModel):
@@ -161,9 +203,9 @@ class CircuitBreaker(_Model):
 
 
 class ServiceSpec(_Model):
-    name: str
+    name: EcsName
     task_definition: str
-    desired_count: int = Field(default=1, ge=0)
+    desired_count: int = Field(default=1, ge=0, le=MAX_TASKS_PER_SERVICE)
     launch_type: Literal["FARGATE", "EC2", "EXTERNAL"] = "FARGATE"
     minimum_healthy_percent: int = Field(default=100, ge=0, le=100)
     maximum_percent: int = Field(default=200, ge=100)
@@ -179,8 +221,8 @@ class ServiceSpec(_Model):
 
 
 class ClusterSpec(_Model):
-    name: str
-    region: str | None = None
+    name: EcsName
+    region: RegionName | None = None
     services: list[ServiceSpec] = Field(default_factory=list)
 
 
@@ -208,7 +250,7 @@ class Behaviour(_Model):
 
 class Fleet(_Model):
     account_id: str = Field(default="123456789012", pattern=r"^\d{12}$")
-    region: str = "us-east-1"
+    region: RegionName = "us-east-1"
     timings: Timings = Timings()
     task_definitions: dict[str, TaskDefinitionSpec] = Field(default_factory=dict)
     clusters: list[ClusterSpec] = Field(default_factory=list)
@@ -228,7 +270,8 @@ class Fleet(_Model):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Fleet:
-        """Task definitions register as ECS would take them; services name existing ones."""
+        """Task definitions register as ECS would take them; services name existing ones,
+        once per cluster, and want no more tasks in all than the simulator holds."""
         for family, spec in self.task_definitions.items():
             for number, body in enumerate(spec.revisions):
                 try:
@@ -249,7 +292,31 @@ class Fleet(_Model):
                         f"clusters[{index}].services[{number}].task_definition",
                         f"no task definition {service.task_definition!r} in task_definitions",
                     )
+        self._services_are_unique()
+        wanted = sum(s.desired_count for c in self.clusters for s in c.services)
+        if wanted > MAX_FLEET_TASKS:
+            raise FleetError(
+                "fleet",
+                "clusters",
+                f"the services want {wanted} tasks in all; the simulator holds at most "
+                f"{MAX_FLEET_TASKS} (lower some desired_count)",
+            )
         return self
+
+    def _services_are_unique(self) -> None:
+        """Clusters of one name in one region are one cluster: its services are one set."""
+        seen: dict[tuple[str, str, str], str] = {}
+        for index, cluster in enumerate(self.clusters):
+            for number, service in enumerate(cluster.services):
+                where = (cluster.region or self.region, cluster.name, service.name)
+                key = f"clusters[{index}].services[{number}].name"
+                if (first := seen.setdefault(where, key)) != key:
+                    raise FleetError(
+                        "fleet",
+                        key,
+                        f"service {service.name!r} is already in cluster {cluster.name!r} "
+                        f"(at {first})",
+                    )
 
     def outcome_of(self, image: str) -> Outcome:
         """The first matching rule's outcome; ``ok`` when none matches."""
@@ -278,12 +345,7 @@ def _key(location: tuple[int | str, ...]) -> str:
 def load_fleet(path: str | os.PathLike[str]) -> Fleet:
     """Read and validate a fleet file; every problem raises FleetError naming file and key."""
     file = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise FleetError(file, "", f"cannot read: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise FleetError(file, "", f"not valid YAML: {exc}") from exc
+    data = _read_yaml(file)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -293,5 +355,102 @@ def load_fleet(path: str | os.PathLike[str]) -> Fleet:
     except FleetError as exc:  # a cross-reference check, raised as is by the model
         raise FleetError(file, exc.key, exc.message) from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise FleetError(file, _key(first["loc"]), first["msg"]) from None
+        raise FleetError(file, *fleet_problem(exc)) from None
+
+
+def fleet_problem(error: ValidationError) -> tuple[str, str]:
+    """The key and message of the first problem pydantic found in a fleet."""
+    first = error.errors()[0]
+    return _key(first["loc"]), first["msg"].removeprefix("Value error, ")
+
+
+def _read_yaml(file: str) -> Any:
+    """A fleet file's YAML as plain data, within the bounds in the module's docstring."""
+    try:
+        with open(file, "rb") as stream:
+            raw = stream.read(MAX_FLEET_BYTES + 1)
+    except OSError as exc:
+        raise FleetError(file, "", f"cannot read: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_FLEET_BYTES:
+        raise FleetError(file, "", f"larger than {MAX_FLEET_BYTES} bytes; is it a fleet file?")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FleetError(file, "", f"not UTF-8 text (byte {exc.start})") from None
+    try:
+        _check_shape(text, file)
+        return yaml.load(text, Loader=_LOADER)  # a safe loader, as yaml.safe_load
+    except yaml.YAMLError as exc:
+        raise FleetError(file, "", f"not valid YAML: {exc}") from exc
+    except _UNBUILDABLE:
+        raise FleetError(file, "", _unbuildable(text)) from None
+
+
+# What PyYAML's constructors raise for a scalar they cannot build (``!!int abc``,
+# ``!!bool maybe``, ``!!timestamp nope``, an integer of 5,000 digits).
+_UNBUILDABLE = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
+
+
+def _unbuildable(text: str) -> str:
+    """Which scalar PyYAML could not build, and where: found again one scalar at a time."""
+    loader = _LOADER(text)
+    try:
+        nodes = [loader.get_single_node()]
+        while nodes:
+            node = nodes.pop()
+            if isinstance(node, yaml.ScalarNode):
+                try:
+                    loader.construct_object(node)
+                except _UNBUILDABLE:
+                    line = node.start_mark.line + 1 if node.start_mark else 0
+                    tag = node.tag.rsplit(":", 1)[-1]
+                    shown = repr(node.value[:80]) + ("..." if len(node.value) > 80 else "")
+                    return f"line {line}: cannot read {shown} as {tag}"
+            elif isinstance(node, yaml.SequenceNode):
+                nodes.extend(node.value)
+            elif isinstance(node, yaml.MappingNode):
+                nodes.extend(item for pair in node.value for item in pair)
+    finally:
+        loader.dispose()
+    return "cannot read a value"
+
+
+def _check_shape(text: str, file: str) -> None:
+    """Refuse deep nesting and alias expansion past their bounds, from the event stream.
+
+    PyYAML builds nested values recursively (deep nesting ends in a RecursionError) and
+    shares aliased values, which validation then walks once per reference (a few hundred
+    bytes of aliases to aliases make billions of values). Counting on events costs one
+    pass and no recursion: each collection's expanded size is known when it ends.
+    """
+    open_nodes: list[tuple[str | None, int]] = []  # (anchor, values so far) per collection
+    sizes: dict[str, int] = {}  # anchor -> values it expands to
+    for event in yaml.parse(text, Loader=_LOADER):
+        line = event.start_mark.line + 1 if event.start_mark else 0
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(open_nodes) >= MAX_FLEET_NESTING:
+                raise FleetError(file, "", f"line {line}: nested deeper than {MAX_FLEET_NESTING}")
+            open_nodes.append((event.anchor, 1))
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            anchor, size = open_nodes.pop()
+        elif isinstance(event, yaml.AliasEvent):
+            if any(event.anchor == name for name, _ in open_nodes):
+                raise FleetError(file, "", f"line {line}: an alias refers to a value holding it")
+            anchor, size = None, sizes.get(event.anchor or "", 1)
+        elif isinstance(event, yaml.ScalarEvent):
+            anchor, size = event.anchor, 1
+        else:
+            continue
+        if anchor is not None:
+            sizes[anchor] = size
+        if open_nodes:
+            parent, held = open_nodes[-1]
+            if held + size > MAX_FLEET_NODES:
+                raise FleetError(
+                    file,
+                    "",
+                    f"line {line}: more than {MAX_FLEET_NODES} values, counting each alias "
+                    "as the values it repeats",
+                )
+            open_nodes[-1] = (parent, held + size)

@@ -7,9 +7,9 @@ the renderers turn them into botocore-shaped dicts only when a response is built
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import random
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_EVENTS",
+    "MAX_TASKS_PER_SERVICE",
+    "NAME",
     "PENDING_STATES",
     "Cluster",
     "Deployment",
@@ -27,6 +29,7 @@ __all__ = [
     "SimError",
     "Task",
     "TaskDef",
+    "check_desired_count",
     "invalid",
     "paginate",
     "tag_list",
@@ -34,6 +37,15 @@ __all__ = [
 ]
 
 MAX_EVENTS = 100
+# ECS's "Tasks per service" service quota: at most 5,000 tasks per service, that is, the
+# largest desired count (adjustable on request in a real account, fixed here). The wording
+# of ECS's refusal is not documented [unconfirmed]; the code is InvalidParameterException.
+MAX_TASKS_PER_SERVICE = 5_000
+# Cluster, service and task-definition family names: up to 255 letters, digits, hyphens
+# and underscores (ECS API reference, CreateCluster/CreateService/RegisterTaskDefinition).
+NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")  # use fullmatch
+# What ``paginate`` writes into a nextToken (base64 of ``{"offset": N}``), read back strictly.
+_TOKEN = re.compile(rb'\{"offset": (\d{1,10})\}')
 PENDING_STATES = frozenset({"PROVISIONING", "PENDING", "ACTIVATING"})
 
 
@@ -49,6 +61,15 @@ class SimError(Exception):
 
 def invalid(message: str) -> SimError:
     return SimError("InvalidParameterException", message)
+
+
+def check_desired_count(count: int) -> None:
+    """Refuse a desired count below 0 or above the tasks-per-service quota."""
+    if not 0 <= count <= MAX_TASKS_PER_SERVICE:
+        raise invalid(
+            f"desiredCount must be between 0 and {MAX_TASKS_PER_SERVICE}, the tasks per "
+            "service quota."
+        )
 
 
 class Ids:
@@ -83,9 +104,12 @@ def paginate(
     start = 0
     if token := params.get("nextToken"):
         try:
-            start = int(json.loads(base64.b64decode(token))["offset"])
-        except (ValueError, KeyError, TypeError, binascii.Error):
-            raise invalid("Invalid token.") from None
+            offset = _TOKEN.fullmatch(base64.b64decode(token, validate=True))
+        except ValueError:  # not base64 (binascii.Error), or not ASCII
+            offset = None
+        if offset is None:
+            raise invalid("Invalid token.")
+        start = int(offset[1])
     size = params.get("maxResults") or default_max
     if not 1 <= size <= 100:
         raise invalid("maxResults must be between 1 and 100.")

@@ -23,6 +23,10 @@ unless the plan sets a desired count, with the circuit breaker off so a failure 
 plan's own rollback, and every image starts unless the fleet's behaviour rules say
 otherwise. A fleet file passed as ``base`` wins wherever it says something: its timings,
 behaviour, account, region, task definitions and services replace the guesses.
+
+What ECS would refuse, the rehearsal refuses first with a FleetError naming the plan file
+and the target: a cluster or service name ECS does not allow (``api v2``), a desired count
+above ECS's tasks-per-service quota, a task definition file ECS would not register.
 """
 
 from __future__ import annotations
@@ -33,12 +37,24 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from pydantic import ValidationError
+
 from ecs_deploy_many.deploy.images import parse_image, same_repository, with_tag
 from ecs_deploy_many.deploy.target import Target
+from ecs_deploy_many.errors import FleetError
 from ecs_deploy_many.plan.model import Plan
-from ecs_deploy_many.sim.fleet import ClusterSpec, Fleet, ServiceSpec, TaskDefinitionSpec
+from ecs_deploy_many.sim.fleet import (
+    REGION,
+    ClusterSpec,
+    Fleet,
+    ServiceSpec,
+    TaskDefinitionSpec,
+    fleet_problem,
+)
+from ecs_deploy_many.sim.model import MAX_TASKS_PER_SERVICE, NAME, SimError
+from ecs_deploy_many.sim.taskdefs import validate_registration
 
-__all__ = ["DEFAULT_DESIRED_COUNT", "PREVIOUS_TAG", "fleet_for_plan"]
+__all__ = ["DEFAULT_DESIRED_COUNT", "MAX_REVISION", "PREVIOUS_TAG", "fleet_for_plan"]
 
 PREVIOUS_TAG = "previous"
 """The tag a generated container runs before the plan's deploy."""
@@ -46,6 +62,11 @@ _OLDER_TAG = "older"
 """Used instead when the plan deploys the tag ``previous`` itself, so something changes."""
 DEFAULT_DESIRED_COUNT = 2
 """Tasks of a service whose target sets no desired count: enough to show a rolling update."""
+
+MAX_REVISION = 1_000
+"""The highest revision a task-definition target may name: each one up to it is registered."""
+# A family made of region, cluster and service names leaves room for a "-N" suffix.
+_MAX_FAMILY_STEM = 240
 
 _TASK_SIZE = {"cpu": "256", "memory": "512"}
 _FARGATE = {"networkMode": "awsvpc", "requiresCompatibilities": ["FARGATE"]}
@@ -62,11 +83,79 @@ def fleet_for_plan(plan: Plan, base: Fleet | None = None) -> Fleet:
     """The fleet a rehearsal of ``plan`` runs against, ``base``'s content winning.
 
     Clusters merge by (region, name) and services by name within them; a service ``base``
-    already has gets nothing generated. Raises pydantic's ValidationError (a ValueError)
-    when the result is not a valid fleet: a service name ECS would reject makes a family
-    name it rejects too.
+    already has gets nothing generated. Raises FleetError, naming the plan file and the
+    target, for what ECS would refuse.
     """
-    base = base or Fleet()
+    file = str(plan.source)
+    for target in plan.targets:
+        _check_target(target, file)
+    try:
+        return _fleet_for_plan(plan, base or Fleet())
+    except FleetError as exc:  # the generated fleet as a whole (every target was checked)
+        raise FleetError(file, f"rehearsal fleet {exc.key}".strip(), exc.message) from None
+    except ValidationError as exc:
+        key, message = fleet_problem(exc)
+        raise FleetError(file, f"rehearsal fleet {key}".strip(), message) from None
+
+
+def _check_target(target: Target, file: str) -> None:
+    """What the fleet takes from one target, checked as ECS would check it."""
+    where = f"target {target.name}"
+    names = {"cluster": target.cluster, "service": target.service}
+    if target.task_definition:
+        names["task_definition"] = _family_and_revision(target.task_definition)[0]
+    for key, name in names.items():
+        if name is not None and not NAME.fullmatch(name):
+            raise FleetError(
+                file,
+                f"{where}: {key}",
+                f"{name[:80]!r} is not a name ECS accepts: up to 255 letters, digits, "
+                "hyphens and underscores",
+            )
+    region = target.scope.region
+    if region is not None and not REGION.fullmatch(region):
+        raise FleetError(
+            file, f"{where}: region", f"{region[:80]!r} is not an AWS region name such as eu-west-1"
+        )
+    if target.desired_count is not None and not (
+        0 <= target.desired_count <= MAX_TASKS_PER_SERVICE
+    ):
+        raise FleetError(
+            file,
+            f"{where}: desired_count",
+            f"must be between 0 and {MAX_TASKS_PER_SERVICE} (ECS's tasks per service quota)",
+        )
+    if target.task_definition and _family_and_revision(target.task_definition)[1] > MAX_REVISION:
+        raise FleetError(
+            file,
+            f"{where}: task_definition",
+            f"a rehearsal registers every revision up to the one named; at most {MAX_REVISION}",
+        )
+    if target.task_definition_body is not None:
+        body = {k: v for k, v in target.task_definition_body.items() if k != "family"}
+        try:
+            TaskDefinitionSpec(revisions=[body])
+            validate_registration({**body, "family": "rehearsal"})
+        except ValidationError as exc:
+            raise FleetError(
+                file, f"{where}: task_definition_file", fleet_problem(exc)[1]
+            ) from None
+        except SimError as exc:
+            raise FleetError(file, f"{where}: task_definition_file", exc.message) from None
+
+
+def _family_and_revision(reference: str) -> tuple[str, int]:
+    """``family``, ``family:revision`` or the ARN of either; revision 1 when none is named.
+
+    A revision past 32 bits (ECS's own bound) reads as 2**31 without converting its digits.
+    """
+    family, _, revision = reference.rsplit("/", 1)[-1].partition(":")
+    if not (revision.isascii() and revision.isdigit()):
+        return family, 1
+    return family, 2**31 if len(revision.lstrip("0")) > 10 else int(revision)
+
+
+def _fleet_for_plan(plan: Plan, base: Fleet) -> Fleet:
     given = {
         _ServiceKey(cluster.region or base.region, cluster.name, service.name)
         for cluster in base.clusters
@@ -117,10 +206,9 @@ def _task_definition_targets(plan: Plan) -> dict[str, TaskDefinitionSpec]:
     for target in plan.targets:
         if target.kind != "task_definition" or not target.task_definition:
             continue
-        # family, family:revision, or the ARN of either
-        family, _, revision = target.task_definition.rsplit("/", 1)[-1].partition(":")
+        family, revision = _family_and_revision(target.task_definition)
         targets.setdefault(family, []).append(target)
-        revisions[family] = max(revisions[family], int(revision) if revision.isdigit() else 1)
+        revisions[family] = max(revisions[family], revision)
     return {
         family: TaskDefinitionSpec(
             revisions=[_body(group, family, awsvpc=_awsvpc_runs(group))] * revisions[family]
@@ -150,7 +238,7 @@ def _family_names(
             name = f"{key.cluster}-{key.service}"
         else:
             name = f"{key.region}-{key.cluster}-{key.service}"
-        names[key] = _unused(name, taken)
+        names[key] = _unused(name[:_MAX_FAMILY_STEM], taken)
         taken.add(names[key])
     return names
 

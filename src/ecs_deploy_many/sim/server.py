@@ -56,6 +56,20 @@ DEFAULT_REGION = "us-east-1"
 _SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/[^/,\s]+/aws4_request")
 _CALLER = re.compile(r"Credential=([^/,\s]+)/")
 
+# Limits on what a request may hold before it is parsed. ECS documents neither, so these
+# are the simulator's own, far above any valid request: the largest body ECS takes is a
+# RegisterTaskDefinition of at most 64 KiB, and the deepest input in botocore's ECS model
+# nests 9 levels. They keep one request's cost bounded (a deep body would otherwise end
+# in a RecursionError, a huge one in memory).
+MAX_BODY_BYTES = 1024 * 1024
+MAX_NESTING = 32
+# How much of a wrong value an error message repeats.
+_SHOWN_CHARS = 80
+_MESSAGE_CHARS = 2000
+_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+# The range of botocore's integer shapes: Java's int and long, as ECS's frontend reads them.
+_INTEGER_RANGE = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+
 log = structlog.get_logger(__name__)
 
 
@@ -104,8 +118,11 @@ class InputChecker:
     a body that is not JSON, or a member of the wrong type, fails deserialization before
     ECS sees it (``SerializationException``); a missing required member, a value below
     its minimum or outside its enum is ECS's own validation (``InvalidParameterException``,
-    the code real ECS uses for "Tasks cannot be empty." and friends). Unknown members
-    and nulls are dropped, as the frontend ignores them, so newer clients keep working.
+    the code real ECS uses for "Tasks cannot be empty." and friends), and so is an
+    integer outside the 32- or 64-bit range of its shape [unconfirmed: the frontend may
+    answer SerializationException there]. A body nested deeper than ``MAX_NESTING`` is
+    not parsed at all (``SerializationException``). Unknown members and nulls are
+    dropped, as the frontend ignores them, so newer clients keep working.
     """
 
     def __init__(self) -> None:
@@ -117,6 +134,12 @@ class InputChecker:
 
     def parse(self, operation: str, body: bytes) -> dict[str, Any]:
         """The operation's parameters from a raw body, or a WireError saying what is wrong."""
+        if _nesting(body) > MAX_NESTING:
+            raise WireError(
+                400,
+                "SerializationException",
+                f"The request body nests deeper than {MAX_NESTING} levels.",
+            )
         try:
             params = json.loads(body) if body.strip() else {}
         except ValueError as error:
@@ -134,7 +157,7 @@ class InputChecker:
         if problems:
             wrong_type = any(line.startswith("Invalid type") for line in problems)
             code = "SerializationException" if wrong_type else "InvalidParameterException"
-            raise WireError(400, code, "; ".join(problems))
+            raise WireError(400, code, _shortened("; ".join(problems), _MESSAGE_CHARS))
         return cleaned
 
     def check_output(self, operation: str, result: dict[str, Any]) -> None:
@@ -148,8 +171,31 @@ class InputChecker:
             raise WireError(500, "ServerException", f"Invalid {operation} response: {problems}")
 
 
+def _nesting(body: bytes) -> int:
+    """How deep a JSON body's objects and arrays nest, without parsing it (brackets in
+    strings do not count); stops counting once past ``MAX_NESTING``."""
+    depth = deepest = 0
+    for token in _TOKENS.finditer(body):
+        bracket = token[0]
+        if bracket in (b"{", b"["):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_NESTING:
+                break
+        elif bracket in (b"}", b"]"):
+            depth -= 1
+    return deepest
+
+
+def _shortened(text: str, limit: int = _SHOWN_CHARS) -> str:
+    """``text``, cut to ``limit`` characters: an error never echoes a huge value back."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _known_members(value: Any, shape: Shape, path: str, problems: list[str]) -> Any:
-    """A copy of ``value`` without members or nulls the model does not know; notes bad enums."""
+    """A copy of ``value`` without members or nulls the model does not know; notes what
+    breaks the model's bounds (botocore's validator checks only minimums)."""
+    _check_bounds(value, shape, path or "input", problems)
     if isinstance(shape, StructureShape) and isinstance(value, dict) and not shape.is_document_type:
         members = shape.members
         return {
@@ -167,14 +213,47 @@ def _known_members(value: Any, shape: Shape, path: str, problems: list[str]) -> 
             key: _known_members(item, shape.value, f"{path}.{key}", problems)
             for key, item in value.items()
         }
+    # JSON 1.1 timestamps are epoch seconds, which the validator already accepts as is.
+    return value
+
+
+def _check_bounds(value: Any, shape: Shape, path: str, problems: list[str]) -> None:
+    """Enum values, maximum lengths and values, and the range of 32- and 64-bit integers."""
     enum = shape.enum if isinstance(shape, StringShape) else []
     if enum and isinstance(value, str) and value not in enum:
         problems.append(
-            f"Invalid value for parameter {path or 'input'}, value: {value}, "
+            f"Invalid value for parameter {path}, value: {_shortened(value)}, "
             f"valid values: {', '.join(enum)}"
         )
-    # JSON 1.1 timestamps are epoch seconds, which the validator already accepts as is.
-    return value
+    most = shape.metadata.get("max")
+    if most is not None and isinstance(value, (str, list, dict)) and len(value) > most:
+        problems.append(
+            f"Invalid length for parameter {path}, value: {len(value)}, valid max length: {most}"
+        )
+    low, high = _INTEGER_RANGE.get(shape.type_name, (None, None))
+    if isinstance(value, int) and low is not None and high is not None:
+        high = min(high, most) if most is not None else high
+        if not low <= value <= high:
+            problems.append(
+                f"Invalid value for parameter {path}, value: {_shortened(str(value))}, "
+                f"valid range: {low} to {high}"
+            )
+
+
+async def _body(request: web.Request) -> bytes:
+    """The request body, refused past ``MAX_BODY_BYTES`` without reading the rest.
+
+    ECS's answer to an oversized body is not documented [unconfirmed]; an HTTP front end
+    answers 413, here in ECS's error shape so the client reads a code and a message.
+    """
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise WireError(
+            413,
+            "RequestEntityTooLargeException",
+            f"The request body is larger than {MAX_BODY_BYTES} bytes.",
+        ) from None
 
 
 class EcsServer:
@@ -215,7 +294,7 @@ class EcsServer:
 
     def app(self) -> web.Application:
         """The aiohttp application: the API at ``POST /``, the simulator's own routes beside it."""
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_post("/", self._api)
         app.router.add_get("/_sim/stats", self._stats)
         app.router.add_post("/_sim/reset-stats", self._reset_stats)
@@ -251,7 +330,7 @@ class EcsServer:
         if self._error_rate and self._faults.random() < self._error_rate:
             self.stats.injected(operation)
             raise WireError(500, "ServerException", "Injected fault: please try again later.")
-        params = self._checker.parse(operation, await request.read())
+        params = self._checker.parse(operation, await _body(request))
         try:
             result = self.state.handle(operation, region, params)
         except SimError as error:

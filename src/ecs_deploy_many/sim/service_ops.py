@@ -6,7 +6,16 @@ from typing import Any
 
 from ecs_deploy_many.sim.deployments import Scheduler, render_service
 from ecs_deploy_many.sim.fleet import Timings
-from ecs_deploy_many.sim.model import Service, SimError, TaskDef, invalid, paginate, tags_from
+from ecs_deploy_many.sim.model import (
+    NAME,
+    Service,
+    SimError,
+    TaskDef,
+    check_desired_count,
+    invalid,
+    paginate,
+    tags_from,
+)
 from ecs_deploy_many.sim.region import Region
 
 __all__ = ["ServiceOps"]
@@ -28,6 +37,13 @@ def usable_taskdef(region: Region, ref: str, params: dict[str, Any]) -> TaskDef:
             "Network Configuration must be provided when networkMode 'awsvpc' is specified."
         )
     return taskdef
+
+
+def _check_percents(config: dict[str, Any]) -> None:
+    """Percentages of the desired count cannot be negative [unconfirmed wording]."""
+    for key in ("minimumHealthyPercent", "maximumPercent"):
+        if config.get(key, 0) < 0:
+            raise invalid(f"deploymentConfiguration.{key} must be 0 or more.")
 
 
 def platform_version(launch_type: str, requested: str | None) -> str | None:
@@ -58,6 +74,12 @@ class ServiceOps:
         """A new service; ``steady`` places its tasks RUNNING and healthy at once (fleets)."""
         cluster = region.cluster(params.get("cluster"))
         name = params["serviceName"]
+        if not NAME.fullmatch(name):
+            # ECS's wording is not documented [unconfirmed]; the rule is the API reference's.
+            raise invalid(
+                "serviceName can have up to 255 letters (uppercase and lowercase), numbers, "
+                "underscores, and hyphens."
+            )
         existing = cluster.services.get(name)
         if existing is not None and existing.status != "INACTIVE":
             raise invalid("Creation of service was not idempotent.")
@@ -65,9 +87,11 @@ class ServiceOps:
             raise invalid("TaskDefinition must be specified.")
         if params.get("desiredCount") is None:
             raise invalid("desiredCount must be specified for the REPLICA scheduling strategy.")
+        check_desired_count(params["desiredCount"])
+        config = params.get("deploymentConfiguration", {})
+        _check_percents(config)
         taskdef = usable_taskdef(region, params["taskDefinition"], params)
         launch_type = params.get("launchType", "EC2")
-        config = params.get("deploymentConfiguration", {})
         breaker = config.get("deploymentCircuitBreaker", {})
         service = Service(
             name=name,
@@ -102,6 +126,9 @@ class ServiceOps:
         service = region.service(cluster, params["service"])
         if service.status != "ACTIVE":
             raise SimError("ServiceNotActiveException", "Service was not ACTIVE.")
+        if "desiredCount" in params:
+            check_desired_count(params["desiredCount"])
+        _check_percents(params.get("deploymentConfiguration", {}))
         network = params.get("networkConfiguration", service.network_configuration)
         taskdef = service.taskdef
         if "taskDefinition" in params:

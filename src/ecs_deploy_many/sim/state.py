@@ -18,8 +18,9 @@ from typing import Any
 
 from ecs_deploy_many.clock import Clock
 from ecs_deploy_many.sim.deployments import Scheduler
-from ecs_deploy_many.sim.fleet import Fleet, FleetError, ServiceSpec
+from ecs_deploy_many.sim.fleet import Fleet, ServiceSpec
 from ecs_deploy_many.sim.model import (
+    NAME,
     Cluster,
     Ids,
     Service,
@@ -42,6 +43,11 @@ __all__ = ["SimError", "SimState"]
 FLEET_NETWORK = {
     "awsvpcConfiguration": {"subnets": ["subnet-00000000000000000"], "assignPublicIp": "DISABLED"}
 }
+# "Maximum number of tags per resource – 50" (ECS's tagging restrictions); the refusal's
+# wording is [unconfirmed]. A single call's list is bounded by the model, this by the total.
+MAX_TAGS = 50
+# DescribeClusters takes "a list of up to 100 cluster names or full cluster ARN entries".
+MAX_DESCRIBE_CLUSTERS = 100
 _RESOURCE_ARN = re.compile(
     r"^arn:aws:ecs:([\w-]+):(\d{12}):(cluster|service|task|task-definition)/(.+)$"
 )
@@ -167,15 +173,12 @@ class SimState:
             for family, revisions in fleet.task_definitions.items():
                 for body in revisions.revisions:
                     region.taskdefs.register({**body, "family": family}, self._now)
-        for index, spec in enumerate(fleet.clusters):
+        # The fleet's own validation holds every rule CreateService checks: nothing fails here.
+        for spec in fleet.clusters:
             region = self._region(spec.region or fleet.region)
             self._create_cluster(region, {"clusterName": spec.name})
-            for number, service in enumerate(spec.services):
-                try:
-                    self._load_service(region, spec.name, service)
-                except SimError as exc:
-                    key = f"clusters[{index}].services[{number}]"
-                    raise FleetError("fleet", key, exc.message) from exc
+            for service in spec.services:
+                self._load_service(region, spec.name, service)
 
     def _load_service(self, region: Region, cluster: str, spec: ServiceSpec) -> None:
         """CreateService for a fleet service: steady at once when its image is ``ok``."""
@@ -209,6 +212,12 @@ class SimState:
     def _create_cluster(self, region: Region, params: dict[str, Any]) -> dict[str, Any]:
         """Idempotent, like ECS: creating an existing cluster returns it."""
         name = params.get("clusterName") or DEFAULT_CLUSTER
+        if not NAME.fullmatch(name):
+            # ECS's wording is not documented [unconfirmed]; the rule is the API reference's.
+            raise invalid(
+                "clusterName can have up to 255 letters (uppercase and lowercase), numbers, "
+                "underscores, and hyphens."
+            )
         cluster = region.clusters.get(name)
         if cluster is None:
             cluster = Cluster(name, region.arn(f"cluster/{name}"), region.name)
@@ -218,8 +227,11 @@ class SimState:
 
     def _describe_clusters(self, region: Region, params: dict[str, Any]) -> dict[str, Any]:
         include_tags = "TAGS" in params.get("include", [])
+        refs = params.get("clusters") or [DEFAULT_CLUSTER]
+        if len(refs) > MAX_DESCRIBE_CLUSTERS:
+            raise invalid(f"clusters can have at most {MAX_DESCRIBE_CLUSTERS} items.")
         clusters, failures = [], []
-        for ref in params.get("clusters") or [DEFAULT_CLUSTER]:
+        for ref in refs:
             cluster = region.find_cluster(ref)
             if cluster is None:
                 arn = ref if ref.startswith("arn:") else region.arn(f"cluster/{ref}")
@@ -269,7 +281,12 @@ class SimState:
         return found
 
     def _tag_resource(self, region: Region, params: dict[str, Any]) -> dict[str, Any]:
-        self._tagged(region, params).tags.update(tags_from(params["tags"]))
+        """Add or replace tags; a resource holds at most 50, as ECS documents for tagging."""
+        tags = self._tagged(region, params).tags
+        merged = {**tags, **tags_from(params["tags"])}
+        if len(merged) > MAX_TAGS:
+            raise invalid(f"A resource can have at most {MAX_TAGS} tags.")
+        tags.update(merged)
         return {}
 
     def _untag_resource(self, region: Region, params: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ecs_deploy_many.sim.deployments import Scheduler
@@ -15,6 +16,12 @@ __all__ = ["TaskOps"]
 
 MAX_RUN = 10
 MAX_DESCRIBE = 100
+# RunTask: "A total of 8192 characters are allowed for overrides. This limit includes the
+# JSON formatting characters of the override structure." Refused in ECS's words.
+MAX_OVERRIDES_CHARS = 8192
+# RunTask startedBy: "Up to 128 letters..."; StopTask reason: "Up to 255 characters".
+MAX_STARTED_BY = 128
+MAX_STOP_REASON = 255
 # StopTask without a reason: ECS's wording is not documented [unconfirmed].
 DEFAULT_STOP_REASON = "Task stopped by user"
 
@@ -32,6 +39,11 @@ class TaskOps:
         count = params.get("count", 1)
         if not 1 <= count <= MAX_RUN:
             raise invalid(f"count must be between 1 and {MAX_RUN}.")
+        overrides = json.dumps(params.get("overrides", {}), separators=(",", ":"))
+        if len(overrides) > MAX_OVERRIDES_CHARS:
+            raise invalid(f"Container Overrides length must be at most {MAX_OVERRIDES_CHARS}")
+        if len(params.get("startedBy", "")) > MAX_STARTED_BY:
+            raise invalid(f"startedBy can have at most {MAX_STARTED_BY} characters.")
         taskdef = usable_taskdef(region, params["taskDefinition"], params)
         launch_type = params.get("launchType", "EC2")
         tasks = [
@@ -58,6 +70,8 @@ class TaskOps:
         if task is None:
             raise invalid("The referenced task was not found.")
         reason = params.get("reason") or DEFAULT_STOP_REASON
+        if len(reason) > MAX_STOP_REASON:
+            raise invalid(f"reason can have at most {MAX_STOP_REASON} characters.")
         if self._lifecycle.stop(task, now, "UserInitiated", reason) and task.service is not None:
             self._scheduler.reconcile(task.service, now)
         return {"task": render_task(task)}

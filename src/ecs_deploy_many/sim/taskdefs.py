@@ -7,16 +7,29 @@ revision stays describable, since services and tasks may still reference it.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from typing import Any
 
-from ecs_deploy_many.sim.model import SimError, TaskDef, invalid, paginate, tag_list, tags_from
+from ecs_deploy_many.sim.model import (
+    NAME,
+    SimError,
+    TaskDef,
+    invalid,
+    paginate,
+    tag_list,
+    tags_from,
+)
 
 __all__ = ["TaskDefinitions", "validate_registration"]
 
-_FAMILY = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 _ARN = re.compile(r"^arn:aws[\w-]*:ecs:[\w-]+:\d{12}:task-definition/([^:/]+):(\d+)$")
 _UNDESCRIBABLE = "Unable to describe task definition."
+# ECS's task definition size quota (64 KiB), refused with the message ECS gives; how ECS
+# measures the size is not documented [unconfirmed]: here, the request's compact JSON.
+MAX_TASKDEF_BYTES = 65_536
+# ECS's "Containers per task definition" quota; the refusal's wording is [unconfirmed].
+MAX_CONTAINERS = 10
 
 # Container keys ECS fills in when a definition leaves them out, as DescribeTaskDefinition
 # shows them: cpu 0, essential true, and empty lists for the list-valued settings below.
@@ -45,14 +58,24 @@ def _fill_container(container: dict[str, Any], network_mode: str | None) -> dict
 def validate_registration(params: dict[str, Any]) -> None:
     """The checks ECS makes at registration that a deployer can trip over."""
     family = params.get("family", "")
-    if not _FAMILY.match(family):
+    if not isinstance(family, str) or not NAME.fullmatch(family):
         raise SimError(
             "ClientException",
             "Family contains invalid characters or is longer than 255 characters.",
         )
+    size = len(json.dumps(params, separators=(",", ":"), default=str).encode())
+    if size > MAX_TASKDEF_BYTES:
+        raise SimError(
+            "ClientException",
+            f"Actual length: '{size}'. Max allowed length is '{MAX_TASKDEF_BYTES}' bytes.",
+        )
     containers = params.get("containerDefinitions") or []
     if not containers:
         raise SimError("ClientException", "Container list cannot be empty.")
+    if len(containers) > MAX_CONTAINERS:
+        raise SimError(
+            "ClientException", f"A task definition can have at most {MAX_CONTAINERS} containers."
+        )
     names = [c.get("name") for c in containers]
     if len(set(names)) != len(names):
         raise SimError("ClientException", "Container names must be unique.")
@@ -126,16 +149,17 @@ class TaskDefinitions:
         if match := _ARN.match(ref):
             if not ref.startswith(self._prefix):
                 return None
-            family, rev = match.group(1), int(match.group(2))
+            family, number = match.group(1), match.group(2)
         elif ":" in ref:
             family, _, number = ref.partition(":")
-            if not number.isdigit():
-                return None
-            rev = int(number)
         else:
             active = [t for t in self._families.get(ref, []) if t.status == "ACTIVE"]
             return active[-1] if active else None
         revisions = self._families.get(family, [])
+        # A revision is a 32-bit number: thousands of digits make no int() here.
+        if not (number.isascii() and number.isdigit() and len(number) <= 10):
+            return None
+        rev = int(number)
         return revisions[rev - 1] if 1 <= rev <= len(revisions) else None
 
     def resolve(self, ref: str, missing: str = _UNDESCRIBABLE) -> TaskDef:
