@@ -27,7 +27,7 @@ from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.aws.session import ClientPool, StaticKeys
 from ecs_deploy_many.aws.watch import PollPolicy
 from ecs_deploy_many.cli.options import log_options, start_logging
-from ecs_deploy_many.cli.signals import HeldSignals
+from ecs_deploy_many.cli.signals import HeldSignals, ProcessEnd
 from ecs_deploy_many.clock import Clock, ScaledClock, real_clock
 from ecs_deploy_many.deploy.dryrun import format_preview, preview_plan
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
@@ -219,9 +219,14 @@ def _record_crash(result: RunResult, error: Exception, clock: Clock, observe: Ob
     what is known of it. A target the error caught mid-way is ``interrupted`` (its
     deployment may still complete); a target never started says so.
     """
-    causes = [f"{type(e).__name__}: {e}" for e in _leaves(error)]
-    cause = causes[0] + (f" (and {len(causes) - 1} more)" if len(causes) > 1 else "")
-    structlog.get_logger("ecs_deploy_many").error("unexpected_error", error=cause, exc_info=error)
+    leaves = _leaves(error)
+    cause = f"{type(leaves[0]).__name__}: {leaves[0]}"
+    cause += f" (and {len(leaves) - 1} more)" if len(leaves) > 1 else ""
+    # One error's own traceback says where it struck; the task groups around it do not.
+    traceback = leaves[0] if len(leaves) == 1 else error
+    structlog.get_logger("ecs_deploy_many").error(
+        "unexpected_error", error=cause, exc_info=traceback
+    )
     now = clock.now()
     for target in result.plan.targets:
         record = result.results.get(target.name)
@@ -320,7 +325,8 @@ async def deploy(plan_path: str, **options: Any) -> None:
     redactor = run_redactor(os.environ, definitions=files)
     console = start_logging(options, redactor, where.clock)
     # From here to the last output a signal never takes Python's default course.
-    with HeldSignals() as signals:
+    until_exit = isinstance(click.get_current_context().obj, ProcessEnd)
+    with HeldSignals(until_exit=until_exit) as signals:
         if options["dry_run"]:
             code = await _dry_run(where, signals, verbose=options["verbose"])
         else:
@@ -336,7 +342,10 @@ async def _dry_run(where: _Where, signals: HeldSignals, *, verbose: bool) -> int
         previews = await preview_plan(where.plan, pool, max_parallel=where.plan.max_parallel)
         group.cancel_scope.cancel()
     if previews is None:
-        click.echo("interrupted: the dry run stopped before reading every target", err=True)
+        click.echo(
+            "interrupted: the dry run stopped before reading every target; nothing was changed",
+            err=True,
+        )
         return EXIT_INTERRUPTED
     click.echo(format_preview(previews))
     return EXIT_FAILED if any(p.error for p in previews) else 0

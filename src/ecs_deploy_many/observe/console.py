@@ -154,6 +154,8 @@ def _text(fields: dict[str, Any], level: str) -> str:
         return str(fields.get("reason", "regressed during the bake"))
     if event == "ecs_event":
         return "ECS: " + _SERVICE_PREFIX.sub("", str(fields.get("message", "")))
+    if event == "unexpected_error":
+        return f"unexpected error: {fields.get('error', '')} (traceback below)"
     words = event.replace("_", " ")
     if level in _LOUD and level != "exception":
         words = f"{level}: {words}"
