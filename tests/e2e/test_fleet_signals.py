@@ -101,7 +101,7 @@ MOMENTS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize("moment", list(MOMENTS))
-@pytest.mark.parametrize("trial", range(3))
+@pytest.mark.parametrize("trial", range(2))
 def test_a_signal_as_a_run_ends_leaves_every_output_whole(
     tmp_path: Path, moment: str, signum: signal.Signals, trial: int
 ) -> None:

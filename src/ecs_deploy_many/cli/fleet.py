@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence, Sized
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -83,10 +83,14 @@ async def validate(plan_path: str) -> None:
 
 
 def _say_valid(plan_path: str, plan: Plan) -> None:
-    waves = len(plan.waves)
     click.echo(
-        f"{plan_path}: valid: {len(plan.targets)} targets in {waves} wave{'s' * (waves != 1)}"
+        f"{plan_path}: valid: {_count(plan.targets, 'target')} in {_count(plan.waves, 'wave')}"
     )
+
+
+def _count(items: Sized, noun: str) -> str:
+    """``1 target``, ``2 targets``."""
+    return f"{len(items)} {noun}{'s' * (len(items) != 1)}"
 
 
 @dataclass(frozen=True)
