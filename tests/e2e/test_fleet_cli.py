@@ -287,3 +287,21 @@ async def test_validate_counts_in_words(tmp_path: Path, capsys: pytest.CaptureFi
     plan.write_text("version: 1\ntargets:\n  - {cluster: prod, service: api, image: 'x:1'}\n")
     assert await many("validate", str(plan)) == 0
     assert capsys.readouterr().out == f"{plan}: valid: 1 target in 1 wave\n"
+
+
+async def test_an_output_that_cannot_be_written_spares_the_others(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = files / "no-such-dir" / "report.json"
+    code = await many(
+        str(files / "plan.yaml"), "--simulate", "--speed", "100",
+        "--fleet", str(files / "fleet.yaml"), "--log-format", "json",
+        "--report", str(missing), "--junit", str(files / "junit.xml"),
+    )  # fmt: skip
+    assert code == 1  # every target succeeded, but an output asked for is missing
+    captured = capsys.readouterr()
+    assert f"error: cannot write the report to {missing}: No such file or directory" in (
+        captured.err
+    )
+    assert (files / "junit.xml").read_text().count("<testcase") == 4
+    assert captured.out.startswith("run succeeded in ")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import fcntl
+import json
 import os
 import pty
 import re
@@ -273,3 +274,29 @@ def test_log_lines_fit_an_80_column_terminal(tmp_path: Path) -> None:
     assert len(logs) <= 2 * 5 + 6, "\n".join(logs)
     assert any("ECS: was unable to place a task" in line for line in logs)
     assert any(line.endswith("…") for line in logs)  # cut at the terminal's width
+
+
+@pytest.mark.slow
+def test_a_signal_as_the_run_ends_leaves_the_summary_whole(tmp_path: Path) -> None:
+    """SIGINT once the last target is shown finished: the view's teardown, the clients'
+    close and the summary all go on; no traceback."""
+    (tmp_path / "plan.yaml").write_text(PLAN)
+    (tmp_path / "fleet.yaml").write_text(FLEET)
+
+    def every_target_finished(lines: list[str]) -> bool:
+        return sum(" in " in line and LOG_LINE.fullmatch(line) is not None for line in lines) >= 5
+
+    code, _, final = run_on_a_terminal(
+        ["plan.yaml", "--simulate", "--speed", "100", "--fleet", "fleet.yaml",
+         "--report", "report.json"],
+        tmp_path,
+        interrupt_when=every_target_finished,
+    )  # fmt: skip
+    screen = "\n".join(final)
+    assert "Traceback" not in screen, screen
+    result = json.loads((tmp_path / "report.json").read_text())["result"]
+    assert (code, result) in {(1, "failed"), (130, "interrupted")}, screen
+    assert any(line.startswith(f"run {result} in ") for line in final), screen
+    slowest = next(i for i, line in enumerate(final) if line.startswith("slowest"))
+    rows = final[slowest + 2 : slowest + 7]
+    assert all(re.match(r"(prod|jobs)/\w+ ", row) for row in rows), screen

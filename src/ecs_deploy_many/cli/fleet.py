@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence, Sized
+from collections.abc import AsyncIterator, Callable, Sequence, Sized
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -376,24 +377,27 @@ async def _deploy(
     if options["html_path"]:
         watchers.append(timeline)
     observe = fan_out(*watchers)
-    run, handled, crashed = None, 0, False
+    run, during_run = None, 0
     try:
         async with _connected(where, verbose=options["verbose"]) as pool:
             run = FleetRun(plan, RunContext(pool, where.clock, observe, redactor=redactor))
             async with show_progress(progress, where.clock, console):
-                handled = await _run(run, options["interrupt_grace"], signals)
+                try:
+                    await _run(run, options["interrupt_grace"], signals)
+                finally:
+                    during_run = len(signals.received)
     except Exception as error:
-        crashed = True
         result = run.result if run is not None else RunResult(plan)
         _record_crash(result, error, where.clock, observe)
     else:
         result = run.result
-    _write_outputs(result, timeline, plan_path, redactor, options)
+    written = _write_outputs(result, timeline, plan_path, redactor, options)
     print_summary(result, redactor=redactor, simulated_at=where.simulated_at)
-    late = signals.received[handled:]
+    late = signals.received[during_run:]
     if late:
         _say(f"{late[0].name} came after the run had ended; every output is written")
-    return EXIT_FAILED if crashed else _exit_code(result)
+    code = _exit_code(result)
+    return code if written or code else EXIT_FAILED
 
 
 def _write_outputs(
@@ -402,16 +406,31 @@ def _write_outputs(
     plan_path: str,
     redactor: Redactor,
     options: dict[str, Any],
-) -> None:
-    """The files asked for, and the GitHub job summary when running in GitHub Actions."""
-    if options["report_path"]:
-        write_report(
-            options["report_path"], run_report(result, plan_path=plan_path, redactor=redactor)
+) -> bool:
+    """The files asked for, and the GitHub job summary when running in GitHub Actions.
+
+    One that cannot be written (a missing directory, a full disk) is said and the others
+    are still written; False when one failed.
+    """
+    writers: list[tuple[str, Callable[[], None]]] = []
+    if path := options["report_path"]:
+        report = run_report(result, plan_path=plan_path, redactor=redactor)
+        writers.append((f"the report to {path}", partial(write_report, path, report)))
+    if path := options["junit_path"]:
+        junit = partial(write_junit, path, result, plan_path=plan_path, redactor=redactor)
+        writers.append((f"JUnit XML to {path}", junit))
+    if path := options["html_path"]:
+        html = partial(
+            write_html_report, path, result, timeline, plan_path=plan_path, redactor=redactor
         )
-    if options["junit_path"]:
-        write_junit(options["junit_path"], result, plan_path=plan_path, redactor=redactor)
-    if options["html_path"]:
-        write_html_report(
-            options["html_path"], result, timeline, plan_path=plan_path, redactor=redactor
-        )
-    append_github_summary(result, plan_path=plan_path, redactor=redactor)
+        writers.append((f"the HTML report to {path}", html))
+    github = partial(append_github_summary, result, plan_path=plan_path, redactor=redactor)
+    writers.append(("the GitHub job summary", github))
+    written = True
+    for what, write in writers:
+        try:
+            write()
+        except OSError as error:
+            click.echo(f"error: cannot write {what}: {error.strerror or error}", err=True)
+            written = False
+    return written
