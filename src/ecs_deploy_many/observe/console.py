@@ -28,7 +28,7 @@ _MILESTONES = frozenset(
         "bake_regressed",
     }
 )
-_LOUD = frozenset({"warning", "error", "critical", "exception"})
+_LOUD = frozenset({"warning", "error", "critical"})
 # ECS service events worth a person's attention; the routine ones ("has started 2
 # tasks", "has reached a steady state", "deployment completed") stay in the JSON log.
 _TROUBLE = re.compile(
@@ -106,7 +106,7 @@ class ConsoleLines:
         target = fields.pop("target", None)
         exception = fields.pop("exception", None)
         if self._verbose:
-            text = _verbose_text(fields)
+            text = _verbose_text(fields, level)
         else:
             for key in _IDENTITY:
                 fields.pop(key, None)
@@ -157,7 +157,7 @@ def _text(fields: dict[str, Any], level: str) -> str:
     if event == "unexpected_error":
         return f"unexpected error: {fields.get('error', '')} (traceback below)"
     words = event.replace("_", " ")
-    if level in _LOUD and level != "exception":
+    if level in _LOUD:
         words = f"{level}: {words}"
     return " ".join([words, *(f"{key}={_value(value)}" for key, value in fields.items())])
 
@@ -174,9 +174,11 @@ def _finished(fields: dict[str, Any]) -> str:
     return f"{text} ({short_revision(new)})" if new else text
 
 
-def _verbose_text(fields: dict[str, Any]) -> str:
-    event = fields.pop("event", "")
-    return " ".join([str(event), *(f"{key}={_value(value)}" for key, value in fields.items())])
+def _verbose_text(fields: dict[str, Any], level: str) -> str:
+    event = str(fields.pop("event", ""))
+    if level in _LOUD:
+        event = f"{level}: {event}"
+    return " ".join([event, *(f"{key}={_value(value)}" for key, value in fields.items())])
 
 
 def _value(value: Any) -> str:
