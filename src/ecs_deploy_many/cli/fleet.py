@@ -1,10 +1,14 @@
 """`ecs-deploy-many PLAN`: run, check, preview or rehearse a deploy plan.
 
 Exit codes: 0 every target succeeded or was unchanged; 1 at least one failed (after
-whatever rollback); 2 plan or usage error, nothing touched; 130 interrupted.
+whatever rollback), an output could not be written, or an unexpected error stopped the
+run; 2 plan, fleet or usage error, nothing touched; 130 interrupted.
 The first SIGINT or SIGTERM starts nothing new and gives in-flight targets
 ``--interrupt-grace`` seconds to finish; a second one (or the grace running out)
-cancels them. Either way every target's state is recorded and the report written.
+cancels them. Either way every target's state is recorded and the report written: from
+the plan's loading to the process's exit signals are held, never default-handled, so a
+late one cannot cut an output short. An unexpected error is logged with its traceback
+once, and the outputs are written with what is known of every target.
 """
 
 from __future__ import annotations
@@ -176,12 +180,12 @@ class _Interruptions:
         self._clock = run.context.clock
         self._grace = grace
         self.scope = anyio.CancelScope()
-        self.handled = 0
+        self._handled = 0
 
     async def watch(self, signals: HeldSignals, group: anyio.abc.TaskGroup) -> None:
         async for received in signals:
-            self.handled += 1
-            if self.handled > 1:
+            self._handled += 1
+            if self._handled > 1:
                 _say(f"{received.name} again: stopping in-flight targets now")
                 self.scope.cancel()
                 continue
@@ -206,15 +210,14 @@ def _say(message: str) -> None:
     click.echo(message, file=sys.stderr)
 
 
-async def _run(run: FleetRun, grace: float, signals: HeldSignals) -> int:
-    """Run the plan, signals interrupting it; how many signals it took in."""
+async def _run(run: FleetRun, grace: float, signals: HeldSignals) -> None:
+    """Run the plan, signals interrupting it; ``run.result`` is complete however it ends."""
     interruptions = _Interruptions(run, grace)
     async with anyio.create_task_group() as group:
         group.start_soon(interruptions.watch, signals, group)
         with interruptions.scope:
             await run.run()
         group.cancel_scope.cancel()
-    return interruptions.handled
 
 
 def _record_crash(result: RunResult, error: Exception, clock: Clock, observe: Observer) -> None:
