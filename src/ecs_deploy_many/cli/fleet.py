@@ -5,8 +5,8 @@ whatever rollback), an output could not be written, or an unexpected error stopp
 run; 2 plan, fleet or usage error, nothing touched; 130 interrupted.
 The first SIGINT or SIGTERM starts nothing new and gives in-flight targets
 ``--interrupt-grace`` seconds to finish; a second one (or the grace running out)
-cancels them. Either way every target's state is recorded and the report written: from
-the plan's loading to the process's exit signals are held, never default-handled, so a
+cancels them. Either way every target's state is recorded and the report written: once
+the plan is loaded and until the process exits, signals are held, never default-handled, so a
 late one cannot cut an output short. An unexpected error is logged with its traceback
 once, and the outputs are written with what is known of every target.
 """
