@@ -305,3 +305,20 @@ async def test_an_output_that_cannot_be_written_spares_the_others(
     )
     assert (files / "junit.xml").read_text().count("<testcase") == 4
     assert captured.out.startswith("run succeeded in ")
+
+
+async def test_a_plan_the_simulator_refuses_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "version: 1\ntargets:\n  - {cluster: prod, service: 'api v2', image: 'x:1', "
+        "region: eu-west-1}\n"
+    )
+    assert await many(str(plan), "--simulate") == 2
+    err = capsys.readouterr().err
+    # the plan's check or the simulator's, whichever refuses it first, names the service
+    assert "error: " in err
+    assert "api v2" in err
+    assert "nothing was changed" in err
+    assert "Traceback" not in err

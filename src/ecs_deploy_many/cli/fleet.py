@@ -129,10 +129,14 @@ def _where(plan: Plan, options: dict[str, Any]) -> _Where:
         replace(t, scope=AwsScope(region=t.scope.region or region)) for t in plan.targets
     )
     plan = replace(plan, targets=targets)
+    # The plan may name what the simulator, like ECS, refuses (a service "api v2").
+    made_for = f"the simulator's fleet made for {plan.source}"
     try:
         fleet: Fleet = fleet_for_plan(plan, base)
-    except ValueError as error:  # pydantic's, when the plan names what ECS would refuse
-        raise FleetError("the rehearsal's fleet", "", str(error)) from None
+    except FleetError as error:
+        raise FleetError(made_for, error.key, error.message) from None
+    except ValueError as error:  # pydantic's
+        raise FleetError(made_for, "", str(error)) from None
     simulator = Simulator(fleet, speed=speed)
     return _Where(plan, simulator.clock, REHEARSAL_KEYS, simulator=simulator, simulated_at=speed)
 
