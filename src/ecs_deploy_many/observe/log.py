@@ -10,6 +10,7 @@ secret-looking environment values) is replaced wherever it appears.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -173,7 +174,12 @@ def _terminal_width(out: TextIO) -> int | None:
     if not out.isatty():
         return None
     width = getattr(out, "width", None)  # the live view's console knows its own
-    return int(width) if width else shutil.get_terminal_size().columns
+    if width:
+        return int(width)
+    try:
+        return os.get_terminal_size(out.fileno()).columns
+    except (OSError, ValueError):  # no descriptor, or not a terminal after all
+        return shutil.get_terminal_size().columns
 
 
 def target_fields(event: TargetEvent) -> dict[str, Any]:
