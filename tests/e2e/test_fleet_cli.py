@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from ecs_deploy_many.cli.many import cli
+from ecs_deploy_many.deploy import pipeline
+from ecs_deploy_many.deploy.target import Target
 
 pytestmark = pytest.mark.anyio
 
@@ -227,3 +229,96 @@ async def test_the_demo_plan_rehearses_as_the_readme_says(
     assert result.pop("shop-jobs/search") == "rolled_back"
     assert set(result.values()) == {"succeeded"}
     assert len(result) == 11
+
+
+async def test_a_bad_fleet_file_is_a_clear_error(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (files / "fleet.yaml").write_text("region: eu-west-1\nbehaviour: 5\n")
+    code = await many(str(files / "plan.yaml"), "--simulate", "--fleet", str(files / "fleet.yaml"))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"error: {files / 'fleet.yaml'}: behaviour: " in err
+    assert "cannot be rehearsed; nothing was changed" in err
+    assert "Traceback" not in err
+
+
+async def test_an_unexpected_error_in_one_target_loses_no_output(
+    files: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug striking one target: its traceback is logged once, every output is written
+    with what is known of each target, and the run fails."""
+    render = pipeline.render_revision
+
+    def render_or_break(target: Target, base: Any) -> Any:
+        if target.name == "prod/web":
+            raise RuntimeError("a bug in rendering")
+        return render(target, base)
+
+    monkeypatch.setattr(pipeline, "render_revision", render_or_break)
+    code, report = await rehearse(
+        files, "--junit", str(files / "junit.xml"), "--html", str(files / "report.html")
+    )
+    assert code == 1
+    assert report["result"] == "failed"
+    by_name = {t["name"]: t for t in report["targets"]}
+    assert by_name["migrate"]["status"] == "succeeded"
+    web = by_name["prod/web"]
+    assert web["status"] == "interrupted"
+    assert web["error"] == "stopped by an unexpected error: RuntimeError: a bug in rendering"
+    # the others stopped with it, each with its own state
+    assert {by_name[name]["status"] for name in ("prod/api", "jobs/mailer")} <= {
+        "interrupted", "succeeded",
+    }  # fmt: skip
+    captured = capsys.readouterr()
+    crashes = [json.loads(line) for line in captured.err.splitlines() if "unexpected_error" in line]
+    assert len(crashes) == 1
+    assert crashes[0]["error"] == "RuntimeError: a bug in rendering"
+    assert crashes[0]["exception"].startswith("Traceback (most recent call last):")
+    assert "the run stopped on an unexpected error: RuntimeError: a bug in rendering" in (
+        captured.out
+    )
+    assert (files / "junit.xml").read_text().count("<testcase") == 4
+    assert "prod/web" in (files / "report.html").read_text()
+
+
+async def test_validate_counts_in_words(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plan = tmp_path / "one.yaml"
+    plan.write_text("version: 1\ntargets:\n  - {cluster: prod, service: api, image: 'x:1'}\n")
+    assert await many("validate", str(plan)) == 0
+    assert capsys.readouterr().out == f"{plan}: valid: 1 target in 1 wave\n"
+
+
+async def test_an_output_that_cannot_be_written_spares_the_others(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = files / "no-such-dir" / "report.json"
+    code = await many(
+        str(files / "plan.yaml"), "--simulate", "--speed", "100",
+        "--fleet", str(files / "fleet.yaml"), "--log-format", "json",
+        "--report", str(missing), "--junit", str(files / "junit.xml"),
+    )  # fmt: skip
+    assert code == 1  # every target succeeded, but an output asked for is missing
+    captured = capsys.readouterr()
+    assert f"error: cannot write the report to {missing}: No such file or directory" in (
+        captured.err
+    )
+    assert (files / "junit.xml").read_text().count("<testcase") == 4
+    assert captured.out.startswith("run succeeded in ")
+
+
+async def test_a_plan_the_simulator_refuses_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "version: 1\ntargets:\n  - {cluster: prod, service: 'api v2', image: 'x:1', "
+        "region: eu-west-1}\n"
+    )
+    assert await many(str(plan), "--simulate") == 2
+    err = capsys.readouterr().err
+    # the plan's check or the simulator's, whichever refuses it first, names the service
+    assert "error: " in err
+    assert "api v2" in err
+    assert "nothing was changed" in err
+    assert "Traceback" not in err

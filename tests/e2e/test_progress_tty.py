@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import fcntl
+import json
 import os
 import pty
 import re
@@ -51,10 +52,8 @@ behaviour:
 """
 
 CSI = re.compile(r"\x1b\[([0-9;?]*)([A-Za-z])")
-LOG_LINE = re.compile(
-    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z \[(debug|info|warning|error) *\] \w+ +"
-    r"(\w+=('[^']*'|\"[^\"]*\"|\S+) ?)+"
-)
+# A console line: the time on the run's clock, the target, what happened.
+LOG_LINE = re.compile(r"\d\d:\d\d:\d\d (prod|jobs)/\w+  \S.*")
 TABLE_HEADER = re.compile(r"^target +wave +step +tasks +elapsed$")
 TASKS_ROW = re.compile(r"(prod|jobs)/\w+ +rest +wait +\d+/\d+ +[\dms. ]+")
 FINISHED_ROW = re.compile(r"prod/api +first +succeeded +[\dms ]+")
@@ -118,15 +117,21 @@ def live_view(lines: list[str]) -> list[str]:
 
 
 def run_on_a_terminal(
-    args: list[str], cwd: Path, interrupt_when: Callable[[list[str]], bool] | None = None
+    args: list[str],
+    cwd: Path,
+    interrupt_when: Callable[[list[str]], bool] | None = None,
+    *,
+    size: tuple[int, int] = (ROWS, COLUMNS),
 ) -> tuple[int, list[list[str]], list[str]]:
     """Run the console script on a pty; the screens seen while it ran, and the last one.
 
-    ``interrupt_when``: send SIGINT the first time the screen satisfies it.
+    ``interrupt_when``: send SIGINT the first time the screen satisfies it. ``size``: the
+    terminal's rows and columns.
     """
+    rows, columns = size
     controller, terminal = pty.openpty()
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
-    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(COLUMNS), "LINES": str(ROWS)}
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(columns), "LINES": str(rows)}
     process = subprocess.Popen(
         [BIN / "ecs-deploy-many", *args],
         stdin=terminal, stdout=terminal, stderr=terminal, env=env, cwd=cwd,
@@ -177,11 +182,14 @@ def test_live_view_on_a_terminal(tmp_path: Path) -> None:
     assert any(re.fullmatch(r"\d+ in flight · .*", view[-1]) for view in views)
 
     # Afterwards: every log line whole, nothing of the view left, then the summary.
-    summary_at = next(i for i, line in enumerate(final) if line.startswith("failed: 5 targets"))
+    summary_at = next(i for i, line in enumerate(final) if line.startswith("run failed in"))
     logs = [line for line in final[:summary_at] if line and not line.startswith("rehearsing")]
     torn = [line for line in logs if not LOG_LINE.fullmatch(line)]
     assert not torn, "\n".join(torn)
-    assert len(logs) > 50
+    said = [line.split(" ", 1)[1] for line in logs]
+    assert "prod/api  started" in said
+    rollback = "prod/search  rolling back to search:1: no progress for 60 s"
+    assert any(line.startswith(rollback) for line in said)
     assert not any(TABLE_HEADER.match(line) for line in final[:summary_at])
     summary = "\n".join(final[summary_at:])
     assert "prod/search" in summary
@@ -203,7 +211,7 @@ def test_an_interruption_is_said_above_the_view(tmp_path: Path) -> None:
         "SIGINT: starting nothing new; in-flight targets have 30 s to finish "
         "(send it again to stop them now)"
     ]
-    summary_at = next(i for i, line in enumerate(final) if line.startswith("interrupted: "))
+    summary_at = next(i for i, line in enumerate(final) if line.startswith("run interrupted"))
     assert not any(TABLE_HEADER.match(line) for line in final[:summary_at])
 
 
@@ -220,7 +228,7 @@ def test_no_live_view_without_a_terminal(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 1
     assert "\x1b[" not in result.stdout + result.stderr
-    assert "target_finished" in result.stderr
+    assert re.search(r"^\d\d:\d\d:\d\d prod/api  succeeded in ", result.stderr, re.MULTILINE)
     assert not any(TABLE_HEADER.match(line) for line in result.stderr.splitlines())
 
 
@@ -243,6 +251,52 @@ def test_no_live_view_with_json_logs_on_a_terminal(tmp_path: Path) -> None:
     )
     assert code == 1
     assert not any(live_view(lines) for lines in seen)
-    summary_at = next(i for i, line in enumerate(final) if line.startswith("failed: 5 targets"))
+    summary_at = next(i for i, line in enumerate(final) if line.startswith("run failed in"))
     logs = [line for line in final[:summary_at] if line and not line.startswith("rehearsing")]
     assert all(line.startswith("{") and line.endswith("}") for line in logs)
+
+
+@pytest.mark.slow
+def test_log_lines_fit_an_80_column_terminal(tmp_path: Path) -> None:
+    """Short lines of what a person acts on, so more than a few fit above the view."""
+    (tmp_path / "plan.yaml").write_text(PLAN)
+    (tmp_path / "fleet.yaml").write_text(FLEET)
+    code, _, final = run_on_a_terminal(
+        ["plan.yaml", "--simulate", "--speed", "100", "--fleet", "fleet.yaml"],
+        tmp_path,
+        size=(24, 80),
+    )
+    assert code == 1
+    summary_at = next(i for i, line in enumerate(final) if line.startswith("run failed in"))
+    logs = [line for line in final[:summary_at] if line and not line.startswith("rehearsing")]
+    assert all(LOG_LINE.fullmatch(line) and len(line) <= 80 for line in logs), "\n".join(logs)
+    # each target starts and finishes; the failing one adds its trouble and rollback
+    assert len(logs) <= 2 * 5 + 6, "\n".join(logs)
+    assert any("ECS: was unable to place a task" in line for line in logs)
+    assert any(line.endswith("…") for line in logs)  # cut at the terminal's width
+
+
+@pytest.mark.slow
+def test_a_signal_as_the_run_ends_leaves_the_summary_whole(tmp_path: Path) -> None:
+    """SIGINT once the last target is shown finished: the view's teardown, the clients'
+    close and the summary all go on; no traceback."""
+    (tmp_path / "plan.yaml").write_text(PLAN)
+    (tmp_path / "fleet.yaml").write_text(FLEET)
+
+    def every_target_finished(lines: list[str]) -> bool:
+        return sum(" in " in line and LOG_LINE.fullmatch(line) is not None for line in lines) >= 5
+
+    code, _, final = run_on_a_terminal(
+        ["plan.yaml", "--simulate", "--speed", "100", "--fleet", "fleet.yaml",
+         "--report", "report.json"],
+        tmp_path,
+        interrupt_when=every_target_finished,
+    )  # fmt: skip
+    screen = "\n".join(final)
+    assert "Traceback" not in screen, screen
+    result = json.loads((tmp_path / "report.json").read_text())["result"]
+    assert (code, result) in {(1, "failed"), (130, "interrupted")}, screen
+    assert any(line.startswith(f"run {result} in ") for line in final), screen
+    slowest = next(i for i, line in enumerate(final) if line.startswith("slowest"))
+    rows = final[slowest + 2 : slowest + 7]
+    assert all(re.match(r"(prod|jobs)/\w+ ", row) for row in rows), screen

@@ -97,6 +97,7 @@ async def lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> list[dict
         [
             str(tmp_path / "plan.yaml"), "--simulate", "--speed", "100",
             "--fleet", str(tmp_path / "fleet.yaml"), "--log-format", "json",
+            "--report", str(tmp_path / "report.json"),
         ],
         "ecs-deploy-many", standalone_mode=False,
     )  # fmt: skip
@@ -165,3 +166,25 @@ async def test_every_target_ends_in_one_summary_line(lines: list[dict[str, Any]]
     assert skipped["error"] == "dependency prod/search was rolled back"
     assert skipped["step"] == "done"
     assert finished["seed"]["error_code"] == "ParamValidationError"
+
+
+async def test_lines_are_stamped_on_the_run_clock(
+    lines: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """The rehearsal's clock runs 100x: the log says when the report says, not wall time.
+
+    On the wall clock a line would be 99 % of the run's elapsed time early; a twentieth of
+    the run allows for the moment between the record and its line.
+    """
+    report = json.loads((tmp_path / "report.json").read_text())
+    run_took = datetime.fromisoformat(report["finished_at"]) - datetime.fromisoformat(
+        report["started_at"]
+    )
+    finished = {t["name"]: t["finished_at"] for t in report["targets"] if t["finished_at"]}
+    logged = {
+        line["target"]: line["timestamp"] for line in lines if line["event"] == "target_finished"
+    }
+    assert len(finished) >= 4
+    for name, at in finished.items():
+        gap = datetime.fromisoformat(logged[name]) - datetime.fromisoformat(at)
+        assert abs(gap) < run_took / 20, (name, logged[name], at)

@@ -149,7 +149,10 @@ async def test_junit_and_github_summary_of_a_real_run(
         github
     )
     out = capsys.readouterr().out
-    assert out.startswith("failed: 4 targets in ")
+    assert out.startswith("run failed in ")
+    assert out.splitlines()[0].endswith(
+        "(simulated at 100x): 4 targets: 1 succeeded, 1 failed, 1 rolled back, 1 skipped"
+    )
     assert "no progress for 60 s (0/2 tasks running)" in out
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from tests.clocks import ManualClock
 
 from ecs_deploy_many.deploy.target import Target
 from ecs_deploy_many.observe.events import Step, TargetEvent
@@ -16,6 +17,7 @@ from ecs_deploy_many.observe.progress import (
     progress_console,
     render_progress,
     rows_for_height,
+    show_progress,
 )
 
 START = 1_800_000_000.0
@@ -149,3 +151,18 @@ def test_log_lines_print_whole_through_the_console() -> None:
     stream.write("started cluster=prod service=api\n\x1b[32mcoloured\x1b[0m\n")
     # a line longer than the console is not broken by it, and colours become styles
     assert out.getvalue() == "2026 [info] target_started cluster=prod service=api\ncoloured\n"
+
+
+@pytest.mark.anyio
+async def test_an_error_of_the_run_leaves_the_view_as_itself() -> None:
+    """Not wrapped in the redraw's task group: the caller's handlers see what happened."""
+    console = Console(file=io.StringIO(), force_terminal=True, width=80, height=24)
+    view = ProgressView(total=1)
+
+    async def run_with_a_bug() -> None:
+        async with show_progress(view, ManualClock(), console):  # type: ignore[arg-type]
+            started(view, service("api"))
+            raise ValueError("a bug")
+
+    with pytest.raises(ValueError, match="a bug"):
+        await run_with_a_bug()

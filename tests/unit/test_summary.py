@@ -15,7 +15,12 @@ from ecs_deploy_many.deploy.target import Target
 from ecs_deploy_many.observe.github import append_github_summary, markdown_summary
 from ecs_deploy_many.observe.junit import junit_xml
 from ecs_deploy_many.observe.log import Redactor
-from ecs_deploy_many.observe.summary import format_duration, print_summary, summary_line
+from ecs_deploy_many.observe.summary import (
+    format_duration,
+    headline,
+    print_summary,
+    summary_line,
+)
 from ecs_deploy_many.plan.model import Plan, Wave
 
 START = 1_800_000_000.0
@@ -87,14 +92,12 @@ def test_durations_are_precise_when_short_and_brief_when_long(
     assert format_duration(seconds) == shown
 
 
-def test_summary_counts_then_failures_then_the_slowest() -> None:
+def test_summary_says_how_targets_ended_then_failures_then_the_slowest() -> None:
     lines = text_summary(RUN)
-    assert lines[0] == "failed: 6 targets in 12m 34s"
-    counts = lines[lines.index("status        targets") + 2 :][:5]
-    assert [line.split() for line in counts] == [
-        ["succeeded", "2"], ["failed", "1"], ["rolled_back", "1"], ["skipped", "1"],
-        ["interrupted", "1"],
-    ]  # fmt: skip
+    assert lines[0] == (
+        "run failed in 12m 34s: 6 targets: 2 succeeded, 1 failed, "
+        "1 rolled back (allowed to fail), 1 skipped, 1 interrupted"
+    )
     failures = next(i for i, line in enumerate(lines) if line.startswith("failed or rolled back"))
     # one line each, in plan order, with the reason on one line and masked
     assert lines[failures + 2].split() == [
@@ -116,6 +119,57 @@ def test_summary_counts_then_failures_then_the_slowest() -> None:
     assert SECRET not in "\n".join(lines)
 
 
+def test_no_summary_line_ends_in_blanks() -> None:
+    """Off a terminal too: rich pads the last column, the printed line ends at its text."""
+    out = io.StringIO()
+    print_summary(RUN, redactor=Redactor([SECRET]), file=out)
+    assert [line for line in out.getvalue().splitlines() if line != line.rstrip()] == []
+
+
+def allowed(name: str, status: Status) -> TargetResult:
+    return result(name, status, 60, "no progress", allow_failure=True)
+
+
+@pytest.mark.parametrize(
+    ("results", "verdict", "simulated_at", "line"),
+    [
+        (
+            [*(result(f"p/s{i}", Status.SUCCEEDED, 60) for i in range(11)),
+             allowed("p/search", Status.ROLLED_BACK)],
+            RunVerdict.SUCCEEDED, 20.0,
+            "run succeeded in 12m 34s (simulated at 20x): 12 targets: 11 succeeded, "
+            "1 rolled back (allowed to fail)",
+        ),
+        (
+            [*(result(f"p/s{i}", Status.SUCCEEDED, 60) for i in range(5)),
+             result("p/a", Status.FAILED, 60, "boom"), result("p/b", Status.FAILED, 60, "boom")],
+            RunVerdict.FAILED, None,
+            "run failed in 12m 34s: 7 targets: 5 succeeded, 2 failed",
+        ),
+        (
+            [result("p/a", Status.FAILED, 60, "boom"), allowed("p/b", Status.FAILED)],
+            RunVerdict.FAILED, None,
+            "run failed in 12m 34s: 2 targets: 2 failed (1 allowed to fail)",
+        ),
+        (
+            [result("p/a", Status.SUCCEEDED, 60)],
+            RunVerdict.SUCCEEDED, 1.5,
+            "run succeeded in 12m 34s (simulated at 1.5x): 1 target: 1 succeeded",
+        ),
+    ],
+)  # fmt: skip
+def test_the_headline_says_what_happened_to_the_targets(
+    results: list[TargetResult], verdict: RunVerdict, simulated_at: float | None, line: str
+) -> None:
+    assert headline(run_of(*results, verdict=verdict), simulated_at=simulated_at).plain == line
+
+
+def test_a_run_that_never_started_has_no_duration() -> None:
+    run = run_of(result("p/a", Status.INTERRUPTED, None, "not started"))
+    run.started_at = run.finished_at = None
+    assert headline(run).plain == "run failed: 1 target: 1 interrupted"
+
+
 def test_a_halted_run_says_why() -> None:
     halted = run_of(result("prod/api", Status.FAILED, 10, "boom"))
     halted.halted = "the run halted: 1 failed target(s) exceed the failure budget of 0"
@@ -126,7 +180,7 @@ def test_a_clean_run_lists_no_failures() -> None:
     lines = text_summary(
         run_of(result("prod/api", Status.SUCCEEDED, 30), verdict=RunVerdict.SUCCEEDED)
     )
-    assert lines[0] == "succeeded: 1 target in 12m 34s"
+    assert lines[0] == "run succeeded in 12m 34s: 1 target: 1 succeeded"
     assert not any(line.startswith("failed or rolled back") for line in lines)
 
 

@@ -1,37 +1,45 @@
 """`ecs-deploy-many PLAN`: run, check, preview or rehearse a deploy plan.
 
 Exit codes: 0 every target succeeded or was unchanged; 1 at least one failed (after
-whatever rollback); 2 plan or usage error, nothing touched; 130 interrupted.
+whatever rollback), an output could not be written, or an unexpected error stopped the
+run; 2 plan, fleet or usage error, nothing touched; 130 interrupted.
 The first SIGINT or SIGTERM starts nothing new and gives in-flight targets
 ``--interrupt-grace`` seconds to finish; a second one (or the grace running out)
-cancels them. Either way every target's state is recorded and the report written.
+cancels them. Either way every target's state is recorded and the report written: once
+the plan is loaded and until the process exits, signals are held, never default-handled, so a
+late one cannot cut an output short. An unexpected error is logged with its traceback
+once, and the outputs are written with what is known of every target.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence, Sized
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.abc
 import asyncclick as click
+import structlog
+from rich.console import Console
 
 from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.aws.session import ClientPool, StaticKeys
 from ecs_deploy_many.aws.watch import PollPolicy
 from ecs_deploy_many.cli.options import log_options, start_logging
+from ecs_deploy_many.cli.signals import HeldSignals, ProcessEnd
 from ecs_deploy_many.clock import Clock, ScaledClock, real_clock
 from ecs_deploy_many.deploy.dryrun import format_preview, preview_plan
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
 from ecs_deploy_many.deploy.pipeline import RunContext
-from ecs_deploy_many.errors import PlanError
-from ecs_deploy_many.observe.events import Observer, fan_out
+from ecs_deploy_many.deploy.result import Status, TargetResult
+from ecs_deploy_many.errors import FleetError, PlanError
+from ecs_deploy_many.observe.events import Observer, TargetEvent, fan_out
 from ecs_deploy_many.observe.github import append_github_summary
 from ecs_deploy_many.observe.html import write_html_report
 from ecs_deploy_many.observe.junit import write_junit
@@ -80,26 +88,40 @@ async def validate(plan_path: str) -> None:
 
 
 def _say_valid(plan_path: str, plan: Plan) -> None:
-    waves = len(plan.waves)
     click.echo(
-        f"{plan_path}: valid: {len(plan.targets)} targets in {waves} wave{'s' * (waves != 1)}"
+        f"{plan_path}: valid: {_count(plan.targets, 'target')} in {_count(plan.waves, 'wave')}"
     )
+
+
+def _count(items: Sized, noun: str) -> str:
+    """``1 target``, ``2 targets``."""
+    return f"{len(items)} {noun}{'s' * (len(items) != 1)}"
 
 
 @dataclass(frozen=True)
 class _Where:
-    """Where a run's calls go and on which clock."""
+    """Where a run's calls go, on which clock, and the plan as aimed there."""
 
+    plan: Plan
     clock: Clock
-    keys: StaticKeys | None
-    endpoint_url: str | None
+    keys: StaticKeys | None = None
+    endpoint_url: str | None = None
+    simulator: Simulator | None = None
+    """The in-process simulator of a rehearsal, not started yet."""
+    simulated_at: float | None = None
+    """The speed of the simulator whose clock times the run, when one does."""
 
 
-@asynccontextmanager
-async def _rehearsal(
-    plan: Plan, fleet_file: Path | None, speed: float
-) -> AsyncIterator[tuple[Plan, _Where]]:
-    """An in-process simulator holding what the plan names, and the plan aimed at it."""
+def _where(plan: Plan, options: dict[str, Any]) -> _Where:
+    """Where ``plan`` runs: AWS, a simulator elsewhere, or a rehearsal's own simulator."""
+    speed = options["speed"]
+    if not options["simulate"]:
+        if speed is not None and not options["endpoint_url"]:
+            raise click.UsageError("--speed only applies with --simulate or --endpoint-url")
+        clock = real_clock() if speed in (None, 1) else ScaledClock(speed)
+        return _Where(plan, clock, endpoint_url=options["endpoint_url"], simulated_at=speed)
+    speed = speed or REHEARSAL_SPEED
+    fleet_file = options["fleet_file"]
     base = load_fleet(fleet_file) if fleet_file else None
     region = base.region if base else os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
     # Profiles and roles name real accounts; a rehearsal only needs the region.
@@ -107,49 +129,76 @@ async def _rehearsal(
         replace(t, scope=AwsScope(region=t.scope.region or region)) for t in plan.targets
     )
     plan = replace(plan, targets=targets)
-    fleet: Fleet = fleet_for_plan(plan, base)
-    async with Simulator(fleet, speed=speed) as sim:
-        click.echo(
-            f"rehearsing against an in-process ECS simulator at {speed:g}x ({sim.endpoint_url})",
-            err=True,
-        )
-        yield plan, _Where(sim.clock, REHEARSAL_KEYS, sim.endpoint_url)
+    # The plan may name what the simulator, like ECS, refuses (a service "api v2").
+    made_for = f"the simulator's fleet made for {plan.source}"
+    try:
+        fleet: Fleet = fleet_for_plan(plan, base)
+    except FleetError as error:
+        raise FleetError(made_for, error.key, error.message) from None
+    except ValueError as error:  # pydantic's
+        raise FleetError(made_for, "", str(error)) from None
+    simulator = Simulator(fleet, speed=speed)
+    return _Where(plan, simulator.clock, REHEARSAL_KEYS, simulator=simulator, simulated_at=speed)
+
+
+def _where_or_exit(plan_path: str, plan: Plan, options: dict[str, Any]) -> _Where:
+    try:
+        return _where(plan, options)
+    except FleetError as error:
+        click.echo(f"error: {error}", err=True)
+        click.echo(f"{plan_path}: cannot be rehearsed; nothing was changed", err=True)
+        raise click.exceptions.Exit(EXIT_PLAN) from None
 
 
 @asynccontextmanager
-async def _remote(
-    plan: Plan, endpoint_url: str | None, speed: float
-) -> AsyncIterator[tuple[Plan, _Where]]:
-    """AWS, or a simulator serving elsewhere; ``speed`` is that simulator's clock speed."""
-    clock = real_clock() if speed == 1 else ScaledClock(speed)
-    yield plan, _Where(clock, None, endpoint_url)
+async def _connected(where: _Where, *, verbose: bool) -> AsyncIterator[ClientPool]:
+    """Clients for the run, the rehearsal's simulator serving meanwhile."""
+    async with AsyncExitStack() as stack:
+        endpoint_url = where.endpoint_url
+        if where.simulator is not None:
+            simulator = await stack.enter_async_context(where.simulator)
+            endpoint_url = simulator.endpoint_url
+            click.echo(
+                f"rehearsing against an in-process ECS simulator at {where.simulated_at:g}x "
+                f"({endpoint_url})",
+                err=True,
+            )
+        plan = where.plan
+        yield await stack.enter_async_context(
+            ClientPool(
+                where.clock,
+                keys=where.keys,
+                endpoint_url=endpoint_url,
+                bucket_specs=plan.rate_limits,
+                poll_policy=PollPolicy(plan.polling.initial_interval, plan.polling.max_interval),
+                verbose=verbose,
+            )
+        )
 
 
 class _Interruptions:
     """First SIGINT/SIGTERM: halt the run, cancel it after the grace; second: cancel now."""
 
-    def __init__(self, run: FleetRun, clock: Clock, grace: float) -> None:
+    def __init__(self, run: FleetRun, grace: float) -> None:
         self._run = run
-        self._clock = clock
+        self._clock = run.context.clock
         self._grace = grace
         self.scope = anyio.CancelScope()
-        self._received = 0
+        self._handled = 0
 
-    async def watch(self, group: anyio.abc.TaskGroup) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                self._received += 1
-                name = signal.Signals(signum).name
-                if self._received > 1:
-                    _say(f"{name} again: stopping in-flight targets now")
-                    self.scope.cancel()
-                    continue
-                self._run.interrupt(f"the run was interrupted by {name}")
-                _say(
-                    f"{name}: starting nothing new; in-flight targets have {self._grace:g} s "
-                    "to finish (send it again to stop them now)"
-                )
-                group.start_soon(self._cancel_after_grace)
+    async def watch(self, signals: HeldSignals, group: anyio.abc.TaskGroup) -> None:
+        async for received in signals:
+            self._handled += 1
+            if self._handled > 1:
+                _say(f"{received.name} again: stopping in-flight targets now")
+                self.scope.cancel()
+                continue
+            self._run.interrupt(f"the run was interrupted by {received.name}")
+            _say(
+                f"{received.name}: starting nothing new; in-flight targets have "
+                f"{self._grace:g} s to finish (send it again to stop them now)"
+            )
+            group.start_soon(self._cancel_after_grace)
 
     async def _cancel_after_grace(self) -> None:
         await self._clock.sleep(self._grace)
@@ -165,16 +214,56 @@ def _say(message: str) -> None:
     click.echo(message, file=sys.stderr)
 
 
-async def _run(plan: Plan, context: RunContext, grace: float) -> RunResult:
-    """Run the plan under signal handling; the result is complete however it ended."""
-    run = FleetRun(plan, context)
-    interruptions = _Interruptions(run, context.clock, grace)
+async def _run(run: FleetRun, grace: float, signals: HeldSignals) -> None:
+    """Run the plan, signals interrupting it; ``run.result`` is complete however it ends."""
+    interruptions = _Interruptions(run, grace)
     async with anyio.create_task_group() as group:
-        group.start_soon(interruptions.watch, group)
+        group.start_soon(interruptions.watch, signals, group)
         with interruptions.scope:
             await run.run()
         group.cancel_scope.cancel()
-    return run.result
+
+
+def _record_crash(result: RunResult, error: Exception, clock: Clock, observe: Observer) -> None:
+    """Complete the record of a run an unexpected error stopped, and log it once.
+
+    Nothing is hidden: the traceback is logged, the run fails, and every target keeps
+    what is known of it. A target the error caught mid-way is ``interrupted`` (its
+    deployment may still complete); a target never started says so.
+    """
+    leaves = _leaves(error)
+    cause = f"{type(leaves[0]).__name__}: {leaves[0]}"
+    cause += f" (and {len(leaves) - 1} more)" if len(leaves) > 1 else ""
+    # One error's own traceback says where it struck; the task groups around it do not.
+    traceback = leaves[0] if len(leaves) == 1 else error
+    structlog.get_logger("ecs_deploy_many").error(
+        "unexpected_error", error=cause, exc_info=traceback
+    )
+    now = clock.now()
+    for target in result.plan.targets:
+        record = result.results.get(target.name)
+        if record is None:
+            record = result.results[target.name] = TargetResult(target)
+            record.error = "not started: the run stopped on an unexpected error"
+        elif record.finished_at is None:  # deploying when the error struck
+            record.status, record.finished_at = Status.INTERRUPTED, now
+            record.error = f"stopped by an unexpected error: {cause}"
+        else:
+            continue
+        facts = {"status": str(record.status), "error": record.error}
+        observe(TargetEvent(target, "done", "target_finished", now, facts, "error"))
+    result.results = {t.name: result.results[t.name] for t in result.plan.targets}
+    result.verdict = RunVerdict.FAILED
+    result.halted = f"the run stopped on an unexpected error: {cause}"
+    result.started_at = now if result.started_at is None else result.started_at
+    result.finished_at = now
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    """The errors inside (nested) exception groups, or the error itself."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
 
 
 def _exit_code(result: RunResult) -> int:
@@ -243,44 +332,79 @@ async def deploy(plan_path: str, **options: Any) -> None:
     if options["check_only"]:
         _say_valid(plan_path, plan)
         return
+    where = _where_or_exit(plan_path, plan, options)
     files = [t.task_definition_body for t in plan.targets if t.task_definition_body is not None]
     redactor = run_redactor(os.environ, definitions=files)
-    console = start_logging(options, redactor)
-    speed = options["speed"]
-    if speed is not None and not (options["simulate"] or options["endpoint_url"]):
-        raise click.UsageError("--speed only applies with --simulate or --endpoint-url")
-    where = (
-        _rehearsal(plan, options["fleet_file"], speed or REHEARSAL_SPEED)
-        if options["simulate"]
-        else _remote(plan, options["endpoint_url"], speed or 1.0)
-    )
-    async with where as (plan, place):
-        polling = PollPolicy(plan.polling.initial_interval, plan.polling.max_interval)
-        async with ClientPool(
-            place.clock,
-            keys=place.keys,
-            endpoint_url=place.endpoint_url,
-            bucket_specs=plan.rate_limits,
-            poll_policy=polling,
-            verbose=options["verbose"],
-        ) as pool:
-            if options["dry_run"]:
-                previews = await preview_plan(plan, pool, max_parallel=plan.max_parallel)
-            else:
-                progress, timeline = ProgressView(len(plan.targets)), Timeline()
-                watchers: list[Observer] = [log_observer(), progress]
-                if options["html_path"]:
-                    watchers.append(timeline)
-                context = RunContext(pool, place.clock, fan_out(*watchers), redactor=redactor)
-                async with show_progress(progress, place.clock, console):
-                    result = await _run(plan, context, options["interrupt_grace"])
-    # Exit codes leave only once the pool and the simulator have shut down.
-    if options["dry_run"]:
-        click.echo(format_preview(previews))
-        raise click.exceptions.Exit(EXIT_FAILED if any(p.error for p in previews) else 0)
-    _write_outputs(result, timeline, plan_path, redactor, options)
-    print_summary(result, redactor=redactor)
-    raise click.exceptions.Exit(_exit_code(result))
+    console = start_logging(options, redactor, where.clock)
+    # From here to the last output a signal never takes Python's default course.
+    until_exit = isinstance(click.get_current_context().obj, ProcessEnd)
+    with HeldSignals(until_exit=until_exit) as signals:
+        if options["dry_run"]:
+            code = await _dry_run(where, signals, verbose=options["verbose"])
+        else:
+            code = await _deploy(where, plan_path, options, signals, redactor, console)
+    raise click.exceptions.Exit(code)
+
+
+async def _dry_run(where: _Where, signals: HeldSignals, *, verbose: bool) -> int:
+    """Print what the run would change; a signal stops the reading, never the printing."""
+    previews = None
+    async with _connected(where, verbose=verbose) as pool, anyio.create_task_group() as group:
+        group.start_soon(_cancel_on_signal, signals, group.cancel_scope)
+        previews = await preview_plan(where.plan, pool, max_parallel=where.plan.max_parallel)
+        group.cancel_scope.cancel()
+    if previews is None:
+        click.echo(
+            "interrupted: the dry run stopped before reading every target; nothing was changed",
+            err=True,
+        )
+        return EXIT_INTERRUPTED
+    click.echo(format_preview(previews))
+    return EXIT_FAILED if any(p.error for p in previews) else 0
+
+
+async def _cancel_on_signal(signals: HeldSignals, scope: anyio.CancelScope) -> None:
+    async for received in signals:
+        _say(f"{received.name}: stopping")
+        scope.cancel()
+
+
+async def _deploy(
+    where: _Where,
+    plan_path: str,
+    options: dict[str, Any],
+    signals: HeldSignals,
+    redactor: Redactor,
+    console: Console | None,
+) -> int:
+    """Run the plan, then write every output and the summary, however the run ended."""
+    plan = where.plan
+    progress, timeline = ProgressView(len(plan.targets)), Timeline()
+    watchers: list[Observer] = [log_observer(), progress]
+    if options["html_path"]:
+        watchers.append(timeline)
+    observe = fan_out(*watchers)
+    run, during_run = None, 0
+    try:
+        async with _connected(where, verbose=options["verbose"]) as pool:
+            run = FleetRun(plan, RunContext(pool, where.clock, observe, redactor=redactor))
+            async with show_progress(progress, where.clock, console):
+                try:
+                    await _run(run, options["interrupt_grace"], signals)
+                finally:
+                    during_run = len(signals.received)
+    except Exception as error:
+        result = run.result if run is not None else RunResult(plan)
+        _record_crash(result, error, where.clock, observe)
+    else:
+        result = run.result
+    written = _write_outputs(result, timeline, plan_path, redactor, options)
+    print_summary(result, redactor=redactor, simulated_at=where.simulated_at)
+    late = signals.received[during_run:]
+    if late:
+        _say(f"{late[0].name} came after the run had ended; every output is written")
+    code = _exit_code(result)
+    return code if written or code else EXIT_FAILED
 
 
 def _write_outputs(
@@ -289,16 +413,31 @@ def _write_outputs(
     plan_path: str,
     redactor: Redactor,
     options: dict[str, Any],
-) -> None:
-    """The files asked for, and the GitHub job summary when running in GitHub Actions."""
-    if options["report_path"]:
-        write_report(
-            options["report_path"], run_report(result, plan_path=plan_path, redactor=redactor)
+) -> bool:
+    """The files asked for, and the GitHub job summary when running in GitHub Actions.
+
+    One that cannot be written (a missing directory, a full disk) is said and the others
+    are still written; False when one failed.
+    """
+    writers: list[tuple[str, Callable[[], None]]] = []
+    if path := options["report_path"]:
+        report = run_report(result, plan_path=plan_path, redactor=redactor)
+        writers.append((f"the report to {path}", partial(write_report, path, report)))
+    if path := options["junit_path"]:
+        junit = partial(write_junit, path, result, plan_path=plan_path, redactor=redactor)
+        writers.append((f"JUnit XML to {path}", junit))
+    if path := options["html_path"]:
+        html = partial(
+            write_html_report, path, result, timeline, plan_path=plan_path, redactor=redactor
         )
-    if options["junit_path"]:
-        write_junit(options["junit_path"], result, plan_path=plan_path, redactor=redactor)
-    if options["html_path"]:
-        write_html_report(
-            options["html_path"], result, timeline, plan_path=plan_path, redactor=redactor
-        )
-    append_github_summary(result, plan_path=plan_path, redactor=redactor)
+        writers.append((f"the HTML report to {path}", html))
+    github = partial(append_github_summary, result, plan_path=plan_path, redactor=redactor)
+    writers.append(("the GitHub job summary", github))
+    written = True
+    for what, write in writers:
+        try:
+            write()
+        except OSError as error:
+            click.echo(f"error: cannot write {what}: {error.strerror or error}", err=True)
+            written = False
+    return written

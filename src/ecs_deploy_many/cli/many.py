@@ -12,6 +12,7 @@ import asyncclick as click
 
 from ecs_deploy_many import __version__
 from ecs_deploy_many.cli.fleet import deploy, validate
+from ecs_deploy_many.cli.signals import ProcessEnd
 from ecs_deploy_many.cli.sim import sim
 
 
@@ -43,5 +44,5 @@ cli.add_command(sim)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli()
+    """Console-script entry point; the process ends with the command it runs."""
+    cli(obj=ProcessEnd())

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import asyncclick as click
 from rich.console import Console
 
+from ecs_deploy_many.clock import Clock
 from ecs_deploy_many.observe.log import LogFormat, Redactor, configure_logging
 from ecs_deploy_many.observe.progress import log_stream, progress_console
 
@@ -18,21 +19,31 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def log_options(command: F) -> F:
     """``--log-format`` and ``-v/--verbose``."""
-    command = click.option("-v", "--verbose", is_flag=True, help="Log AWS request detail.")(command)
+    command = click.option(
+        "-v",
+        "--verbose",
+        is_flag=True,
+        help="Log every event with all its facts, and AWS request detail.",
+    )(command)
     return click.option(
         "--log-format",
         type=click.Choice(["auto", "json", "console"]),
         default="auto",
         show_default=True,
-        help="Log lines on stderr; auto is console on a terminal, else JSON. "
-        "On a terminal, and unless json, a live progress view sits below them.",
+        help="Log lines on stderr; auto is console on a terminal, else JSON. Console lines "
+        "are short and show what a person acts on (every event with -v); JSON lines carry "
+        "every event and fact. On a terminal, and unless json, a live progress view sits "
+        "below them.",
     )(command)
 
 
-def start_logging(options: Mapping[str, Any], redactor: Redactor) -> Console | None:
+def start_logging(
+    options: Mapping[str, Any], redactor: Redactor, clock: Clock | None = None
+) -> Console | None:
     """Configure logs as ``log_options`` asked; return the live view's console, if any.
 
-    When there is a live view, log lines print through its console, above it.
+    When there is a live view, log lines print through its console, above it. Lines are
+    stamped on ``clock``, the run's (the real clock when not given).
     """
     log_format: LogFormat = options["log_format"]
     console = progress_console(log_format)
@@ -41,5 +52,6 @@ def start_logging(options: Mapping[str, Any], redactor: Redactor) -> Console | N
         verbose=options["verbose"],
         redactor=redactor,
         stream=log_stream(console) if console else None,
+        clock=clock,
     )
     return console

@@ -10,13 +10,18 @@ secret-looking environment values) is replaced wherever it appears.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import sys
 from collections.abc import Iterable, Mapping, MutableMapping
+from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
 import structlog
 
+from ecs_deploy_many.clock import Clock, real_clock
+from ecs_deploy_many.observe.console import ConsoleLines
 from ecs_deploy_many.observe.events import Observer, TargetEvent
 
 __all__ = [
@@ -108,28 +113,40 @@ def run_redactor(
     return redactor
 
 
+_AT = "_at"
+"""The key by which an event's own time reaches the time stamp."""
+
+
 def configure_logging(
     log_format: LogFormat = "auto",
     *,
     verbose: bool = False,
     redactor: Redactor | None = None,
     stream: TextIO | None = None,
+    clock: Clock | None = None,
 ) -> None:
-    """Configure structlog for the process; only the CLI calls this."""
+    """Configure structlog for the process; only the CLI calls this.
+
+    Lines are stamped on ``clock`` (the run's: simulated in a rehearsal), and a target's
+    events at the moment the run's clock gave them, so logs and reports agree.
+    """
     out = stream or sys.stderr
-    console = log_format == "console" or (log_format == "auto" and out.isatty())
-    renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=out.isatty())
-        if console
-        else structlog.processors.JSONRenderer(sort_keys=False)
-    )
+    renderer: Any = structlog.processors.JSONRenderer(sort_keys=False)
+    select: list[Any] = []
+    if log_format == "console" or (log_format == "auto" and out.isatty()):
+        lines = ConsoleLines(
+            verbose=verbose, colors=out.isatty(), width=lambda: _terminal_width(out)
+        )
+        renderer, select = lines, [lines.select]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
-            redactor or Redactor(),
+            *select,
+            _stamp(clock or real_clock()),
+            # Tracebacks are text before the redactor, which masks secrets in them too.
             structlog.processors.format_exc_info,
+            redactor or Redactor(),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(10 if verbose else 20),
@@ -138,18 +155,46 @@ def configure_logging(
     )
 
 
+def _stamp(clock: Clock) -> Any:
+    """A processor adding ``timestamp``: when the event said it happened, else now."""
+
+    def stamp(
+        logger: Any, method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        at = event_dict.pop(_AT, None)
+        moment = datetime.fromtimestamp(clock.now() if at is None else at, UTC)
+        event_dict["timestamp"] = moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        return event_dict
+
+    return stamp
+
+
+def _terminal_width(out: TextIO) -> int | None:
+    """The width of the terminal ``out`` writes to; None off a terminal."""
+    if not out.isatty():
+        return None
+    width = getattr(out, "width", None)  # the live view's console knows its own
+    if width:
+        return int(width)
+    try:
+        return os.get_terminal_size(out.fileno()).columns
+    except (OSError, ValueError):  # no descriptor, or not a terminal after all
+        return shutil.get_terminal_size().columns
+
+
 def target_fields(event: TargetEvent) -> dict[str, Any]:
-    """The identity fields every line about a target carries."""
+    """The identity fields of a line about a target; an unknown one is left out, not null."""
     target = event.target
-    fields: dict[str, Any] = {"target": target.name, "cluster": target.cluster}
-    if target.service:
-        fields["service"] = target.service
-    else:
-        fields["task_definition"] = target.task_definition
-    fields["region"] = target.scope.region
-    fields["wave"] = target.wave
-    fields["step"] = event.step
-    return fields
+    kind = "service" if target.service else "task_definition"
+    fields = {
+        "target": target.name,
+        "cluster": target.cluster,
+        kind: target.service or target.task_definition,
+        "region": target.scope.region,
+        "wave": target.wave,
+        "step": event.step,
+    }
+    return {key: value for key, value in fields.items() if value is not None}
 
 
 def log_observer() -> Observer:
@@ -160,6 +205,6 @@ def log_observer() -> Observer:
         fields = target_fields(event)
         # Unknown facts are left out, not null; identity wins over a fact of the same name.
         fields.update((k, v) for k, v in event.facts.items() if v is not None and k not in fields)
-        getattr(log, event.level)(event.event, **fields)
+        getattr(log, event.level)(event.event, **fields, **{_AT: event.at})
 
     return observe

@@ -30,9 +30,10 @@ from rich.text import Text
 
 from ecs_deploy_many.clock import Clock
 from ecs_deploy_many.deploy.result import Status
+from ecs_deploy_many.observe.console import format_duration
 from ecs_deploy_many.observe.events import Step, TargetEvent
 from ecs_deploy_many.observe.log import LogFormat
-from ecs_deploy_many.observe.summary import format_duration, status_style
+from ecs_deploy_many.observe.summary import status_style
 
 __all__ = [
     "ProgressView",
@@ -185,6 +186,11 @@ class _ConsoleLines(io.TextIOBase):
     def isatty(self) -> bool:
         return self._console.is_terminal
 
+    @property
+    def width(self) -> int:
+        """The console's width, which log lines fit on a terminal."""
+        return self._console.width
+
 
 def log_stream(console: Console) -> TextIO:
     """A stream for log lines that prints them above the live view instead of through it."""
@@ -198,7 +204,8 @@ async def show_progress(
     """Show ``view`` on ``console`` (None: nowhere) while the body runs.
 
     A sibling task redraws it every ``REFRESH_S``; it is cancelled when the body ends,
-    and the view is cleared so the summary printed next stands alone.
+    however it ends, and the view is cleared so what is printed next stands alone. An
+    error of the body leaves as itself, not inside the redraw's task group.
     """
     if console is None:
         yield
@@ -207,13 +214,18 @@ async def show_progress(
     def draw() -> RenderableType:
         return render_progress(view, clock.now(), max_rows=rows_for_height(console.size.height))
 
+    failure: Exception | None = None
     with Live(console=console, get_renderable=draw, auto_refresh=False, transient=True) as live:
         async with anyio.create_task_group() as group:
             group.start_soon(_redraw, live)
             try:
                 yield
+            except Exception as error:  # raised again below, unwrapped
+                failure = error
             finally:
                 group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
 
 
 async def _redraw(live: Live) -> None:

@@ -1,15 +1,17 @@
 """The end-of-run summary: what a person reads first when a run is over.
 
-Counts by status, then every failed or rolled-back target with a one-line reason, then
-the slowest targets. The terminal table here, the GitHub step summary and the JUnit
-messages read the same selections (``problems``, ``slowest``, ``reason``), so they never
-disagree. Error text can echo anything a call was given, so every reason goes through
-the run's ``Redactor``.
+The verdict with how many targets ended how, then every failed or rolled-back target
+with a one-line reason, then the slowest targets. The terminal table here, the GitHub
+step summary and the JUnit messages read the same selections (``problems``,
+``slowest``, ``reason``), so they never disagree. Error text can echo anything a call
+was given, so every reason goes through the run's ``Redactor``.
 """
 
 from __future__ import annotations
 
+import re
 import sys
+from collections import Counter
 from typing import TextIO
 
 from rich import box
@@ -19,11 +21,14 @@ from rich.text import Text
 
 from ecs_deploy_many.deploy.engine import RunResult, RunVerdict
 from ecs_deploy_many.deploy.result import Status, TargetResult
+from ecs_deploy_many.observe.console import format_duration
 from ecs_deploy_many.observe.log import Redactor
 
 __all__ = [
     "SLOWEST",
+    "count_statuses",
     "format_duration",
+    "headline",
     "print_summary",
     "problems",
     "reason",
@@ -41,6 +46,8 @@ _PROBLEMS = (Status.FAILED, Status.ROLLED_BACK, Status.UNKNOWN)
 # Off a terminal rich would wrap at 80 columns; tables are only as wide as their content,
 # so a wide limit keeps each reason on one line in CI logs without widening the tables.
 _PIPE_WIDTH = 240
+# rich pads every cell to its column's width, the last one too; a line ends at its text.
+_TRAILING_BLANKS = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)$", re.MULTILINE)
 _STYLES: dict[str, str] = {
     Status.SUCCEEDED: "green",
     Status.UNCHANGED: "green",
@@ -84,20 +91,6 @@ def status_style(status: str) -> str:
     return _STYLES.get(status, "")
 
 
-def format_duration(seconds: float | None) -> str:
-    """``4.2s``, ``42s``, ``2m 05s``, ``1h 02m``: precise when short, brief when long."""
-    if seconds is None:
-        return ""
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m {whole % 60:02d}s"
-    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
-
-
 def run_duration(run: RunResult) -> float | None:
     """How long the run took, on its clock; None before it finished."""
     if run.started_at is None or run.finished_at is None:
@@ -105,22 +98,50 @@ def run_duration(run: RunResult) -> float | None:
     return run.finished_at - run.started_at
 
 
-def summary_table(run: RunResult, *, redactor: Redactor | None = None) -> RenderableType:
-    """The summary: verdict, counts by status, failed and rolled-back targets, slowest."""
-    total = len(run.results)
-    headline = Text.assemble(
-        (str(run.verdict), _VERDICT_STYLES[run.verdict]),
-        f": {total} target{'s' * (total != 1)} in {format_duration(run_duration(run))}",
+def count_statuses(run: RunResult) -> str:
+    """How the targets ended: ``11 succeeded, 1 rolled back (allowed to fail)``."""
+    allowed = Counter(
+        str(result.status)
+        for result in run.results.values()
+        if result.target.allow_failure and not result.status.ok
     )
-    parts: list[RenderableType] = [headline]
+    parts = []
+    for status, count in run.statistics().items():
+        if not count:
+            continue
+        part = f"{count} {status.replace('_', ' ')}"
+        if allowed[status]:
+            some = "" if allowed[status] == count else f"{allowed[status]} "
+            part += f" ({some}allowed to fail)"
+        parts.append(part)
+    return ", ".join(parts)
+
+
+def headline(run: RunResult, *, simulated_at: float | None = None) -> Text:
+    """The verdict, how long the run took and how its targets ended, on one line.
+
+    ``simulated_at``: the speed of the simulator whose clock timed the run, when it was
+    one (a rehearsal, or ``--endpoint-url`` with ``--speed``), so no one takes its
+    durations for real ones.
+    """
+    took = format_duration(run_duration(run))
+    if took and simulated_at is not None:
+        took += f" (simulated at {simulated_at:g}x)"
+    total = len(run.results)
+    return Text.assemble(
+        (f"run {run.verdict}", _VERDICT_STYLES[run.verdict]),
+        f" in {took}" if took else "",
+        f": {total} target{'s' * (total != 1)}: {count_statuses(run)}",
+    )
+
+
+def summary_table(
+    run: RunResult, *, redactor: Redactor | None = None, simulated_at: float | None = None
+) -> RenderableType:
+    """The summary: the headline, why the run halted, failed targets, the slowest."""
+    parts: list[RenderableType] = [headline(run, simulated_at=simulated_at)]
     if run.halted:
         parts.append(Text(str((redactor or Redactor()).scrub(run.halted)), style="yellow"))
-
-    counts = _table("status", Column("targets", justify="right"))
-    for status, count in run.statistics().items():
-        if count:
-            counts.add_row(Text(status, style=status_style(status)), str(count))
-    parts += [Text(), counts]
 
     failed = problems(run)
     if failed:
@@ -153,12 +174,19 @@ def _table(*columns: str | Column) -> Table:
 
 
 def print_summary(
-    run: RunResult, *, redactor: Redactor | None = None, file: TextIO | None = None
+    run: RunResult,
+    *,
+    redactor: Redactor | None = None,
+    file: TextIO | None = None,
+    simulated_at: float | None = None,
 ) -> None:
     """Print the summary table on ``file`` (stdout), in colour only on a terminal."""
     out = file or sys.stdout
     console = Console(file=out, highlight=False, width=None if out.isatty() else _PIPE_WIDTH)
-    console.print(summary_table(run, redactor=redactor))
+    with console.capture() as captured:
+        console.print(summary_table(run, redactor=redactor, simulated_at=simulated_at))
+    out.write(_TRAILING_BLANKS.sub(r"\1", captured.get()))
+    out.flush()
 
 
 def summary_line(result: TargetResult, *, redactor: Redactor | None = None) -> str:
