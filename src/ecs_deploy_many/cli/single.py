@@ -358,8 +358,8 @@ async def cli(**options: Any) -> int:
         definitions=[target.task_definition_body] if target.task_definition_body else [],
         keys=[keys.secret_access_key, keys.session_token or ""] if keys else [],
     )
-    console = start_logging(options, redactor)
     clock = click.get_current_context().obj or real_clock()
+    console = start_logging(options, redactor, clock)
     return await _deploy(
         target, keys, clock, verbose=options["verbose"], redactor=redactor, console=console
     )
