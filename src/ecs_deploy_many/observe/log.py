@@ -198,14 +198,13 @@ def replace_task_definition_secrets(node: Any, replace: SecretReplacer) -> Any:
     an image names a repository.
     """
     if isinstance(node, dict):
-        pair_name = next((node[key] for key in PAIR_NAMES if key in node), None)
         copied: dict[Any, Any] = {}
         for key, value in node.items():
             if key in SECRET_REFERENCES:
                 copied[key] = replace(value, False)
             elif key in SECRET_HOLDERS:
                 copied[key] = _replace_held(value, replace)
-            elif _secret_name(pair_name if key == "value" else key) and key not in PAIR_NAMES:
+            elif _secret_name(_deciding_name(node, key)):
                 copied[key] = replace(value, True)
             else:
                 copied[key] = replace_task_definition_secrets(value, replace)
@@ -217,6 +216,15 @@ def replace_task_definition_secrets(node: Any, replace: SecretReplacer) -> Any:
         if _secret_name(name):
             return f"{name}={replace(value, True)}"
     return node
+
+
+def _deciding_name(node: Mapping[Any, Any], key: Any) -> Any:
+    """The name saying whether ``node[key]`` is secret: a pair's name for its value, else
+    the key itself; the name of a pair (its ``name`` or ``key``) is never secret."""
+    pair_name = next((node[k] for k in PAIR_NAMES if k in node), None) if "value" in node else None
+    if pair_name is None:
+        return key
+    return pair_name if key == "value" else None if key in PAIR_NAMES else key
 
 
 def _replace_held(held: Any, replace: SecretReplacer) -> Any:
