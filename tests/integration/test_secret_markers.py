@@ -144,7 +144,13 @@ def fleet() -> dict[str, Any]:
             {
                 "name": "silorg",
                 "services": [
-                    {"name": name, "task_definition": family, "desired_count": 1}
+                    {
+                        "name": name,
+                        "task_definition": family,
+                        "desired_count": 1,
+                        # ECS stops the failing deployment: no deadline of ours decides
+                        "circuit_breaker": {"enable": name == "broken-value", "rollback": True},
+                    }
                     for name, family in SERVICES.items()
                 ],
             }
@@ -154,12 +160,12 @@ def fleet() -> dict[str, Any]:
 
 PLAN = """\
 version: 1
-defaults: {region: eu-west-1, cluster: silorg, timeout: 300, progress_deadline: 40}
+defaults: {region: eu-west-1, cluster: silorg, timeout: 36000, progress_deadline: 36000}
 failure_budget: 5
 targets:
   - {service: existing-proxyconfiguration-value, image: example/app:2}
   - {service: typo-value, image: example/app:2}
-  - {service: broken-value, image: example/app:broken, rollback: true}
+  - {service: broken-value, image: example/app:broken}
   - {service: file-value, image: example/app:2, task_definition_file: task-definition.json}
 """
 
