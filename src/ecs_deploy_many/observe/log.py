@@ -273,8 +273,8 @@ def _quoted_forms(value: Any, *, keys: bool) -> Iterator[str]:
     if isinstance(value, int | float):
         return
     yield repr(value)
-    yield json.dumps(value, default=str)
-    yield json.dumps(value, default=str, ensure_ascii=False)
+    for ascii_only in (True, False):
+        yield json.dumps(value, default=str, skipkeys=True, ensure_ascii=ascii_only)
     items = list(value.items()) if isinstance(value, Mapping) else []
     leaves = value if isinstance(value, list | tuple) else [v for _, v in items]
     for leaf in [*leaves, *(k for k, _ in items if keys)]:
