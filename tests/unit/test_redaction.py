@@ -24,7 +24,6 @@ from ecs_deploy_many.deploy.taskdef import ecs_service_model
 from ecs_deploy_many.observe.log import (
     MASK,
     Redactor,
-    configure_logging,
     run_redactor,
     task_definition_secrets,
 )
@@ -322,11 +321,19 @@ def test_a_reference_of_any_type_never_shows_in_the_clients_error(value: Any) ->
 
 def test_a_traceback_is_masked_too() -> None:
     out = io.StringIO()
-    configure_logging("json", redactor=Redactor(["mk-traceback-secret"]), stream=out)
+    # The processors in the order the CLI's logging has them: the traceback is rendered last.
+    log = structlog.wrap_logger(
+        structlog.PrintLogger(out),
+        processors=[
+            Redactor(["mk-traceback-secret"]),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
     try:
         raise ValueError("refused mk-traceback-secret")
     except ValueError:
-        structlog.get_logger("test").error("crashed", exc_info=True)
+        log.error("crashed", exc_info=True)
     [logged] = [json.loads(text) for text in out.getvalue().splitlines()]
     assert "mk-traceback-secret" not in out.getvalue()
     assert f"ValueError: refused {MASK}" in logged["exception"]
