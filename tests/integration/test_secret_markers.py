@@ -15,6 +15,7 @@ marker may appear, in any form; and names that contain an environment value of t
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ def every_place(marker: str) -> dict[str, Any]:
                 },
                 "dockerLabels": {"com.example.token": f"{marker}-docker-label"},
                 "credentialSpecs": [f"credentialspecdomainless:{marker}-credential-spec"],
+                "command": ["serve", f"--api-key={marker}-command-option"],
             },
             {
                 "name": "router",
@@ -87,7 +89,10 @@ def every_place(marker: str) -> dict[str, Any]:
                 "name": "cifs",
                 "dockerVolumeConfiguration": {
                     "driver": "local",
-                    "driverOpts": {"password": f"{marker}-driver-opt"},
+                    "driverOpts": {
+                        "password": f"{marker}-driver-opt",
+                        "o": f"username=svc,password={marker}-mount-option",
+                    },
                     "labels": {"secret": f"{marker}-volume-label"},
                 },
             },
@@ -179,7 +184,8 @@ def markers(*values: Any) -> set[str]:
         elif isinstance(value, list):
             found |= markers(*value)
         elif isinstance(value, int) or (isinstance(value, str) and "mk-" in value):
-            marker = str(value).rpartition(":")[2]  # credentialspecdomainless:<marker>
+            # credentialspecdomainless:<marker>, --api-key=<marker>, password=<marker>
+            marker = re.split(r"[:=]", str(value))[-1]
             found |= {marker, repr(marker)[1:-1], json.dumps(marker)[1:-1]}
     return found
 

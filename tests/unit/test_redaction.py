@@ -182,6 +182,7 @@ EVERY_PLACE = definition(
         },
         "dockerLabels": {"com.example.api-key": "mk-label-06", "team": "payments"},
         "credentialSpecs": ["credentialspecdomainless:mk-credspec-07"],
+        "command": ["migrate", "--db-password=mk-command-15", "--log-level=debug"],
     },
     {
         "logConfiguration": {"logDriver": "awsfirelens", "options": {"apikey": "mk-apikey-08"}},
@@ -205,21 +206,21 @@ EVERY_PLACE = definition(
             "name": "cifs",
             "dockerVolumeConfiguration": {
                 "driver": "local",
-                "driverOpts": {"password": "mk-driver-12"},
+                "driverOpts": {"password": "mk-driver-12", "o": "user=svc,password=mk-mount-16"},
                 "labels": {"secret": "mk-volume-label-13"},
             },
         },
     ],
     tags=[{"key": "api_token", "value": "mk-tag-14"}, {"key": "team", "value": "payments"}],
 )
-MARKERS = [f"{n:02}" for n in range(1, 15)]
+MARKERS = [f"{n:02}" for n in range(1, 17)]
 
 
 def test_every_place_a_task_definition_holds_a_secret() -> None:
     learned = task_definition_secrets(EVERY_PLACE)
     assert [n for n in MARKERS if not any("mk-" in s and s.endswith(n) for s in learned)] == []
     # names and configuration are not secrets
-    shown = ["DB_URL", "DB_PASSWORD", "debug", "splunk", "https://splunk:8088", "payments"]
+    shown = ["DB_URL", "DB_PASSWORD", "debug", "splunk", "https://splunk:8088", "payments", "svc"]
     assert not [text for text in shown if text in learned]
 
 

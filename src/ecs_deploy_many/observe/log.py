@@ -72,8 +72,10 @@ SECRET_REFERENCES = frozenset({"valueFrom", "credentialsParameter", "credentialS
 SECRET_HOLDERS = frozenset({"secrets", "secretOptions", "repositoryCredentials"})
 # Keys naming the variable of a name/value pair (environment, proxy properties, tags).
 PAIR_NAMES = ("name", "key")
-# NAME=VALUE, as docker-compose habits write an environment variable.
+# NAME=VALUE: a whole string (an environment variable as docker-compose habits write
+# it), or one option among others (``--db-password=...``, a CIFS mount's ``password=...``).
 ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_.-]*)=(.+)", re.DOTALL)
+INNER_ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_.-]*)=([^\s,;&\"']+)")
 
 SecretReplacer = Callable[[Any, bool], Any]
 """Given a secret value and whether only its name makes it secret, what to put instead."""
@@ -191,7 +193,8 @@ def replace_task_definition_secrets(node: Any, replace: SecretReplacer) -> Any:
     Secret by place: whatever ``SECRET_REFERENCES`` and ``SECRET_HOLDERS`` hold. Secret by
     name: the value of a name/value pair (an environment variable, a proxy property, a
     tag) or of a mapping key (log and FireLens options, docker labels, volume driver
-    options and labels) whose name looks secret, and ``NAME=VALUE`` strings alike. Shapes
+    options and labels) whose name looks secret, and ``NAME=VALUE`` in any string alike
+    (an environment entry as a string, a command's option, a mount option). Shapes
     ECS would refuse (a list or an object where a string belongs, a mapping where a list
     of pairs belongs) are followed the same way, so a wrongly typed secret is still found.
     Environment files are not secret: their S3 ARNs name where configuration lives, as
@@ -211,11 +214,22 @@ def replace_task_definition_secrets(node: Any, replace: SecretReplacer) -> Any:
         return copied
     if isinstance(node, list):
         return [replace_task_definition_secrets(item, replace) for item in node]
-    if isinstance(node, str) and (assignment := ASSIGNMENT.fullmatch(node)):
-        name, value = assignment.groups()
-        if _secret_name(name):
-            return f"{name}={replace(value, True)}"
+    if isinstance(node, str):
+        return _replace_assignments(node, replace)
     return node
+
+
+def _replace_assignments(text: str, replace: SecretReplacer) -> str:
+    """``text`` with the value of each ``NAME=VALUE`` whose name looks secret replaced."""
+    whole = ASSIGNMENT.fullmatch(text)
+    if whole and _secret_name(whole[1]):
+        return f"{whole[1]}={replace(whole[2], True)}"
+    return INNER_ASSIGNMENT.sub(
+        lambda found: (
+            f"{found[1]}={replace(found[2], True)}" if _secret_name(found[1]) else found[0]
+        ),
+        text,
+    )
 
 
 def _deciding_name(node: Mapping[Any, Any], key: Any) -> Any:
