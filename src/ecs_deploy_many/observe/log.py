@@ -300,16 +300,13 @@ def run_redactor(
     *,
     definitions: Iterable[Mapping[str, Any]] = (),
     keys: Iterable[str] = (),
-    targets: Iterable[Target] = (),
 ) -> Redactor:
     """A redactor for one run: the AWS secrets in ``environ``, ``keys`` given as flags,
-    the secrets of the task definitions the run was handed as files, and the names of
-    its ``targets``, never masked."""
+    and the secrets of the task definitions the run was handed as files."""
     redactor = Redactor(keys)
     redactor.add([environ.get("AWS_SECRET_ACCESS_KEY", ""), environ.get("AWS_SESSION_TOKEN", "")])
     for definition in definitions:
         redactor.add(task_definition_secrets(definition))
-    redactor.keep(targets)
     return redactor
 
 
