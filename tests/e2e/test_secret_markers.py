@@ -1,29 +1,30 @@
 """A unique marker in every place a task definition holds a secret, and in no output.
 
-Rehearsals on the in-process simulator, whose fleet runs the task definitions (as ECS
-would describe them) and whose plan hands one in as a file. The markers sit in every
-place ``replace_task_definition_secrets`` knows, once with ECS's types and once wrongly
-typed (lists and objects where strings belong, a mapping where a list belongs), which the
-AWS client refuses with an error quoting each value. One target succeeds, one fails on
-that error, one is rolled back after ECS's events, one registers from the file. Then
-every output is searched: console logs, JSON logs, ``-v`` logs, the summary, the JSON,
-JUnit and HTML reports, the GitHub step summary, and a dry run of the same plan. No
-marker may appear, in any form; and names that contain an environment value of the run
-(``KEY=value`` beside services named ``...-value``) appear whole.
+``ecs-deploy-many`` run as a user runs it, rehearsing on its in-process simulator, whose
+fleet runs the task definitions (as ECS would describe them) and whose plan hands one in
+as a file. The markers sit in every place ``replace_task_definition_secrets`` knows, once
+with ECS's types and once wrongly typed (lists and objects where strings belong, a
+mapping where a list belongs), which the AWS client refuses with an error quoting each
+value. One target succeeds, one fails on that error, one is rolled back by ECS after its
+events, one registers from the file. Then every output is searched: console logs, JSON
+logs, ``-v`` logs, the summary, the JSON, JUnit and HTML reports, the GitHub step
+summary, and a dry run of the same plan. No marker may appear, in any form; and names
+that contain an environment value of the run (``KEY=value`` beside services named
+``...-value``) appear whole.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ecs_deploy_many.cli.many import cli
-
-pytestmark = pytest.mark.anyio
+from tests.e2e.helpers import SCRIPT
 
 ACCESS_KEY_SECRET = "mk-aws-secret-access-key/K7MDENG"
 SESSION_TOKEN = "mk-aws-session-token-FwoGZXIv"
@@ -191,14 +192,11 @@ def markers(*values: Any) -> set[str]:
 
 
 @pytest.fixture
-def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def files(tmp_path: Path) -> Path:
     (tmp_path / "plan.yaml").write_text(PLAN)
     (tmp_path / "fleet.yaml").write_text(json.dumps(fleet()))
     file = {"family": "file-value", **every_place("mk-file")}
     (tmp_path / "task-definition.json").write_text(json.dumps(file))
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", ACCESS_KEY_SECRET)
-    monkeypatch.setenv("AWS_SESSION_TOKEN", SESSION_TOKEN)
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "step-summary.md"))
     return tmp_path
 
 
@@ -207,9 +205,18 @@ SECRETS = markers(
 )
 
 
-async def ecs_deploy_many(*args: str) -> int:
-    code = await cli.main(list(args), "ecs-deploy-many", standalone_mode=False)
-    return code if isinstance(code, int) else 0
+def ecs_deploy_many(files: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command run in ``files`` with AWS secrets set, as in a GitHub Actions job."""
+    secrets = {"AWS_SECRET_ACCESS_KEY": ACCESS_KEY_SECRET, "AWS_SESSION_TOKEN": SESSION_TOKEN}
+    summary = {"GITHUB_STEP_SUMMARY": str(files / "step-summary.md")}
+    return subprocess.run(
+        [SCRIPT, "plan.yaml", "--simulate", "--fleet", "fleet.yaml", *args],
+        cwd=files,
+        env={**os.environ, **secrets, **summary},
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
 
 
 def assert_no_marker(outputs: dict[str, str]) -> None:
@@ -219,20 +226,13 @@ def assert_no_marker(outputs: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize("logs", [["--log-format", "console"], ["--log-format", "json", "-v"]])
-async def test_no_marker_in_any_output_of_a_run(
-    files: Path, capsys: pytest.CaptureFixture[str], logs: list[str]
-) -> None:
-    code = await ecs_deploy_many(
-        str(files / "plan.yaml"), "--simulate", "--speed", "100",
-        "--fleet", str(files / "fleet.yaml"), *logs,
-        "--report", str(files / "report.json"), "--junit", str(files / "junit.xml"),
-        "--html", str(files / "report.html"),
-    )  # fmt: skip
-    assert code == 1
-    captured = capsys.readouterr()
+def test_no_marker_in_any_output_of_a_run(files: Path, logs: list[str]) -> None:
+    files_written = ["--report", "report.json", "--junit", "junit.xml", "--html", "report.html"]
+    run = ecs_deploy_many(files, "--speed", "100", *logs, *files_written)
+    assert run.returncode == 1, run.stderr
     outputs = {
-        "logs": captured.err,
-        "summary": captured.out,
+        "logs": run.stderr,
+        "summary": run.stdout,
         **{name: (files / name).read_text() for name in ("report.json", "junit.xml")},
         **{name: (files / name).read_text() for name in ("report.html", "step-summary.md")},
     }
@@ -260,43 +260,35 @@ async def test_no_marker_in_any_output_of_a_run(
         assert "silorg/typo-value" in outputs[output]
         assert "silorg/broken-value" in outputs[output]
     if "json" in logs:
-        lines = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
+        lines = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
         targets = {line["target"] for line in lines if "target" in line}
         assert targets == {f"silorg/{name}" for name in SERVICES}
         assert any(line["level"] == "debug" for line in lines)  # -v
 
 
-async def test_no_marker_in_a_dry_run(files: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = await ecs_deploy_many(
-        str(files / "plan.yaml"), "--simulate", "--fleet", str(files / "fleet.yaml"), "--dry-run"
-    )
-    assert code == 0
-    captured = capsys.readouterr()
-    assert_no_marker({"dry run": captured.out, "logs": captured.err})
+def test_no_marker_in_a_dry_run(files: Path) -> None:
+    run = ecs_deploy_many(files, "--dry-run")
+    assert run.returncode == 0, run.stderr
+    assert_no_marker({"dry run": run.stdout, "logs": run.stderr})
     # What changes shows: the file's secrets replace the running revision's.
-    assert "repositoryCredentials.credentialsParameter ***" in captured.out
-    assert "logConfiguration.options.apikey ***" in captured.out
-    assert "silorg/existing-proxyconfiguration-value  (cluster silorg, " in captured.out
+    assert "repositoryCredentials.credentialsParameter ***" in run.stdout
+    assert "logConfiguration.options.apikey ***" in run.stdout
+    assert "silorg/existing-proxyconfiguration-value  (cluster silorg, " in run.stdout
 
 
-async def test_no_marker_when_a_file_holds_wrongly_typed_secrets(
-    files: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_no_marker_when_a_file_holds_wrongly_typed_secrets(files: Path) -> None:
     """Refused at load or by the client, the file's secrets are never quoted."""
     file = {"family": "file-value", **wrongly_shaped("mk-file")}
     (files / "task-definition.json").write_text(json.dumps(file))
     secrets = markers(file)
     # A run fails on the client's error; a dry run shows the change; a plan error stops both.
     for extra, codes in (([], {1, 2}), (["--dry-run"], {0, 2})):
-        code = await ecs_deploy_many(
-            str(files / "plan.yaml"), "--simulate", "--speed", "100",
-            "--fleet", str(files / "fleet.yaml"), "--log-format", "json",
-            "--only", "silorg/file-value", "--report", str(files / "report.json"),
-            "--junit", str(files / "junit.xml"), "--html", str(files / "report.html"), *extra,
+        run = ecs_deploy_many(
+            files, "--speed", "100", "--log-format", "json", "--only", "silorg/file-value",
+            "--report", "report.json", "--junit", "junit.xml", "--html", "report.html", *extra,
         )  # fmt: skip
-        assert code in codes
-        captured = capsys.readouterr()
-        outputs = {"out": captured.out, "err": captured.err}
+        assert run.returncode in codes, run.stderr
+        outputs = {"out": run.stdout, "err": run.stderr}
         written = ("report.json", "junit.xml", "report.html", "step-summary.md")
         outputs |= {name: (files / name).read_text() for name in written if (files / name).exists()}
         for name, text in outputs.items():
