@@ -273,3 +273,80 @@ targets:
         "report  (task definition report, eu-west-1)",
         "  task definition (new family) -> new revision",
     ]
+
+
+def vault(marker: str, *, environment_value: Any = None) -> dict[str, Any]:
+    """A revision holding ``marker`` (suffixed) in every place a definition holds a secret."""
+    return {
+        "containerDefinitions": [
+            container(
+                "app",
+                "repo/app:1.0",
+                secrets=[{"name": "DB_URL", "valueFrom": f"{marker}-reference"}],
+                environment=[
+                    {"name": "DB_PASSWORD", "value": environment_value or f"{marker}-env"},
+                    {"name": "KEY", "value": "value"},
+                ],
+                repositoryCredentials={"credentialsParameter": f"{marker}-registry"},
+                logConfiguration={
+                    "logDriver": "awsfirelens",
+                    "options": {"Name": "datadog", "apikey": f"{marker}-apikey"},
+                    "secretOptions": [{"name": "password", "valueFrom": f"{marker}-log"}],
+                },
+                dockerLabels={"com.example.token": f"{marker}-label"},
+            ),
+            container(
+                "router",
+                "fluent/fluent-bit:3",
+                firelensConfiguration={"type": "fluentbit", "options": {"key": f"{marker}-fl"}},
+            ),
+        ],
+        "proxyConfiguration": {
+            "type": "APPMESH",
+            "containerName": "app",
+            "properties": [{"name": "AuthToken", "value": f"{marker}-proxy"}],
+        },
+        "tags": [{"key": "api_token", "value": f"{marker}-tag"}],
+    }
+
+
+async def test_a_preview_shows_which_secrets_change_and_none_of_them(tmp_path: Path) -> None:
+    # The revision running holds old secrets, one wrongly typed; the file holds new ones.
+    running = vault("mk-old", environment_value=["mk-old-typed"])
+    fleet = Fleet.model_validate(
+        {
+            "region": REGION,
+            "task_definitions": {"vault": running},
+            "clusters": [
+                {"name": "secure", "services": [{"name": "vault", "task_definition": "vault"}]}
+            ],
+        }
+    )
+    (tmp_path / "vault.json").write_text(json.dumps({"family": "vault", **vault("mk-new")}))
+    plan = """\
+version: 1
+defaults: {region: eu-west-1}
+targets:
+  - {cluster: secure, service: vault, task_definition_file: vault.json, image: repo/app:1.1}
+"""
+    async with Simulator(fleet, speed=100) as sim:
+        [shown] = await preview(sim, plan, tmp_path)
+
+    text = format_preview([shown])
+    for leaked in ("mk-old", "mk-new"):
+        assert leaked not in text
+        assert leaked not in repr(shown)
+    # Equal numbers for equal values: what changed shows, not what it holds.
+    assert shown.differences == (
+        "container app: image repo/app:1.0 -> repo/app:1.1",
+        "container app: dockerLabels.com.example.token ***5 -> ***16",
+        "container app: environment DB_PASSWORD changed",
+        "container app: logConfiguration.options.apikey ***6 -> ***14",
+        "container app: logConfiguration.secretOptions password changed",
+        "container app: repositoryCredentials.credentialsParameter ***1 -> ***13",
+        "container app: secrets DB_URL changed",
+        "container router: firelensConfiguration.options.key ***8 -> ***17",
+        "proxyConfiguration.properties: "
+        '[{"name": "AuthToken", "value": "***9"}] -> [{"name": "AuthToken", "value": "***18"}]',
+        "tags api_token: ***10 -> (none)",  # the new revision would not copy them
+    )

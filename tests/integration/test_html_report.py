@@ -389,3 +389,13 @@ def test_write_replaces_the_page_whole(tmp_path: Path, monkeypatch: pytest.Monke
         write_html_report(path, *synthetic_run(5), plan_path=PLAN_PATH)
     assert path.read_text(encoding="utf-8") == written  # the old page survives
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+async def test_names_are_shown_whole_whatever_secret_they_contain(
+    watched: tuple[RunResult, Timeline, list[TargetEvent]],
+) -> None:
+    run, timeline, _ = watched
+    # "prod" is a secret here, and the cluster of every target: a name is not a secret.
+    page = render_html_report(run, timeline, plan_path=PLAN_PATH, redactor=Redactor(["prod"]))
+    assert "***/" not in page
+    assert set(details(parse(page))) == {"prod/api", "prod/web", "prod/worker", "prod/jobs"}

@@ -215,3 +215,17 @@ def test_write_report_replaces_the_file_whole(tmp_path: Path) -> None:
         write_report(path, {"result": object()})
     assert json.loads(path.read_text())["result"] == "succeeded"  # the old report survives
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+async def test_report_names_are_never_masked(run: RunResult) -> None:
+    # "prod" is a secret here, and the cluster of every target: a name is not a secret.
+    report = run_report(run, plan_path=PLAN_PATH, redactor=Redactor(["prod"]))
+    names = {t["name"]: (t["cluster"], t["depends_on"]) for t in report["targets"]}
+    assert names == {
+        "prod/api": ("prod", []),
+        "prod/web": ("prod", []),
+        "prod/worker": ("prod", ["prod/web"]),
+        "prod/jobs": ("prod", []),
+        "nowhere/api": ("nowhere", []),
+    }
+    assert report["targets"][1]["new_task_definition"].endswith(":task-definition/web:2")

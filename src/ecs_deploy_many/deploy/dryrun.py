@@ -3,14 +3,18 @@
 A preview resolves the base revision and renders the new one with the pipeline's own
 functions, so it predicts the deploy rather than imitating it, then compares the result
 with the revision in use now. It calls only DescribeServices and DescribeTaskDefinition:
-it is safe to run against production at any time. Environment and secret values never
-appear in a preview, only the names of those that change.
+it is safe to run against production at any time. No secret appears in a preview: every
+place a task definition holds one (``replace_task_definition_secrets``) shows ``***1``,
+``***2``... in both revisions, equal numbers for equal values, so a change still shows,
+and errors are masked like every other output.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import anyio
 
@@ -30,6 +34,12 @@ from ecs_deploy_many.deploy.taskdef import (
     same_content,
 )
 from ecs_deploy_many.errors import AwsError, EcsDeployError
+from ecs_deploy_many.observe.log import (
+    MASK,
+    Redactor,
+    replace_task_definition_secrets,
+    task_definition_secrets,
+)
 from ecs_deploy_many.plan.model import Plan
 
 __all__ = ["TargetPreview", "format_preview", "preview_plan", "preview_target"]
@@ -58,8 +68,17 @@ class TargetPreview:
     error: str | None = None
 
 
-async def preview_target(target: Target, accounts: Accounts) -> TargetPreview:
-    """Preview ``target``; anything that would make its deploy fail becomes ``error``."""
+async def preview_target(
+    target: Target, accounts: Accounts, redactor: Redactor | None = None
+) -> TargetPreview:
+    """Preview ``target``; anything that would make its deploy fail becomes ``error``.
+
+    ``redactor`` (the run's, else a new one) learns the secrets of every definition read.
+    """
+    mask = redactor or Redactor()
+    mask.keep([target])
+    if target.task_definition_body is not None:
+        mask.add(task_definition_secrets(target.task_definition_body))
     preview = TargetPreview(
         name=target.name,
         kind=target.kind,
@@ -79,12 +98,14 @@ async def preview_target(target: Target, accounts: Accounts) -> TargetPreview:
             base = await base_definition(gateway, target, arn)
         else:
             base = await base_definition(gateway, target)
+        mask.add(task_definition_secrets(base.body))
         current = await _current(gateway, target, base, preview.current_task_definition)
         if current is not None:
+            mask.add(task_definition_secrets(current.body))
             preview = replace(preview, current_task_definition=current.arn)
-        return _compared(preview, current, render_revision(target, base))
+        return _compared(preview, current, render_revision(target, base), mask)
     except EcsDeployError as error:
-        return replace(preview, error=str(error))
+        return replace(preview, error=mask.scrub(str(error)))
 
 
 async def _current(
@@ -106,28 +127,55 @@ async def _current(
 
 
 def _compared(
-    preview: TargetPreview, current: TaskDefinition | None, rendered: RenderedTaskDefinition
+    preview: TargetPreview,
+    current: TaskDefinition | None,
+    rendered: RenderedTaskDefinition,
+    mask: Redactor,
 ) -> TargetPreview:
     preview = replace(preview, changes=rendered.changes)
     if current is None:
         return preview
     # With its tags, so a revision that would lose them says so.
     registered = {**current.body, "tags": current.tags}
+    numbers: dict[str, int] = {}
+    old, new = (_masked(body, numbers) for body in (registered, rendered.definition))
     return replace(
         preview,
-        differences=tuple(diff_task_definitions(registered, rendered.definition)),
+        differences=tuple(mask.scrub(line) for line in diff_task_definitions(old, new)),
         unchanged=same_content(current.body, rendered.definition),
     )
 
 
-async def preview_plan(plan: Plan, accounts: Accounts, *, max_parallel: int) -> list[TargetPreview]:
-    """Every target's preview in plan order, at most ``max_parallel`` at a time."""
+def _masked(definition: Mapping[str, Any], numbers: dict[str, int]) -> dict[str, Any]:
+    """``definition`` with each secret numbered: ``***1``, the same number for the same value.
+
+    Absent and empty values stay as they are: they hold no secret, and ECS treats them alike.
+    """
+
+    def number(value: Any, named: bool) -> Any:
+        if value is None or value in ("", [], {}):
+            return value
+        key = json.dumps(value, sort_keys=True, default=str)
+        return f"{MASK}{numbers.setdefault(key, len(numbers) + 1)}"
+
+    masked: dict[str, Any] = replace_task_definition_secrets(definition, number)
+    return masked
+
+
+async def preview_plan(
+    plan: Plan, accounts: Accounts, *, max_parallel: int, redactor: Redactor | None = None
+) -> list[TargetPreview]:
+    """Every target's preview in plan order, at most ``max_parallel`` at a time.
+
+    One ``redactor`` (the run's, else a new one) masks every preview with every secret seen.
+    """
     limiter = anyio.CapacityLimiter(max_parallel)
     previews: dict[int, TargetPreview] = {}
+    mask = redactor or Redactor()
 
     async def preview(index: int, target: Target) -> None:
         async with limiter:
-            previews[index] = await preview_target(target, accounts)
+            previews[index] = await preview_target(target, accounts, mask)
 
     async with anyio.create_task_group() as group:
         for index, target in enumerate(plan.targets):

@@ -29,6 +29,7 @@ _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "\
 def markdown_summary(run: RunResult, *, plan_path: str, redactor: Redactor | None = None) -> str:
     """The summary of ``run`` as GitHub-flavoured Markdown."""
     mask = redactor or Redactor()
+    mask.keep(run.plan.targets)  # names are shown whole, whatever secret they contain
     total = len(run.results)
     took = format_duration(run_duration(run))
     parts = [

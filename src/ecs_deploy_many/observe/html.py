@@ -147,7 +147,9 @@ def render_html_report(
     run: RunResult, timeline: Timeline, *, plan_path: str, redactor: Redactor | None = None
 ) -> str:
     """The page for ``run``, drawn from its results and the ``timeline`` that watched it."""
-    return _Page(run, timeline, redactor or Redactor()).render(plan_path)
+    mask = redactor or Redactor()
+    mask.keep(run.plan.targets)  # names are shown whole, whatever secret they contain
+    return _Page(run, timeline, mask).render(plan_path)
 
 
 def write_html_report(

@@ -4,7 +4,8 @@ Scripts, CI jobs and scheduled releases read it instead of parsing logs, so its 
 are stable and its statuses are ``Status`` and ``RunVerdict`` names. Times are ISO-8601
 UTC, taken from the run's clock (simulated in a rehearsal, so a rehearsal's report reads
 like the real run's). Error messages and ECS events can echo anything a call was given,
-so every string goes through the run's ``Redactor``.
+so every value goes through the run's ``Redactor``; names (targets, clusters, services,
+regions, waves, task-definition ARNs) are never rewritten.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def run_report(
     }
     if redactor is None:
         return report
+    redactor.keep(run.plan.targets)  # names are shown whole, whatever secret they contain
     scrubbed: dict[str, Any] = redactor.scrub(report)
     return scrubbed
 
