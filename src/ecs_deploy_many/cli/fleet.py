@@ -333,25 +333,28 @@ async def deploy(plan_path: str, **options: Any) -> None:
         _say_valid(plan_path, plan)
         return
     where = _where_or_exit(plan_path, plan, options)
-    files = [t.task_definition_body for t in plan.targets if t.task_definition_body is not None]
-    redactor = run_redactor(os.environ, definitions=files)
+    redactor = run_redactor(os.environ, targets=plan.targets)
     console = start_logging(options, redactor, where.clock)
     # From here to the last output a signal never takes Python's default course.
     until_exit = isinstance(click.get_current_context().obj, ProcessEnd)
     with HeldSignals(until_exit=until_exit) as signals:
         if options["dry_run"]:
-            code = await _dry_run(where, signals, verbose=options["verbose"])
+            code = await _dry_run(where, signals, redactor, verbose=options["verbose"])
         else:
             code = await _deploy(where, plan_path, options, signals, redactor, console)
     raise click.exceptions.Exit(code)
 
 
-async def _dry_run(where: _Where, signals: HeldSignals, *, verbose: bool) -> int:
+async def _dry_run(
+    where: _Where, signals: HeldSignals, redactor: Redactor, *, verbose: bool
+) -> int:
     """Print what the run would change; a signal stops the reading, never the printing."""
     previews = None
     async with _connected(where, verbose=verbose) as pool, anyio.create_task_group() as group:
         group.start_soon(_cancel_on_signal, signals, group.cancel_scope)
-        previews = await preview_plan(where.plan, pool, max_parallel=where.plan.max_parallel)
+        previews = await preview_plan(
+            where.plan, pool, max_parallel=where.plan.max_parallel, redactor=redactor
+        )
         group.cancel_scope.cancel()
     if previews is None:
         click.echo(

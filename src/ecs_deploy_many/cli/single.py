@@ -355,7 +355,7 @@ async def cli(**options: Any) -> int:
     keys = _static_keys(options, environ)
     redactor = run_redactor(
         environ,
-        definitions=[target.task_definition_body] if target.task_definition_body else [],
+        targets=[target],
         keys=[keys.secret_access_key, keys.session_token or ""] if keys else [],
     )
     clock = click.get_current_context().obj or real_clock()

@@ -303,15 +303,20 @@ def _quoted_forms(value: Any, *, keys: bool) -> Iterator[str]:
 def run_redactor(
     environ: Mapping[str, str],
     *,
+    targets: Iterable[Target] = (),
     definitions: Iterable[Mapping[str, Any]] = (),
     keys: Iterable[str] = (),
 ) -> Redactor:
     """A redactor for one run: the AWS secrets in ``environ``, ``keys`` given as flags,
-    and the secrets of the task definitions the run was handed as files."""
+    the secrets of the task definitions the run was handed as files (the targets' own
+    and ``definitions``), and the targets' names, kept whole from the first line on."""
+    targets = list(targets)
     redactor = Redactor(keys)
     redactor.add([environ.get("AWS_SECRET_ACCESS_KEY", ""), environ.get("AWS_SESSION_TOKEN", "")])
-    for definition in definitions:
+    files = [t.task_definition_body for t in targets if t.task_definition_body is not None]
+    for definition in [*files, *definitions]:
         redactor.add(task_definition_secrets(definition))
+    redactor.keep(targets)
     return redactor
 
 
