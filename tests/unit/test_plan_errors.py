@@ -34,7 +34,7 @@ CASES = [
         "plans/prod.yaml:3: invalid YAML: expected the node content, but found '<stream end>'",
         id="yaml-syntax",
     ),
-    pytest.param("", "plans/prod.yaml: the plan is empty", id="empty"),
+    pytest.param("", "plans/prod.yaml:1: the plan is empty", id="empty"),
     pytest.param(
         "- a\n- b\n", "plans/prod.yaml:1: expected a mapping, got a list", id="not-a-mapping"
     ),

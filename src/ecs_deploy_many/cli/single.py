@@ -11,7 +11,6 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -28,7 +27,7 @@ from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
 from ecs_deploy_many.deploy.result import Status, TargetResult
 from ecs_deploy_many.deploy.shorthand import parse_network_configuration
 from ecs_deploy_many.deploy.target import Target
-from ecs_deploy_many.deploy.taskdef import parse_task_definition_file
+from ecs_deploy_many.deploy.taskdef_file import read_task_definition_file
 from ecs_deploy_many.errors import CredentialsError, EcsDeployError, ImageError, UsageError
 from ecs_deploy_many.observe.events import fan_out
 from ecs_deploy_many.observe.log import Redactor, log_observer, run_redactor
@@ -117,13 +116,7 @@ def _task_definition_file(path: str | None) -> dict[str, Any] | None:
     if path is None:
         return None
     try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise UsageError(
-            EXIT_USAGE, f"--task-definition-file: cannot read {path}: {error.strerror}"
-        ) from None
-    try:
-        return parse_task_definition_file(text, path)
+        return read_task_definition_file(path)
     except EcsDeployError as error:
         raise UsageError(EXIT_USAGE, f"--task-definition-file: {error}") from None
 

@@ -10,6 +10,7 @@ from ecs_deploy_many.aws.ratelimit import ECS_BUCKETS
 from ecs_deploy_many.deploy.images import parse_image, with_tag
 from ecs_deploy_many.errors import ImageError
 from ecs_deploy_many.plan.checks import (
+    INT32_MAX,
     INVALID,
     Check,
     Interpolated,
@@ -221,7 +222,7 @@ def failure_budget(value: Any, path: KeyPath, issues: Issues) -> Any:
     """A count (``2``) or a percentage of the run (``"10%"``)."""
     if isinstance(value, Interpolated) and isinstance(value.as_number(), int):
         value = value.as_number()
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INT32_MAX:
         return (float(value), False)
     if isinstance(value, str) and value.endswith("%"):
         try:
