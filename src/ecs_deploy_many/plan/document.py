@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import yaml
 
@@ -35,14 +35,17 @@ __all__ = [
     "MAX_ALIAS_VALUES",
     "MAX_NESTING",
     "MAX_PLAN_BYTES",
+    "MAX_VALUES",
     "Document",
     "line_at",
     "read_document",
     "size_problem",
 ]
 
-MAX_PLAN_BYTES: Final = 4 * 1024 * 1024
-"""A plan's largest size: room for about 20,000 targets written one per line."""
+MAX_PLAN_BYTES: Final = 1024 * 1024
+"""A plan's largest size: room for about 9,000 targets written one per line."""
+MAX_VALUES: Final = 150_000
+"""How many values (keys included) a plan may write: PyYAML's nodes take ~600 bytes each."""
 MAX_NESTING: Final = 32
 """How deeply mappings and lists may nest; a plan's own keys need fewer than 10 levels."""
 MAX_ALIAS_VALUES: Final = 100_000
@@ -66,27 +69,34 @@ class _Unreadable(Exception):
 
 
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing to compose nesting deeper than MAX_NESTING.
+    """PyYAML's safe loader, composing at most MAX_VALUES nodes nested MAX_NESTING deep.
 
-    PyYAML composes recursively: without this, deep brackets end in a RecursionError.
+    PyYAML composes recursively: without a bound, deep brackets end in a RecursionError.
     """
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._values = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         self._depth += 1
+        self._values += 1
         try:
             if self._depth > MAX_NESTING:
-                raise yaml.MarkedYAMLError(
-                    problem=f"nested more than {MAX_NESTING} levels deep, the limit for a plan:"
-                    " flatten it",
-                    problem_mark=self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                self._refuse(f"nested more than {MAX_NESTING} levels deep", "flatten it")
+            if self._values > MAX_VALUES:
+                self._refuse(
+                    f"more than {MAX_VALUES:,} values (keys count too)",
+                    "split it into several plans",
                 )
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def _refuse(self, problem: str, fix: str) -> NoReturn:
+        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+        raise _Unreadable(mark.line + 1, (), f"{problem}, the limit for a plan: {fix}")
 
 
 @dataclass
