@@ -26,8 +26,8 @@ def load(text: str, environ: dict[str, str] | None = None, base_dir: Path | None
 
 def test_public_names() -> None:
     assert sorted(plan_package.__all__) == sorted(
-        ["FailureBudget", "InterpolationError", "OnFailure", "Plan", "Polling", "Wave",
-         "interpolate", "load_plan", "parse_plan", "select"]
+        ["DependencyChoice", "FailureBudget", "InterpolationError", "OnFailure", "Plan",
+         "Polling", "Wave", "interpolate", "load_plan", "parse_plan", "select"]
     )  # fmt: skip
     for name in plan_package.__all__:
         assert hasattr(plan_package, name)

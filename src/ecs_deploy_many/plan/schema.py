@@ -96,7 +96,7 @@ def image(value: Any, path: KeyPath, issues: Issues) -> Any:
 def tag(value: Any, path: KeyPath, issues: Issues) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         # YAML reads 1.10 as the number 1.1: refuse rather than deploy the wrong tag.
-        return _refuse(f"expected a tag string, got {value!r}: quote it", path, issues)
+        return _refuse(f"expected a tag string, got {describe(value)}: quote it", path, issues)
     text = string(value, path, issues)
     if text is INVALID:
         return INVALID
@@ -112,7 +112,9 @@ def target_name(value: Any, path: KeyPath, issues: Issues) -> Any:
     if text is INVALID:
         return INVALID
     if _GLOB_OR_SPACE.search(text):
-        return _refuse(f"a name cannot contain spaces or * ? [ ], got {text!r}", path, issues)
+        return _refuse(
+            f"a name cannot contain spaces or * ? [ ], got {describe(text)}", path, issues
+        )
     return text
 
 
@@ -142,14 +144,16 @@ def region(value: Any, path: KeyPath, issues: Issues) -> Any:
 def env_name(value: Any, path: KeyPath, issues: Issues) -> Any:
     if isinstance(value, str) and _ENV_NAME.fullmatch(value):
         return str(value)
-    return _refuse(f"expected an environment variable name, got {value!r}", path, issues)
+    return _refuse(f"expected an environment variable name, got {describe(value)}", path, issues)
 
 
 def role_arn(value: Any, path: KeyPath, issues: Issues) -> Any:
     if isinstance(value, str) and _ROLE_ARN.fullmatch(value):
         return str(value)
     return _refuse(
-        f"expected a role ARN (arn:aws:iam::123456789012:role/name), got {value!r}", path, issues
+        f"expected a role ARN (arn:aws:iam::123456789012:role/name), got {describe(value)}",
+        path,
+        issues,
     )
 
 
@@ -252,7 +256,9 @@ DEFAULTS = fields(
 def version(value: Any, path: KeyPath, issues: Issues) -> Any:
     if value == 1 and not isinstance(value, bool):
         return 1
-    return _refuse(f"unsupported version {value!r}: this tool reads version 1", path, issues)
+    return _refuse(
+        f"unsupported version {describe(value)}: this tool reads version 1", path, issues
+    )
 
 
 def failure_budget(value: Any, path: KeyPath, issues: Issues) -> Any:
@@ -268,7 +274,9 @@ def failure_budget(value: Any, path: KeyPath, issues: Issues) -> Any:
             percent = -1.0
         if 0 <= percent <= 100:
             return (percent, True)
-    return _refuse(f"expected a count (2) or a percentage ('10%'), got {value!r}", path, issues)
+    return _refuse(
+        f"expected a count (2) or a percentage ('10%'), got {describe(value)}", path, issues
+    )
 
 
 def target_list(value: Any, path: KeyPath, issues: Issues) -> Any:
