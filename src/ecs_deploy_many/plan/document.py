@@ -13,9 +13,10 @@ Choices that differ from plain ``safe_load``, each to make plans less surprising
   ``desired_count: ${COUNT}`` works, while a tag ``${RELEASE}`` of ``1.10`` stays "1.10".
 - Merge keys (``<<: *anchor``) work; keys written in the mapping win over merged ones.
 
-Input is bounded before it can cost much: the text's size, how deeply it nests, and how
-many values aliases may build (a few hundred bytes of nested aliases would otherwise
-expand to billions of values). Each limit, when reached, is one located plan issue.
+Input is bounded before it can cost much: the text's size, how many values it writes,
+how deeply they nest, and how many values aliases may build (a few hundred bytes of
+nested aliases would otherwise expand to billions). Each limit, when reached, is one
+located plan issue.
 """
 
 from __future__ import annotations
