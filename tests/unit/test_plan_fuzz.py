@@ -13,7 +13,6 @@ test_plan_limits.py shows firing; nothing here measures elapsed time.
 from __future__ import annotations
 
 import json
-import tempfile
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -93,14 +92,10 @@ SENSIBLE: dict[str, st.SearchStrategy[Any]] = {
     "region": st.sampled_from(["eu-west-1", "us-east-1", "eu west 1"]),
     "depends_on": st.lists(names, max_size=2),
 }
-targets = st.dictionaries(
-    st.sampled_from(sorted(TARGET_FIELDS)),
-    anything,
-    max_size=2,
-).flatmap(
-    lambda odd: st.fixed_dictionaries({}, optional=dict(SENSIBLE)).map(
-        lambda sensible: {**sensible, **odd}
-    )
+targets = st.builds(
+    lambda sensible, odd: {**sensible, **odd},
+    st.fixed_dictionaries({}, optional=dict(SENSIBLE)),
+    st.dictionaries(st.sampled_from(sorted(TARGET_FIELDS)), anything, max_size=2),
 )
 plans = st.fixed_dictionaries(
     {"version": st.sampled_from([1, 1, 1, 2, "1"]), "targets": st.lists(targets, max_size=4)},
@@ -148,18 +143,23 @@ def plan_bytes(draw: st.DrawFn) -> bytes:
     return data
 
 
-def load_or_fail_located(data: bytes) -> None:
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where each plan is written, beside the task-definition files it may name."""
+    base = tmp_path_factory.mktemp("plans")
+    for name, content in FILES.items():
+        (base / name).write_bytes(content)
+    return base
+
+
+def load_or_fail_located(data: bytes, folder: Path) -> None:
     """The property: a Plan, or a PlanError whose every issue names this file and a line."""
-    with tempfile.TemporaryDirectory() as folder:
-        base = Path(folder)
-        for name, content in FILES.items():
-            (base / name).write_bytes(content)
-        path = base / "plan.yaml"
-        path.write_bytes(data)
-        try:
-            loaded: Plan | PlanError = load_plan(path, environ=ENVIRON)
-        except PlanError as error:
-            loaded = error
+    path = folder / "plan.yaml"
+    path.write_bytes(data)
+    try:
+        loaded: Plan | PlanError = load_plan(path, environ=ENVIRON)
+    except PlanError as error:
+        loaded = error
     if isinstance(loaded, PlanError):
         assert loaded.issues
         for issue in loaded.issues:
@@ -169,35 +169,30 @@ def load_or_fail_located(data: bytes) -> None:
         assert isinstance(loaded, Plan)
 
 
-@settings(
-    max_examples=300,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(plan_bytes())
-def test_generated_and_mutated_plans_load_or_fail_located(data: bytes) -> None:
-    load_or_fail_located(data)
+UNHURRIED = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
 
-@settings(
-    max_examples=10_000,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(plan_bytes())
-def _ten_thousand(data: bytes) -> None:
-    tracemalloc.reset_peak()
-    load_or_fail_located(data)
-    assert tracemalloc.get_traced_memory()[1] < MEMORY_LIMIT
+@settings(max_examples=200, deadline=None, suppress_health_check=UNHURRIED)
+@given(data=plan_bytes())
+def test_generated_and_mutated_plans_load_or_fail_located(data: bytes, folder: Path) -> None:
+    load_or_fail_located(data, folder)
 
 
 @pytest.mark.slow
-def test_ten_thousand_plans_within_memory(request: pytest.FixtureRequest) -> None:
+def test_ten_thousand_plans_within_memory(request: pytest.FixtureRequest, folder: Path) -> None:
     markers = request.config.option.markexpr or ""
     if "slow" not in markers or "not slow" in markers:
         pytest.skip("10,000 plans take minutes: run with -m slow")
+
+    @settings(max_examples=10_000, deadline=None, suppress_health_check=UNHURRIED)
+    @given(data=plan_bytes())
+    def each(data: bytes) -> None:
+        tracemalloc.reset_peak()
+        load_or_fail_located(data, folder)
+        assert tracemalloc.get_traced_memory()[1] < MEMORY_LIMIT
+
     tracemalloc.start()
     try:
-        _ten_thousand()
+        each()
     finally:
         tracemalloc.stop()
