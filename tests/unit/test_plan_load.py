@@ -202,7 +202,7 @@ def test_ecs_accepts_names_and_arns_and_so_does_the_plan() -> None:
 
 def test_max_definitions_zero_keeps_every_revision() -> None:
     plan = load("version: 1\ntargets: [{cluster: c, service: s, image: a, max_definitions: 0}]\n")
-    assert plan.targets[0].max_definitions == 0
+    assert plan.targets[0].max_definitions is None  # no cleanup
 
 
 def test_images_are_resolved_with_tag_env_var() -> None:

@@ -110,6 +110,8 @@ class _Builder:
         values = {key: t.ok(key) for key in _COPIED}
         values["task_definition"] = task_definition
         values["timeout"] = values["timeout"] or TARGET_TIMEOUT
+        # 0 keeps every revision, as in the original ecs-deploy: no cleanup at all.
+        values["max_definitions"] = values["max_definitions"] or None
         if not is_service:
             values.update(dict.fromkeys(SERVICE_ONLY))
         run = None if is_service else t.ok("run_task")
