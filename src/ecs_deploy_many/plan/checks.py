@@ -27,7 +27,6 @@ __all__ = [
     "describe",
     "did_you_mean",
     "fields",
-    "finite",
     "integer",
     "list_of",
     "mapping_of",
@@ -153,7 +152,7 @@ def number(minimum: float = 0.0, *, inclusive: bool = False, unit: str = "") -> 
     def check(value: Any, path: KeyPath, issues: Issues) -> Any:
         if isinstance(value, Interpolated) and value.as_number() is not None:
             value = value.as_number()
-        amount = finite(value)
+        amount = _finite(value)
         if amount is None or amount < minimum or (amount == minimum and not inclusive):
             return _wrong(expected, value, path, issues)
         return amount
@@ -161,7 +160,7 @@ def number(minimum: float = 0.0, *, inclusive: bool = False, unit: str = "") -> 
     return check
 
 
-def finite(value: Any) -> float | None:
+def _finite(value: Any) -> float | None:
     """``value`` as a float when it is a finite number (not a boolean), else None.
 
     An integer too large for a float (``1`` and 400 zeros) is not one.

@@ -48,6 +48,7 @@ _ROLE_ARN = re.compile(r"arn:[a-z-]+:iam::[0-9]{12}:role/\S+")
 # ECS names: "Up to 255 letters (uppercase and lowercase), numbers, underscores, and
 # hyphens" (CreateCluster, CreateService, RegisterTaskDefinition). The API also takes ARNs.
 _ECS_NAME = r"[A-Za-z0-9_-]{1,255}"
+_NAME_RULE = "up to 255 letters, digits, hyphens and underscores"
 _ECS_ARN = r"arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:"
 _CLUSTER = re.compile(rf"{_ECS_NAME}|{_ECS_ARN}cluster/{_ECS_NAME}")
 _SERVICE = re.compile(rf"{_ECS_NAME}|{_ECS_ARN}service/({_ECS_NAME}/)?{_ECS_NAME}")
@@ -128,9 +129,6 @@ def ecs_name(what: str, pattern: re.Pattern[str], rule: str) -> Check:
         return _refuse(f"{describe(text)} is not a valid {what}: {rule}", path, issues)
 
     return check
-
-
-_NAME_RULE = "up to 255 letters, digits, hyphens and underscores"
 
 
 def region(value: Any, path: KeyPath, issues: Issues) -> Any:
