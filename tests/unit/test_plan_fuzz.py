@@ -97,7 +97,7 @@ targets = st.builds(
     st.fixed_dictionaries({}, optional=dict(SENSIBLE)),
     st.dictionaries(st.sampled_from(sorted(TARGET_FIELDS)), anything, max_size=2),
 )
-plans = st.fixed_dictionaries(
+wild_plans = st.fixed_dictionaries(
     {"version": st.sampled_from([1, 1, 1, 2, "1"]), "targets": st.lists(targets, max_size=4)},
     optional={
         "defaults": targets,
@@ -120,9 +120,45 @@ plans = st.fixed_dictionaries(
 )
 
 
+def _valid_targets(ids: list[int]) -> list[dict[str, Any]]:
+    """Services s<i>, each after the one before it, plus a migration they may wait for."""
+    listed: list[dict[str, Any]] = [
+        {"name": "migrate", "cluster": "prod", "task_definition": "migrate", "run_task": True}
+    ]
+    for position, i in enumerate(ids):
+        after = [f"prod/s{ids[position - 1]}"] if position else ["migrate"]
+        listed.append({"cluster": "prod", "service": f"s{i}", "depends_on": after})
+    return listed
+
+
+valid_plans = st.fixed_dictionaries(
+    {
+        "version": st.just(1),
+        "defaults": st.fixed_dictionaries(
+            {"image": st.sampled_from(["app:1", "app:${RELEASE}"])},
+            optional={
+                "region": st.sampled_from(["eu-west-1", "us-east-1"]),
+                "timeout": st.integers(1, 900),
+                "max_definitions": st.integers(0, 5),
+            },
+        ),
+        "targets": st.lists(st.integers(0, 99), unique=True, max_size=4).map(_valid_targets),
+    },
+    optional={
+        "failure_budget": st.sampled_from([0, 2, "10%"]),
+        "on_failure": st.sampled_from(["halt", "continue", "rollback_all"]),
+        "concurrency": st.just({"max_parallel": 2, "per_cluster": 1}),
+        "waves": st.just(
+            [{"name": "first", "targets": ["migrate"]}, {"name": "rest", "targets": ["*"]}]
+        ),
+    },
+)
+plans = valid_plans | wild_plans
+
+
 @st.composite
 def plan_bytes(draw: st.DrawFn) -> bytes:
-    """A plan dumped as YAML, then often mutated a few times; sometimes not UTF-8."""
+    """A valid or a wild plan dumped as YAML, often mutated a few times; sometimes not UTF-8."""
     text = yaml.safe_dump(
         draw(plans), default_flow_style=draw(st.sampled_from([False, None, True]))
     )
