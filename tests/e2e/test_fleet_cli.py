@@ -126,9 +126,21 @@ async def test_failed_migration_gates_its_dependants(
 
 
 async def test_only_and_exclude(files: Path) -> None:
-    code, report = await rehearse(files, "--only", "prod/*", "--exclude", "prod/web")
+    code, report = await rehearse(
+        files, "--only", "prod/*", "--exclude", "prod/web", "--skip-dependencies"
+    )
     assert code == 0
     assert statuses(report) == {"prod/api": "succeeded"}
+
+
+async def test_only_refuses_to_leave_a_dependency_out(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await many(str(files / "plan.yaml"), "--only", "prod/api") == 2
+    assert "'prod/api' depends on 'migrate'" in capsys.readouterr().err
+    code, report = await rehearse(files, "--only", "prod/api", "--with-dependencies")
+    assert code == 0
+    assert statuses(report) == {"migrate": "succeeded", "prod/api": "succeeded"}
 
 
 async def test_unknown_only_pattern_is_a_plan_error(

@@ -27,6 +27,8 @@ timings: {provisioning: 2, pending: 3, activating: 1, health_grace: 10, deactiva
 behaviour:
   images:
     - {match: "*:broken*", outcome: fail_to_start}
+task_definitions:
+  app-seed: {containerDefinitions: [{name: seed, image: "example/seed:0", memory: 128}]}
 """
 PLAN = """\
 version: 1
@@ -48,15 +50,17 @@ targets:
   - {name: seed, cluster: jobs, task_definition: app-seed, task_definition_file: seed.json,
      image: "example/seed:2"}
 """
-# ECS wants strings; the client refuses a number before calling, with an error code.
+# Fargate needs awsvpc: ECS refuses the registration, with an error code.
 SEED = {
     "family": "app-seed",
+    "requiresCompatibilities": ["FARGATE"],
+    "cpu": "256",
+    "memory": "512",
     "containerDefinitions": [
         {
             "name": "seed",
             "image": "example/seed:1",
-            "memory": 128,
-            "environment": [{"name": "BATCH_SIZE", "value": 500}],
+            "environment": [{"name": "BATCH_SIZE", "value": "500"}],
         }
     ],
 }
@@ -165,7 +169,7 @@ async def test_every_target_ends_in_one_summary_line(lines: list[dict[str, Any]]
     skipped = finished["jobs/indexer"]
     assert skipped["error"] == "dependency prod/search was rolled back"
     assert skipped["step"] == "done"
-    assert finished["seed"]["error_code"] == "ParamValidationError"
+    assert finished["seed"]["error_code"] == "ClientException"
 
 
 async def test_lines_are_stamped_on_the_run_clock(

@@ -236,6 +236,47 @@ async def test_task_definition_file(sim: Simulator, ecs: ECSClient, tmp_path: Pa
     assert (new["cpu"], images(new)["web"]) == ("512", f"{REGISTRY}/web:3.0")
 
 
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        pytest.param(
+            None,
+            "--task-definition-file: /dev/zero: larger than 1024 KiB, the limit for a task"
+            " definition file: is it the right file?",
+            id="endless",
+        ),
+        pytest.param(
+            b'{"family": "web", "containerDefinitions": [{"name": "web", "image": "web:1",'
+            b' "environment": {"TOKEN": "s3cr3t"}}]}',
+            "--task-definition-file: {path}: containerDefinitions[0].environment: expected a"
+            " list of objects (name, value), got an object",
+            id="compose-habit",
+        ),
+    ],
+)
+async def test_a_task_definition_file_is_checked_before_any_call(
+    sim: Simulator,
+    ecs: ECSClient,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: bytes | None,
+    expected: str,
+) -> None:
+    path = "/dev/zero"
+    if content is not None:
+        file = tmp_path / "web.json"
+        file.write_bytes(content)
+        path = str(file)
+    code = await ecs_deploy(
+        sim, "-c", "prod", "-n", "web", "-i", f"{REGISTRY}/web:3", "--task-definition-file", path
+    )
+    assert code == 3
+    err = capsys.readouterr().err
+    assert expected.format(path=path) in err
+    assert "s3cr3t" not in err
+    assert (await task_definition(ecs, "web"))["revision"] == 1
+
+
 async def test_use_latest_task_def(sim: Simulator, ecs: ECSClient) -> None:
     # the service runs worker:1; worker:2 (cpu 128) is newer and becomes the base
     assert (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -34,7 +35,7 @@ CASES = [
         "plans/prod.yaml:3: invalid YAML: expected the node content, but found '<stream end>'",
         id="yaml-syntax",
     ),
-    pytest.param("", "plans/prod.yaml: the plan is empty", id="empty"),
+    pytest.param("", "plans/prod.yaml:1: the plan is empty", id="empty"),
     pytest.param(
         "- a\n- b\n", "plans/prod.yaml:1: expected a mapping, got a list", id="not-a-mapping"
     ),
@@ -204,6 +205,31 @@ CASES = [
         id="task-definition-file-missing",
     ),
     pytest.param(
+        targets(SVC, "    region: eu west 1"),
+        "plans/prod.yaml:6: targets[0].region: 'eu west 1' is not an AWS region name"
+        " (like eu-west-1)",
+        id="bad-region",
+    ),
+    pytest.param(
+        targets("  - {cluster: prod, service: api v2, image: app:1}"),
+        "plans/prod.yaml:3: targets[0].service: 'api v2' is not a valid service: a name of up"
+        " to 255 letters, digits, hyphens and underscores, or a service ARN",
+        id="bad-service-name",
+    ),
+    pytest.param(
+        targets("  - {cluster: prod/eu, service: api, image: app:1}"),
+        "plans/prod.yaml:3: targets[0].cluster: 'prod/eu' is not a valid cluster: a name of up"
+        " to 255 letters, digits, hyphens and underscores, or a cluster ARN",
+        id="bad-cluster-name",
+    ),
+    pytest.param(
+        targets("  - {task_definition: 'migrate:latest', image: app:1}"),
+        "plans/prod.yaml:3: targets[0].task_definition: 'migrate:latest' is not a valid task"
+        " definition: a family of up to 255 letters, digits, hyphens and underscores,"
+        " optionally with :revision, or a task-definition ARN",
+        id="bad-task-definition",
+    ),
+    pytest.param(
         targets(SVC, "    assume_role: deployer"),
         "plans/prod.yaml:6: targets[0].assume_role: expected a role ARN"
         " (arn:aws:iam::123456789012:role/name), got 'deployer'",
@@ -343,3 +369,23 @@ def test_an_unreadable_plan_file_is_a_plan_error(tmp_path: Path) -> None:
         str(caught.value)
         == f"{tmp_path}/nope.yaml: cannot read the plan: No such file or directory"
     )
+
+
+def test_a_task_definition_file_that_would_not_register_is_a_plan_error(tmp_path: Path) -> None:
+    definition = {
+        "family": "web",
+        "containerDefinitions": [{"name": "app", "image": "app:1", "environment": {"A": "x"}}],
+    }
+    (tmp_path / "td.json").write_text(json.dumps(definition))
+    with pytest.raises(PlanError) as caught:
+        parse_plan(
+            targets(SVC, "    task_definition_file: td.json"),
+            source=SOURCE,
+            environ={},
+            base_dir=tmp_path,
+        )
+    assert [str(issue) for issue in caught.value.issues] == [
+        "plans/prod.yaml:6: targets[0].task_definition_file: td.json:"
+        " containerDefinitions[0].environment: expected a list of objects (name, value),"
+        " got an object"
+    ]

@@ -26,8 +26,8 @@ def load(text: str, environ: dict[str, str] | None = None, base_dir: Path | None
 
 def test_public_names() -> None:
     assert sorted(plan_package.__all__) == sorted(
-        ["FailureBudget", "InterpolationError", "OnFailure", "Plan", "Polling", "Wave",
-         "interpolate", "load_plan", "parse_plan", "select"]
+        ["DependencyChoice", "FailureBudget", "InterpolationError", "OnFailure", "Plan",
+         "Polling", "Wave", "interpolate", "load_plan", "parse_plan", "select"]
     )  # fmt: skip
     for name in plan_package.__all__:
         assert hasattr(plan_package, name)
@@ -182,6 +182,27 @@ def test_names_are_derived_from_cluster_and_service_or_task_definition() -> None
         """
     )
     assert [t.name for t in plan.targets] == ["prod/api", "migrate:7", "prod/migrate", "custom"]
+
+
+def test_ecs_accepts_names_and_arns_and_so_does_the_plan() -> None:
+    cluster = "arn:aws:ecs:eu-west-1:123456789012:cluster/prod"
+    plan = load(
+        f"""\
+        version: 1
+        defaults: {{image: app, region: us-gov-west-1}}
+        targets:
+          - {{cluster: {cluster}, service: "arn:aws:ecs:eu-west-1:123456789012:service/prod/api"}}
+          - {{cluster: Prod_2, service: API-v2}}
+          - {{task_definition: "arn:aws:ecs:eu-west-1:123456789012:task-definition/m:3"}}
+        """
+    )
+    assert [t.cluster for t in plan.targets] == [cluster, "Prod_2", None]
+    assert plan.targets[0].scope.region == "us-gov-west-1"
+
+
+def test_max_definitions_zero_keeps_every_revision() -> None:
+    plan = load("version: 1\ntargets: [{cluster: c, service: s, image: a, max_definitions: 0}]\n")
+    assert plan.targets[0].max_definitions is None  # no cleanup
 
 
 def test_images_are_resolved_with_tag_env_var() -> None:

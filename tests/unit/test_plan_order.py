@@ -191,19 +191,53 @@ def test_dependency_errors(text: str, expected: list[str]) -> None:
         load(text)
 
 
-def test_select_filters_by_glob_and_drops_unselected_dependencies() -> None:
-    plan = load(
-        DEPS + "waves:\n  - {name: first, targets: [migrate]}\n  - {name: second, targets: ['*']}\n"
-    )
-    only_web = select(plan, only=["w*"])
+WAVED = DEPS + "waves:\n  - {name: first, targets: [migrate]}\n  - {name: second, targets: ['*']}\n"
+
+
+def test_select_filters_by_glob_and_skips_dependencies_when_asked() -> None:
+    plan = load(WAVED)
+    only_web = select(plan, only=["w*"], dependencies="skip")
     assert [t.name for t in only_web.targets] == ["web"]
-    assert only_web.target("web").depends_on == ()  # "not in this run" counts as satisfied
+    assert only_web.target("web").depends_on == ()  # "already deployed" counts as satisfied
     assert only_web.waves == (Wave("second", ("web",)),)
 
-    without_migrate = select(plan, only=[], exclude=["migrate"])
+    without_migrate = select(plan, only=[], exclude=["migrate"], dependencies="skip")
     assert [t.name for t in without_migrate.targets] == ["api", "web"]
     assert without_migrate.target("web").depends_on == ("api",)
-    assert select(plan, only=["api", "web"], exclude=["api"]).target("web").depends_on == ()
+    chosen = select(plan, only=["api", "web"], exclude=["api"], dependencies="skip")
+    assert chosen.target("web").depends_on == ()
+
+
+def test_select_keeps_a_selection_that_has_its_dependencies() -> None:
+    plan = load(WAVED)
+    assert [t.name for t in select(plan, only=["migrate", "api"]).targets] == ["migrate", "api"]
+
+
+def test_select_refuses_to_leave_out_a_dependency() -> None:
+    with pytest.raises(PlanError) as caught:
+        select(load(WAVED), only=["api", "web"])
+    assert [str(issue) for issue in caught.value.issues] == [
+        "plan.yaml: --only: 'api' depends on 'migrate', which --only leaves out: select it"
+        " too, pass --with-dependencies, or pass --skip-dependencies if it is already deployed",
+        "plan.yaml: --only: 'web' depends on 'migrate', which --only leaves out: select it"
+        " too, pass --with-dependencies, or pass --skip-dependencies if it is already deployed",
+    ]
+    with pytest.raises(PlanError) as caught:
+        select(load(WAVED), exclude=["migrate"])
+    assert str(caught.value.issues[0]) == (
+        "plan.yaml: --exclude: 'api' depends on 'migrate', which --exclude leaves out: stop"
+        " excluding it, or pass --skip-dependencies if it is already deployed"
+    )
+
+
+def test_select_brings_dependencies_along_when_asked() -> None:
+    plan = load(WAVED)
+    with_dependencies = select(plan, only=["web"], dependencies="include")
+    assert [t.name for t in with_dependencies.targets] == ["migrate", "api", "web"]
+    assert with_dependencies.target("web").depends_on == ("api", "migrate")
+    assert with_dependencies.waves == plan.waves
+    with pytest.raises(PlanError, match="'api' depends on 'migrate', which --exclude"):
+        select(plan, only=["web"], exclude=["migrate"], dependencies="include")
 
 
 def test_select_recomputes_the_failure_budget() -> None:

@@ -16,12 +16,12 @@ from ecs_deploy_many.deploy.taskdef import (
     ContainerChange,
     diff_task_definitions,
     fingerprint,
-    parse_task_definition_file,
     registerable_keys,
     registration_input,
     render_task_definition,
     same_content,
 )
+from ecs_deploy_many.deploy.taskdef_file import parse_task_definition_file
 from ecs_deploy_many.errors import ImageError, TaskDefinitionError
 
 DIGEST = "sha256:" + "ab" * 32

@@ -48,7 +48,7 @@ from ecs_deploy_many.observe.progress import ProgressView, show_progress
 from ecs_deploy_many.observe.report import run_report, write_report
 from ecs_deploy_many.observe.summary import print_summary
 from ecs_deploy_many.observe.timeline import Timeline
-from ecs_deploy_many.plan import Plan, load_plan, select
+from ecs_deploy_many.plan import DependencyChoice, Plan, load_plan, select
 from ecs_deploy_many.sim.fleet import Fleet, load_fleet
 from ecs_deploy_many.sim.rehearsal import fleet_for_plan
 from ecs_deploy_many.sim.server import Simulator
@@ -63,15 +63,22 @@ REHEARSAL_SPEED = 20.0
 REHEARSAL_KEYS = StaticKeys("AKIDREHEARSAL", "rehearsal-secret-not-a-real-key")
 
 
-def _load(path: str, only: Sequence[str], exclude: Sequence[str]) -> Plan:
+def _load(
+    path: str, only: Sequence[str], exclude: Sequence[str], dependencies: DependencyChoice
+) -> Plan:
     """The plan, selected; a PlanError lists every problem with file and line."""
     plan = load_plan(path, environ=os.environ)
-    return select(plan, only, exclude) if only or exclude else plan
+    return select(plan, only, exclude, dependencies=dependencies) if only or exclude else plan
 
 
-def _plan_or_exit(path: str, only: Sequence[str] = (), exclude: Sequence[str] = ()) -> Plan:
+def _plan_or_exit(
+    path: str,
+    only: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    dependencies: DependencyChoice = "refuse",
+) -> Plan:
     try:
-        return _load(path, only, exclude)
+        return _load(path, only, exclude, dependencies)
     except PlanError as error:
         for issue in error.issues:
             click.echo(f"error: {issue}", err=True)
@@ -278,6 +285,18 @@ def _exit_code(result: RunResult) -> int:
 @click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
 @click.option("--only", multiple=True, metavar="GLOB", help="Deploy only matching targets.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Leave matching targets out.")
+@click.option(
+    "--with-dependencies",
+    "dependencies",
+    flag_value="include",
+    help="Also deploy what the selected targets depend on (else a left-out one is an error).",
+)
+@click.option(
+    "--skip-dependencies",
+    "dependencies",
+    flag_value="skip",
+    help="Deploy the selected targets without what they depend on (already deployed).",
+)
 @click.option("--validate", "check_only", is_flag=True, help="Only check the plan.")
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @click.option("--simulate", is_flag=True, help="Rehearse against an in-process simulator.")
@@ -326,7 +345,9 @@ def _exit_code(result: RunResult) -> int:
 @log_options
 async def deploy(plan_path: str, **options: Any) -> None:
     """Deploy every target of PLAN (a YAML deploy plan)."""
-    plan = _plan_or_exit(plan_path, options["only"], options["exclude"])
+    plan = _plan_or_exit(
+        plan_path, options["only"], options["exclude"], options["dependencies"] or "refuse"
+    )
     if options["max_parallel"]:
         plan = replace(plan, max_parallel=options["max_parallel"])
     if options["check_only"]:

@@ -14,7 +14,6 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -32,7 +31,7 @@ from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
 from ecs_deploy_many.deploy.result import Status, TargetResult
 from ecs_deploy_many.deploy.shorthand import parse_network_configuration
 from ecs_deploy_many.deploy.target import Target
-from ecs_deploy_many.deploy.taskdef import parse_task_definition_file
+from ecs_deploy_many.deploy.taskdef_file import read_task_definition_file
 from ecs_deploy_many.endpoints import endpoint_url_problem, region_problem
 from ecs_deploy_many.errors import CredentialsError, EcsDeployError, ImageError, UsageError
 from ecs_deploy_many.observe.events import fan_out
@@ -149,13 +148,7 @@ def _task_definition_file(path: str | None) -> dict[str, Any] | None:
     if path is None:
         return None
     try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise UsageError(
-            EXIT_USAGE, f"--task-definition-file: cannot read {path}: {error.strerror}"
-        ) from None
-    try:
-        return parse_task_definition_file(text, path)
+        return read_task_definition_file(path)
     except EcsDeployError as error:
         raise UsageError(EXIT_USAGE, f"--task-definition-file: {error}") from None
 

@@ -27,7 +27,6 @@ __all__ = [
     "diff_task_definitions",
     "ecs_service_model",
     "fingerprint",
-    "parse_task_definition_file",
     "registerable_keys",
     "registration_input",
     "render_task_definition",
@@ -193,42 +192,6 @@ def render_task_definition(
     if tags is not None:
         definition["tags"] = [dict(tag) for tag in tags]
     return RenderedTaskDefinition(definition, tuple(changes))
-
-
-def parse_task_definition_file(text: str, source: str) -> dict[str, Any]:
-    """Read a task definition file into a registration input.
-
-    Accepts the bare task definition and the ``{"taskDefinition": {...}, "tags": [...]}``
-    that ``aws ecs describe-task-definition`` prints; read-only keys are dropped, keys
-    RegisterTaskDefinition does not know are an error (a typo would otherwise vanish).
-    """
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise TaskDefinitionError(
-            f"{source}: not valid JSON: {err.msg} at line {err.lineno} column {err.colno}"
-        ) from err
-    if not isinstance(data, dict):
-        raise TaskDefinitionError(f"{source}: expected a JSON object holding a task definition")
-    if isinstance(data.get("taskDefinition"), dict):
-        definition = dict(data["taskDefinition"])
-        if "tags" in data:
-            definition.setdefault("tags", data["tags"])
-    else:
-        definition = data
-
-    unknown = sorted(set(definition) - registerable_keys() - READ_ONLY_KEYS)
-    if unknown:
-        raise TaskDefinitionError(
-            f"{source}: keys RegisterTaskDefinition does not accept: {', '.join(unknown)}"
-        )
-    if not isinstance(definition.get("family"), str) or not definition["family"]:
-        raise TaskDefinitionError(f"{source}: the task definition has no family")
-    try:
-        _containers_by_name(definition)
-    except TaskDefinitionError as err:
-        raise TaskDefinitionError(f"{source}: {err}") from err
-    return registration_input(definition)
 
 
 def fingerprint(definition: Mapping[str, Any]) -> str:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from ecs_deploy_many.plan.interpolate import InterpolationError, interpolate
 from ecs_deploy_many.plan.load import load_plan, parse_plan
 from ecs_deploy_many.plan.model import FailureBudget, OnFailure, Plan, Polling, Wave
-from ecs_deploy_many.plan.select import select
+from ecs_deploy_many.plan.select import DependencyChoice, select
 
 __all__ = [
+    "DependencyChoice",
     "FailureBudget",
     "InterpolationError",
     "OnFailure",

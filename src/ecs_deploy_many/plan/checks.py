@@ -19,6 +19,7 @@ from typing import Any, Final
 from ecs_deploy_many.plan.issues import Issues, KeyPath
 
 __all__ = [
+    "INT32_MAX",
     "INVALID",
     "Check",
     "Interpolated",
@@ -69,6 +70,12 @@ Check = Callable[[Any, KeyPath, Issues], Any]
 _LISTED = 8
 """An unknown key in a mapping with at most this many keys lists them all."""
 
+INT32_MAX: Final = 2**31 - 1
+"""ECS's integers are 32-bit; no count or percentage in a plan goes beyond."""
+
+_SHOWN = 40
+"""Longer values are cut in messages: a 400-digit number need not be echoed whole."""
+
 
 def describe(value: object) -> str:
     """How a wrong value reads in a message: ``'three'``, ``true``, ``a list``."""
@@ -77,7 +84,8 @@ def describe(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str | int | float):
-        return repr(value)
+        text = repr(value)
+        return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}... ({len(text):,} characters)"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
@@ -118,16 +126,19 @@ def boolean(value: Any, path: KeyPath, issues: Issues) -> Any:
 
 
 def integer(minimum: int | None = None, maximum: int | None = None) -> Check:
-    """Whole numbers only (``true`` is not 1), optionally within bounds."""
+    """Whole numbers only (``true`` is not 1), optionally within bounds, and at most INT32_MAX."""
     expected = _bounded("an integer", minimum, maximum)
+    ceiling = INT32_MAX if maximum is None else min(maximum, INT32_MAX)
 
     def check(value: Any, path: KeyPath, issues: Issues) -> Any:
         if isinstance(value, Interpolated) and isinstance(value.as_number(), int):
             value = value.as_number()
         if isinstance(value, bool) or not isinstance(value, int):
             return _wrong(expected, value, path, issues)
-        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        if minimum is not None and value < minimum:
             return _wrong(expected, value, path, issues)
+        if value > ceiling:
+            return _wrong(_bounded("an integer", minimum, ceiling), value, path, issues)
         return value
 
     return check
@@ -141,17 +152,26 @@ def number(minimum: float = 0.0, *, inclusive: bool = False, unit: str = "") -> 
     def check(value: Any, path: KeyPath, issues: Issues) -> Any:
         if isinstance(value, Interpolated) and value.as_number() is not None:
             value = value.as_number()
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
+        amount = _finite(value)
+        if amount is None or amount < minimum or (amount == minimum and not inclusive):
             return _wrong(expected, value, path, issues)
-        if value < minimum or (value == minimum and not inclusive):
-            return _wrong(expected, value, path, issues)
-        return float(value)
+        return amount
 
     return check
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number (not a boolean), else None.
+
+    An integer too large for a float (``1`` and 400 zeros) is not one.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        as_float = float(value)
+    except OverflowError:
+        return None
+    return as_float if math.isfinite(as_float) else None
 
 
 def one_of(*choices: str) -> Check:

@@ -15,7 +15,7 @@ from typing import Any
 from ecs_deploy_many.aws.ratelimit import ECS_BUCKETS, BucketSpec
 from ecs_deploy_many.errors import PlanError, PlanIssue
 from ecs_deploy_many.plan.checks import INVALID
-from ecs_deploy_many.plan.document import read_document
+from ecs_deploy_many.plan.document import MAX_PLAN_BYTES, line_at, read_document, size_problem
 from ecs_deploy_many.plan.issues import Issues
 from ecs_deploy_many.plan.model import FailureBudget, Plan, Polling
 from ecs_deploy_many.plan.order import assign_waves, check_dependencies
@@ -35,12 +35,30 @@ def load_plan(path: str | os.PathLike[str], *, environ: Mapping[str, str]) -> Pl
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+        with path.open("rb") as file:
+            data = file.read(MAX_PLAN_BYTES + 1)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
         raise PlanError(
             [PlanIssue(str(path), None, "", f"cannot read the plan: {reason}")]
-        ) from exc
+        ) from None
+    too_large = size_problem(len(data))
+    if too_large:
+        raise PlanError([PlanIssue(str(path), None, "", too_large)])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Cut at the bad byte, so its line is counted in the text before it.
+        before = data[: exc.start].decode("utf-8")
+        line = line_at(before, len(before))
+        issue = PlanIssue(
+            str(path),
+            line,
+            "",
+            f"cannot read the plan: byte 0x{data[exc.start]:02x} is not UTF-8 text;"
+            " save the file as UTF-8",
+        )
+        raise PlanError([issue]) from None
     return parse_plan(text, source=path, environ=environ)
 
 
@@ -58,7 +76,7 @@ def parse_plan(
     if document is None:
         issues.fail()
     if document.data is None:
-        issues.add((), "the plan is empty")
+        issues.add((), "the plan is empty", line=1)
     if document.data is None or document.data is INVALID:
         issues.fail()
     data = document.data

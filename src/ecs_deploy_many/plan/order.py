@@ -90,8 +90,8 @@ def assign_waves(
     names = [t.name for t in targets.values()]
     if waves is None:
         return (Wave(IMPLICIT_WAVE, tuple(names)),), dict.fromkeys(names, IMPLICIT_WAVE)
-    if waves is INVALID:
-        return (), {}
+    if waves is INVALID or any(INVALID in (wave["name"], wave["targets"]) for wave in waves):
+        return (), {}  # the problems are recorded; a partial order would only add noise
     exact = _exact_members(waves, names, issues)
     wave_of: dict[str, str] = {}
     for i, target in targets.items():

@@ -8,8 +8,10 @@ from typing import Any, Final
 
 from ecs_deploy_many.aws.ratelimit import ECS_BUCKETS
 from ecs_deploy_many.deploy.images import parse_image, with_tag
+from ecs_deploy_many.endpoints import region_problem
 from ecs_deploy_many.errors import ImageError
 from ecs_deploy_many.plan.checks import (
+    INT32_MAX,
     INVALID,
     Check,
     Interpolated,
@@ -43,6 +45,16 @@ LAUNCH_TYPES = ("EC2", "FARGATE", "EXTERNAL", "MANAGED_INSTANCES")
 _GLOB_OR_SPACE = re.compile(r"[*?\[\]\s]")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ROLE_ARN = re.compile(r"arn:[a-z-]+:iam::[0-9]{12}:role/\S+")
+# ECS names: "Up to 255 letters (uppercase and lowercase), numbers, underscores, and
+# hyphens" (CreateCluster, CreateService, RegisterTaskDefinition). The API also takes ARNs.
+_ECS_NAME = r"[A-Za-z0-9_-]{1,255}"
+_NAME_RULE = "up to 255 letters, digits, hyphens and underscores"
+_ECS_ARN = r"arn:aws[a-z-]*:ecs:[a-z0-9-]+:[0-9]{12}:"
+_CLUSTER = re.compile(rf"{_ECS_NAME}|{_ECS_ARN}cluster/{_ECS_NAME}")
+_SERVICE = re.compile(rf"{_ECS_NAME}|{_ECS_ARN}service/({_ECS_NAME}/)?{_ECS_NAME}")
+_TASK_DEFINITION = re.compile(
+    rf"{_ECS_NAME}(:[1-9][0-9]*)?|{_ECS_ARN}task-definition/{_ECS_NAME}:[1-9][0-9]*"
+)
 
 
 @dataclass(frozen=True)
@@ -87,7 +99,7 @@ def image(value: Any, path: KeyPath, issues: Issues) -> Any:
 def tag(value: Any, path: KeyPath, issues: Issues) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         # YAML reads 1.10 as the number 1.1: refuse rather than deploy the wrong tag.
-        return _refuse(f"expected a tag string, got {value!r}: quote it", path, issues)
+        return _refuse(f"expected a tag string, got {describe(value)}: quote it", path, issues)
     text = string(value, path, issues)
     if text is INVALID:
         return INVALID
@@ -103,21 +115,45 @@ def target_name(value: Any, path: KeyPath, issues: Issues) -> Any:
     if text is INVALID:
         return INVALID
     if _GLOB_OR_SPACE.search(text):
-        return _refuse(f"a name cannot contain spaces or * ? [ ], got {text!r}", path, issues)
+        return _refuse(
+            f"a name cannot contain spaces or * ? [ ], got {describe(text)}", path, issues
+        )
     return text
+
+
+def ecs_name(what: str, pattern: re.Pattern[str], rule: str) -> Check:
+    """A name ECS accepts for ``what``: refused at load rather than by ECS mid-run."""
+
+    def check(value: Any, path: KeyPath, issues: Issues) -> Any:
+        text = string(value, path, issues)
+        if text is INVALID or pattern.fullmatch(text):
+            return text
+        return _refuse(f"{describe(text)} is not a valid {what}: {rule}", path, issues)
+
+    return check
+
+
+def region(value: Any, path: KeyPath, issues: Issues) -> Any:
+    text = string(value, path, issues)
+    if text is INVALID:
+        return INVALID
+    problem = region_problem(text)
+    return _refuse(problem, path, issues) if problem else text
 
 
 def env_name(value: Any, path: KeyPath, issues: Issues) -> Any:
     if isinstance(value, str) and _ENV_NAME.fullmatch(value):
         return str(value)
-    return _refuse(f"expected an environment variable name, got {value!r}", path, issues)
+    return _refuse(f"expected an environment variable name, got {describe(value)}", path, issues)
 
 
 def role_arn(value: Any, path: KeyPath, issues: Issues) -> Any:
     if isinstance(value, str) and _ROLE_ARN.fullmatch(value):
         return str(value)
     return _refuse(
-        f"expected a role ARN (arn:aws:iam::123456789012:role/name), got {value!r}", path, issues
+        f"expected a role ARN (arn:aws:iam::123456789012:role/name), got {describe(value)}",
+        path,
+        issues,
     )
 
 
@@ -161,9 +197,13 @@ def _run_task_hint(key: str) -> str:
 
 TARGET_FIELDS: Final[dict[str, Check]] = {
     "name": target_name,
-    "cluster": string,
-    "service": string,
-    "task_definition": string,
+    "cluster": ecs_name("cluster", _CLUSTER, f"a name of {_NAME_RULE}, or a cluster ARN"),
+    "service": ecs_name("service", _SERVICE, f"a name of {_NAME_RULE}, or a service ARN"),
+    "task_definition": ecs_name(
+        "task definition",
+        _TASK_DEFINITION,
+        f"a family of {_NAME_RULE}, optionally with :revision, or a task-definition ARN",
+    ),
     "image": image,
     "containers": mapping_of(image),
     "tag_only": tag,
@@ -178,10 +218,10 @@ TARGET_FIELDS: Final[dict[str, Check]] = {
     "force_new_deployment": boolean,
     "skip_deployments_check": boolean,
     "task_definition_file": string,
-    "max_definitions": integer(1),
+    "max_definitions": integer(0),
     "copy_task_definition_tags": boolean,
     "run_task": run_task,
-    "region": string,
+    "region": region,
     "profile": string,
     "assume_role": role_arn,
     "depends_on": list_of(string),
@@ -223,14 +263,16 @@ DEFAULTS = fields(
 def version(value: Any, path: KeyPath, issues: Issues) -> Any:
     if value == 1 and not isinstance(value, bool):
         return 1
-    return _refuse(f"unsupported version {value!r}: this tool reads version 1", path, issues)
+    return _refuse(
+        f"unsupported version {describe(value)}: this tool reads version 1", path, issues
+    )
 
 
 def failure_budget(value: Any, path: KeyPath, issues: Issues) -> Any:
     """A count (``2``) or a percentage of the run (``"10%"``)."""
     if isinstance(value, Interpolated) and isinstance(value.as_number(), int):
         value = value.as_number()
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= INT32_MAX:
         return (float(value), False)
     if isinstance(value, str) and value.endswith("%"):
         try:
@@ -239,7 +281,9 @@ def failure_budget(value: Any, path: KeyPath, issues: Issues) -> Any:
             percent = -1.0
         if 0 <= percent <= 100:
             return (percent, True)
-    return _refuse(f"expected a count (2) or a percentage ('10%'), got {value!r}", path, issues)
+    return _refuse(
+        f"expected a count (2) or a percentage ('10%'), got {describe(value)}", path, issues
+    )
 
 
 def target_list(value: Any, path: KeyPath, issues: Issues) -> Any:

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from ecs_deploy_many.deploy.images import resolve_image
 from ecs_deploy_many.deploy.target import AwsScope, Target
-from ecs_deploy_many.deploy.taskdef import parse_task_definition_file
+from ecs_deploy_many.deploy.taskdef_file import read_task_definition_file
 from ecs_deploy_many.errors import ImageError, TaskDefinitionError
 from ecs_deploy_many.plan.checks import INVALID
 from ecs_deploy_many.plan.issues import Issues, KeyPath
@@ -96,7 +96,7 @@ class _Builder:
         self.issues = issues
         self.environ = environ
         self.base_dir = base_dir
-        self._files: dict[Path, dict[str, Any] | TaskDefinitionError | OSError] = {}
+        self._files: dict[Path, dict[str, Any] | TaskDefinitionError] = {}
 
     def target(self, t: _Layered) -> Target | None:
         """The target, with every problem recorded; None when it has no usable name."""
@@ -110,6 +110,8 @@ class _Builder:
         values = {key: t.ok(key) for key in _COPIED}
         values["task_definition"] = task_definition
         values["timeout"] = values["timeout"] or TARGET_TIMEOUT
+        # 0 keeps every revision, as in the original ecs-deploy: no cleanup at all.
+        values["max_definitions"] = values["max_definitions"] or None
         if not is_service:
             values.update(dict.fromkeys(SERVICE_ONLY))
         run = None if is_service else t.ok("run_task")
@@ -181,19 +183,14 @@ class _Builder:
         path = self.base_dir / relative
         if path not in self._files:
             try:
-                self._files[path] = parse_task_definition_file(path.read_text(), relative)
-            except (OSError, TaskDefinitionError) as exc:
+                self._files[path] = read_task_definition_file(path, relative)
+            except TaskDefinitionError as exc:
                 self._files[path] = exc
         found = self._files[path]
-        if isinstance(found, OSError):
-            self.issues.add(
-                t.where("task_definition_file"), f"cannot read {relative}: {found.strerror}"
-            )
-        elif isinstance(found, TaskDefinitionError):
+        if isinstance(found, TaskDefinitionError):
             self.issues.add(t.where("task_definition_file"), str(found))
-        else:
-            return found
-        return None
+            return None
+        return found
 
 
 def _derived_name(
