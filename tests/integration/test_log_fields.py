@@ -48,12 +48,13 @@ targets:
   - {cluster: prod, service: billing, image: "example/billing:broken"}
   - {cluster: jobs, service: indexer, image: "example/indexer:2", depends_on: [prod/search]}
   - {name: seed, cluster: jobs, task_definition: app-seed, task_definition_file: seed.json,
-     image: "example/seed:2"}
+     image: "example/seed:2", run_task: true}
 """
-# Fargate needs awsvpc: ECS refuses the registration, with an error code.
+# awsvpc: ECS refuses to run the task without a network configuration, with an error code.
 SEED = {
     "family": "app-seed",
     "requiresCompatibilities": ["FARGATE"],
+    "networkMode": "awsvpc",
     "cpu": "256",
     "memory": "512",
     "containerDefinitions": [
@@ -169,7 +170,7 @@ async def test_every_target_ends_in_one_summary_line(lines: list[dict[str, Any]]
     skipped = finished["jobs/indexer"]
     assert skipped["error"] == "dependency prod/search was rolled back"
     assert skipped["step"] == "done"
-    assert finished["seed"]["error_code"] == "ClientException"
+    assert finished["seed"]["error_code"] == "InvalidParameterException"
 
 
 async def test_lines_are_stamped_on_the_run_clock(

@@ -2,9 +2,9 @@
 
 The run holds a succeeded, a failed, a rolled-back and a skipped target. One task
 definition file carries secrets: its ``secrets`` reference and a password in its
-environment; ECS refuses to register it (Fargate without awsvpc), and no secret may
-reach any output: console and JSON logs, the summary, JUnit, the GitHub step summary,
-the JSON and HTML reports.
+environment; ECS refuses to run it (awsvpc without a network configuration), and no
+secret may reach any output: console and JSON logs, the summary, JUnit, the GitHub step
+summary, the JSON and HTML reports.
 """
 
 from __future__ import annotations
@@ -52,11 +52,12 @@ targets:
   - {cluster: prod, service: search, image: "example/search:broken"}
   - {cluster: prod, service: indexer, image: "example/indexer:2", depends_on: [prod/search]}
   - {name: seed, cluster: prod, task_definition: app-seed, task_definition_file: seed.json,
-     image: "example/seed:2"}
+     image: "example/seed:2", run_task: true}
 """
 SEED = {
     "family": "app-seed",
     "requiresCompatibilities": ["FARGATE"],
+    "networkMode": "awsvpc",
     "cpu": "256",
     "memory": "512",
     "containerDefinitions": [
@@ -112,7 +113,7 @@ async def test_no_secret_in_any_output(
         leaked = [secret for secret in SECRETS if secret in text]
         assert not leaked, f"{name} shows {leaked}"
     [seed] = [t for t in json.loads(outputs["report"])["targets"] if t["name"] == "seed"]
-    assert "Fargate only supports network mode 'awsvpc'" in seed["error"]
+    assert "Network Configuration must be provided" in seed["error"]
 
 
 async def test_junit_and_github_summary_of_a_real_run(
@@ -139,7 +140,7 @@ async def test_junit_and_github_summary_of_a_real_run(
     seed = cases["seed"].find("failure")
     assert seed is not None
     assert seed.text is not None
-    assert "AWS error code: ClientException" in seed.text
+    assert "AWS error code: InvalidParameterException" in seed.text
     skipped = cases["prod/indexer"].find("skipped")
     assert skipped is not None
     assert skipped.get("message") == "dependency prod/search was rolled back"
