@@ -334,3 +334,30 @@ async def test_a_plan_the_simulator_refuses_is_a_clear_error(
     assert "api v2" in err
     assert "nothing was changed" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("environ", "region"),
+    [
+        ({"AWS_REGION": "ap-south-1", "AWS_DEFAULT_REGION": "eu-north-1"}, "ap-south-1"),
+        ({"AWS_DEFAULT_REGION": "eu-north-1"}, "eu-north-1"),
+    ],
+)
+async def test_a_rehearsal_takes_its_region_in_the_sdks_order(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    environ: dict[str, str],
+    region: str,
+) -> None:
+    (tmp_path / "plan.yaml").write_text(
+        "version: 1\ntargets:\n  - {cluster: prod, service: api, image: example/api:2}\n"
+    )
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    code = await many(
+        str(tmp_path / "plan.yaml"), "--simulate", "--speed", "200", "--log-format", "json"
+    )
+    assert code == 0
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if "{" in line]
+    assert {line["region"] for line in lines if "region" in line} == {region}

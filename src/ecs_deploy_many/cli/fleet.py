@@ -130,7 +130,12 @@ def _where(plan: Plan, options: dict[str, Any]) -> _Where:
     speed = speed or REHEARSAL_SPEED
     fleet_file = options["fleet_file"]
     base = load_fleet(fleet_file) if fleet_file else None
-    region = base.region if base else os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    environ = os.environ
+    region = (
+        base.region
+        if base
+        else environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    )
     # Profiles and roles name real accounts; a rehearsal only needs the region.
     targets = tuple(
         replace(t, scope=AwsScope(region=t.scope.region or region)) for t in plan.targets
