@@ -25,16 +25,16 @@ import structlog
 from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from ecs_deploy_many.aws.ratelimit import (
+from ecs_deploy_many.core.clock import Clock
+from ecs_deploy_many.core.errors import AwsError
+from ecs_deploy_many.core.memo import AsyncMemo
+from ecs_deploy_many.core.ratelimit import (
     ECS_BUCKETS,
     BucketSpec,
     TokenBucket,
     category_of,
     client_side,
 )
-from ecs_deploy_many.clock import Clock
-from ecs_deploy_many.errors import AwsError
-from ecs_deploy_many.memo import AsyncMemo
 
 __all__ = [
     "AioBotoGateway",

@@ -24,12 +24,12 @@ from anyio.abc import TaskGroup
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecs_deploy_many.aws.gateway import AioBotoGateway
-from ecs_deploy_many.aws.ratelimit import BucketSpec
-from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.aws.watch import PollPolicy, ServiceWatcher
-from ecs_deploy_many.clock import Clock
-from ecs_deploy_many.endpoints import endpoint_url_problem, region_problem
-from ecs_deploy_many.errors import CredentialsError
+from ecs_deploy_many.core.clock import Clock
+from ecs_deploy_many.core.endpoints import endpoint_url_problem, region_problem
+from ecs_deploy_many.core.errors import CredentialsError
+from ecs_deploy_many.core.ratelimit import BucketSpec
+from ecs_deploy_many.core.scope import AwsScope
 
 __all__ = ["ClientPool", "Hints", "StaticKeys"]
 

@@ -28,29 +28,30 @@ import asyncclick as click
 import structlog
 from rich.console import Console
 
-from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.aws.session import ClientPool, StaticKeys
 from ecs_deploy_many.aws.watch import PollPolicy
 from ecs_deploy_many.cli.options import log_options, start_logging
+from ecs_deploy_many.cli.rehearsal import fleet_for_plan
 from ecs_deploy_many.cli.signals import HeldSignals, ProcessEnd
-from ecs_deploy_many.clock import Clock, ScaledClock, real_clock
+from ecs_deploy_many.core.clock import Clock, ScaledClock, real_clock
+from ecs_deploy_many.core.errors import FleetError, PlanError
+from ecs_deploy_many.core.events import Observer, TargetEvent, fan_out
+from ecs_deploy_many.core.redact import Redactor, run_redactor
+from ecs_deploy_many.core.result import Status, TargetResult
+from ecs_deploy_many.core.scope import AwsScope
 from ecs_deploy_many.deploy.dryrun import format_preview, preview_plan
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
 from ecs_deploy_many.deploy.pipeline import RunContext
-from ecs_deploy_many.deploy.result import Status, TargetResult
-from ecs_deploy_many.errors import FleetError, PlanError
-from ecs_deploy_many.observe.events import Observer, TargetEvent, fan_out
 from ecs_deploy_many.observe.github import append_github_summary
 from ecs_deploy_many.observe.html import write_html_report
 from ecs_deploy_many.observe.junit import write_junit
-from ecs_deploy_many.observe.log import Redactor, log_observer, run_redactor
+from ecs_deploy_many.observe.log import log_observer
 from ecs_deploy_many.observe.progress import ProgressView, show_progress
 from ecs_deploy_many.observe.report import run_report, write_report
 from ecs_deploy_many.observe.summary import print_summary
 from ecs_deploy_many.observe.timeline import Timeline
 from ecs_deploy_many.plan import DependencyChoice, Plan, load_plan, select
 from ecs_deploy_many.sim.fleet import Fleet, load_fleet
-from ecs_deploy_many.sim.rehearsal import fleet_for_plan
 from ecs_deploy_many.sim.server import Simulator
 
 __all__ = ["deploy", "validate"]

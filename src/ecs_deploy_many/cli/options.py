@@ -8,8 +8,9 @@ from typing import Any, TypeVar
 import asyncclick as click
 from rich.console import Console
 
-from ecs_deploy_many.clock import Clock
-from ecs_deploy_many.observe.log import LogFormat, Redactor, configure_logging
+from ecs_deploy_many.core.clock import Clock
+from ecs_deploy_many.core.redact import Redactor
+from ecs_deploy_many.observe.log import LogFormat, configure_logging
 from ecs_deploy_many.observe.progress import log_stream, progress_console
 
 __all__ = ["log_options", "start_logging"]

@@ -81,7 +81,7 @@ async def serve(
 ) -> None:
     """Serve the ECS API on HOST:PORT until interrupted."""
     # Imported here: botocore's model loading would slow every other command's start.
-    from ecs_deploy_many.errors import FleetError
+    from ecs_deploy_many.core.errors import FleetError
     from ecs_deploy_many.sim.fleet import load_fleet
     from ecs_deploy_many.sim.server import Simulator
 

@@ -22,22 +22,24 @@ import asyncclick as click
 from rich.console import Console
 
 from ecs_deploy_many import __version__
-from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.aws.session import ClientPool, Hints, StaticKeys
 from ecs_deploy_many.cli.options import log_options, start_logging
-from ecs_deploy_many.clock import Clock, real_clock
-from ecs_deploy_many.deploy.images import resolve_image, tag_problem
+from ecs_deploy_many.core.clock import Clock, real_clock
+from ecs_deploy_many.core.endpoints import endpoint_url_problem, region_problem
+from ecs_deploy_many.core.errors import CredentialsError, EcsDeployError, ImageError, UsageError
+from ecs_deploy_many.core.events import fan_out
+from ecs_deploy_many.core.images import resolve_image, tag_problem
+from ecs_deploy_many.core.quotas import MAX_TASKS_PER_SERVICE
+from ecs_deploy_many.core.redact import Redactor, run_redactor
+from ecs_deploy_many.core.result import Status, TargetResult
+from ecs_deploy_many.core.scope import AwsScope
+from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
-from ecs_deploy_many.deploy.result import Status, TargetResult
 from ecs_deploy_many.deploy.shorthand import parse_network_configuration
-from ecs_deploy_many.deploy.target import Target
-from ecs_deploy_many.deploy.taskdef_file import read_task_definition_file
-from ecs_deploy_many.endpoints import endpoint_url_problem, region_problem
-from ecs_deploy_many.errors import CredentialsError, EcsDeployError, ImageError, UsageError
-from ecs_deploy_many.observe.events import fan_out
-from ecs_deploy_many.observe.log import Redactor, log_observer, run_redactor
+from ecs_deploy_many.observe.log import log_observer
 from ecs_deploy_many.observe.progress import ProgressView, show_progress
 from ecs_deploy_many.observe.summary import summary_line
+from ecs_deploy_many.plan.taskdef_file import read_task_definition_file
 
 __all__ = ["build_target", "cli", "main", "run"]
 
@@ -45,9 +47,6 @@ EXIT_USAGE = 3
 EXIT_MAX_DEFINITIONS = 9
 EXIT_IMAGE = 13
 EXIT_INTERRUPTED = 130
-# ECS runs at most 5,000 tasks per service: Amazon ECS service quotas, "Tasks per service"
-# (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-quotas.html).
-MAX_DESIRED_COUNT = 5_000
 # More revisions than any family holds in practice: a bound, so the number stays a number.
 MAX_DEFINITIONS = 1_000_000
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -315,8 +314,8 @@ tag cannot be parsed; 130 interrupted by SIGINT or SIGTERM.
 @click.option(
     "-D",
     "--desired-count",
-    type=click.IntRange(0, MAX_DESIRED_COUNT),
-    help=f"Desired task count (ECS runs at most {MAX_DESIRED_COUNT:,} per service).",
+    type=click.IntRange(0, MAX_TASKS_PER_SERVICE),
+    help=f"Desired task count (ECS runs at most {MAX_TASKS_PER_SERVICE:,} per service).",
 )
 @click.option("-e", "--tag-env-var", metavar="NAME", help="Take the image tag from $NAME.")
 @click.option("-to", "--tag-only", metavar="TAG", help="Set TAG on every container's image.")

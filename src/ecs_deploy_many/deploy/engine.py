@@ -26,18 +26,15 @@ from enum import StrEnum
 
 import anyio
 
-from ecs_deploy_many.aws.scope import AwsScope
+from ecs_deploy_many.core.events import TargetEvent
+from ecs_deploy_many.core.result import Status, TargetResult
+from ecs_deploy_many.core.scope import AwsScope
+from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.deploy.bake import watch_during_bake
 from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target, roll_back_target
-from ecs_deploy_many.deploy.result import Status, TargetResult
-from ecs_deploy_many.deploy.target import Target
-from ecs_deploy_many.observe.events import TargetEvent
 from ecs_deploy_many.plan.model import Plan, Wave
 
 __all__ = ["FleetRun", "RunResult", "RunVerdict", "run_plan"]
-
-_COUNTED = (Status.FAILED, Status.ROLLED_BACK, Status.UNKNOWN)
-"""The statuses that count against the failure budget (interruptions do not)."""
 
 
 class RunVerdict(StrEnum):
@@ -70,7 +67,7 @@ class RunResult:
         return sum(
             1
             for name, result in self.results.items()
-            if result.status in _COUNTED
+            if result.status.counts_as_failure
             and not result.target.allow_failure
             and name not in self.rolled_back_by_policy
         )

@@ -20,14 +20,24 @@ from typing import Any, Protocol
 import anyio
 
 from ecs_deploy_many.aws.gateway import Gateway, TaskDefinition
-from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.aws.watch import ServiceWatcher
-from ecs_deploy_many.clock import Clock
+from ecs_deploy_many.core.clock import Clock
+from ecs_deploy_many.core.errors import (
+    AwsError,
+    DeployError,
+    DeploymentFailed,
+    EcsDeployError,
+    RollbackFailed,
+    VerdictUnknown,
+)
+from ecs_deploy_many.core.events import Level, Observer, Step, TargetEvent
+from ecs_deploy_many.core.redact import Redactor, task_definition_secrets
+from ecs_deploy_many.core.result import Status, TargetResult
+from ecs_deploy_many.core.scope import AwsScope
+from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.deploy.cleanup import family_of
 from ecs_deploy_many.deploy.registry import RunRevisions
-from ecs_deploy_many.deploy.result import Status, TargetResult
 from ecs_deploy_many.deploy.runtask import run_one_off_task
-from ecs_deploy_many.deploy.target import Target
 from ecs_deploy_many.deploy.taskdef import (
     RenderedTaskDefinition,
     render_task_definition,
@@ -39,16 +49,6 @@ from ecs_deploy_many.deploy.wait import (
     epoch_seconds,
     wait_for_deployment,
 )
-from ecs_deploy_many.errors import (
-    AwsError,
-    DeployError,
-    DeploymentFailed,
-    EcsDeployError,
-    RollbackFailed,
-    VerdictUnknown,
-)
-from ecs_deploy_many.observe.events import Level, Observer, Step, TargetEvent
-from ecs_deploy_many.observe.log import Redactor, task_definition_secrets
 
 __all__ = [
     "Accounts",

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ecs_deploy_many.deploy.target import Target
-from ecs_deploy_many.observe.events import Step, TargetEvent
+from ecs_deploy_many.core.events import Step, TargetEvent
+from ecs_deploy_many.core.target import Target
 
 __all__ = ["EcsEvent", "Span", "TargetTimeline", "Timeline"]
 

@@ -31,8 +31,8 @@ from botocore.model import (
 )
 from botocore.validate import ParamValidator
 
-from ecs_deploy_many.aws.ratelimit import BucketSpec
-from ecs_deploy_many.clock import Clock, ScaledClock
+from ecs_deploy_many.core.clock import Clock, ScaledClock
+from ecs_deploy_many.core.ratelimit import BucketSpec
 from ecs_deploy_many.sim.fleet import Fleet, load_fleet
 from ecs_deploy_many.sim.state import SimError, SimState
 from ecs_deploy_many.sim.stats import SimStats, StatsRecorder

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ecs_deploy_many.deploy.target import Target
+from ecs_deploy_many.core.target import Target
 
 __all__ = ["Level", "Observer", "Step", "TargetEvent", "fan_out"]
 
