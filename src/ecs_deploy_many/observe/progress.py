@@ -108,7 +108,7 @@ class ProgressView:
         """Finished targets, failures first, then the most recent."""
         rows = [row for row in self._targets.values() if row.status is not None]
         return sorted(
-            rows, key=lambda row: (not _needs_attention(row.status), -(row.finished_at or 0))
+            rows, key=lambda row: (row.status not in _NEEDS_ATTENTION, -(row.finished_at or 0))
         )
 
     def statistics(self) -> dict[str, int]:
