@@ -35,7 +35,7 @@ from ecs_deploy_many.cli.rehearsal import fleet_for_plan
 from ecs_deploy_many.cli.signals import HeldSignals, ProcessEnd
 from ecs_deploy_many.core.clock import Clock, ScaledClock, real_clock
 from ecs_deploy_many.core.errors import FleetError, PlanError
-from ecs_deploy_many.core.events import Observer, TargetEvent, fan_out
+from ecs_deploy_many.core.events import Observer, fan_out, target_finished
 from ecs_deploy_many.core.redact import Redactor, run_redactor
 from ecs_deploy_many.core.result import Status, TargetResult
 from ecs_deploy_many.core.scope import AwsScope
@@ -258,8 +258,7 @@ def _record_crash(result: RunResult, error: Exception, clock: Clock, observe: Ob
             record.error = f"stopped by an unexpected error: {cause}"
         else:
             continue
-        facts = {"status": str(record.status), "error": record.error}
-        observe(TargetEvent(target, "done", "target_finished", now, facts, "error"))
+        observe(target_finished(record, now, "error"))
     result.results = {t.name: result.results[t.name] for t in result.plan.targets}
     result.verdict = RunVerdict.FAILED
     result.halted = f"the run stopped on an unexpected error: {cause}"

@@ -29,7 +29,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from ecs_deploy_many.core.clock import Clock
-from ecs_deploy_many.core.events import Step, TargetEvent
+from ecs_deploy_many.core.events import EventName, Step, TargetEvent
 from ecs_deploy_many.core.result import Status
 from ecs_deploy_many.observe.console import format_duration
 from ecs_deploy_many.observe.log import LogFormat
@@ -82,7 +82,7 @@ class ProgressView:
     def __call__(self, event: TargetEvent) -> None:
         target = event.target
         row = self._targets.get(target.name)
-        finishing = event.event == "target_finished"
+        finishing = event.event == EventName.TARGET_FINISHED
         # A finished target moves again when rollback_all takes it back.
         if row is None or (row.status is not None and not finishing):
             row = self._targets[target.name] = TargetProgress(
@@ -90,7 +90,7 @@ class ProgressView:
             )
         if event.step != row.step:
             row.step, row.running, row.desired = event.step, None, None
-        if event.event == "progress":
+        if event.event == EventName.PROGRESS:
             row.running = event.facts.get("running")
             row.desired = event.facts.get("desired")
         if finishing:
