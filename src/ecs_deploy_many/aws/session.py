@@ -114,10 +114,6 @@ class ClientPool:
     ) -> bool | None:
         return await self._stack.__aexit__(exc_type, exc, tb)
 
-    def gateways(self) -> list[AioBotoGateway]:
-        """Every gateway created so far (for statistics)."""
-        return [account.gateway for account in self._accounts.values()]
-
     async def gateway(self, scope: AwsScope) -> AioBotoGateway:
         """The shared gateway for ``scope``, created on first use."""
         return (await self._account(scope)).gateway
