@@ -126,6 +126,7 @@ IMAGE_RULES = [
     {"match": "*:crashy*", "outcome": "crash"},
     {"match": "*:sick*", "outcome": "unhealthy"},
     {"match": "*:exit3*", "outcome": "exit:3"},
+    {"match": "*:daylong*", "outcome": "exit:0", "after": 86_400},
 ]
 
 

@@ -24,7 +24,7 @@ from tests.integration.helpers import REGION, ecs_client
 if TYPE_CHECKING:
     from types_aiobotocore_ecs import ECSClient
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("aws_credentials")]
 
 SECRET = "hunter2-db-password"
 NEW_SECRET = "correct-horse-battery"
@@ -90,13 +90,6 @@ FLEET = Fleet.model_validate(
         ],
     }
 )
-
-
-@pytest.fixture(autouse=True)
-def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from ecs_deploy_many.sim.model import SimError
 from ecs_deploy_many.sim.server import Simulator, StateModel
 from tests.integration.helpers import FAST_TIMINGS, REGION, ecs_client
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("aws_credentials")]
 
 SPEED = 40.0
 ARN = f"arn:aws:ecs:{REGION}:123456789012:task-definition/web"
@@ -74,13 +74,6 @@ def fleet() -> Fleet:
 TARGET = Target(
     "prod/web", cluster="prod", service="web", image="example/app:9", timeout=300, max_definitions=2
 )
-
-
-@pytest.fixture(autouse=True)
-def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
 
 
 @pytest.fixture

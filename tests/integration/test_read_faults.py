@@ -24,18 +24,11 @@ from ecs_deploy_many.sim.server import Simulator
 from tests.integration.faults import FaultProxy
 from tests.integration.helpers import FAST_TIMINGS, REGION, prod_fleet
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("aws_credentials")]
 
 SPEED = 40.0
 TIMEOUT = 60  # simulated seconds; a healthy rollout takes about 20
 SERVICES = [f"s{i}" for i in range(10)]
-
-
-@pytest.fixture(autouse=True)
-def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
 
 
 @pytest.fixture

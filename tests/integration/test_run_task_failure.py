@@ -14,7 +14,7 @@ from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
 from tests.integration.helpers import FAST_TIMINGS, REGION
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("aws_credentials")]
 
 FLEET = Fleet.model_validate(
     {
@@ -32,13 +32,6 @@ FLEET = Fleet.model_validate(
         "behaviour": {"images": [{"match": "*:exit4*", "outcome": "exit:4"}]},
     }
 )
-
-
-@pytest.fixture(autouse=True)
-def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
 
 
 @pytest.fixture

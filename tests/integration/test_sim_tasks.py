@@ -81,7 +81,8 @@ async def test_unhealthy_image_reports_its_health_check(fleet_ecs: ECSClient) ->
 
 
 async def test_stop_task_is_user_initiated(fleet_ecs: ECSClient) -> None:
-    arn = await register(fleet_ecs, "app:1", family="job")
+    # It would run for a simulated day: still running when StopTask arrives, however slow.
+    arn = await register(fleet_ecs, "app:daylong", family="job")
     (task,) = (await fleet_ecs.run_task(cluster=CLUSTER, taskDefinition=arn, count=1))["tasks"]
     await watch_task(fleet_ecs, CLUSTER, task["taskArn"], lambda t: t["lastStatus"] == "RUNNING")
     stopping = await fleet_ecs.stop_task(cluster=CLUSTER, task=task["taskArn"], reason="release")

@@ -26,7 +26,7 @@ from tests.integration.conftest import REGION, ecs_client
 if TYPE_CHECKING:
     from types_aiobotocore_ecs import ECSClient
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("aws_credentials")]
 
 SPEED = 40.0
 REGISTRY = "registry.example.com:5000"
@@ -121,13 +121,6 @@ async def sim() -> AsyncIterator[Simulator]:
 async def ecs(sim: Simulator) -> AsyncIterator[ECSClient]:
     async with ecs_client(sim.endpoint_url) as client:
         yield client
-
-
-@pytest.fixture(autouse=True)
-def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
 
 
 async def ecs_deploy(sim: Simulator, *args: str) -> int:
