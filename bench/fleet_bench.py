@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from ecs_deploy_many.aws.ratelimit import ECS_BUCKETS, OPERATION_CATEGORY, BucketSpec
+from ecs_deploy_many.core.ratelimit import ECS_BUCKETS, OPERATION_CATEGORY, BucketSpec
 from ecs_deploy_many.sim.fleet import Timings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from ecs_deploy_many.cli.many import cli
+from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.deploy import pipeline
-from ecs_deploy_many.deploy.target import Target
 
 pytestmark = pytest.mark.anyio
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
-from ecs_deploy_many.clock import Clock
+from ecs_deploy_many.core.clock import Clock
 
 _TARGET = "X-Amz-Target"
 _HOP_BY_HOP = {"host", "content-length", "transfer-encoding", "connection"}

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 import pytest
 from moto.server import ThreadedMotoServer
 
-from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.aws.session import ClientPool
 from ecs_deploy_many.cli import single
+from ecs_deploy_many.core.result import Status
+from ecs_deploy_many.core.scope import AwsScope
+from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
-from ecs_deploy_many.deploy.result import Status
-from ecs_deploy_many.deploy.target import Target
 from ecs_deploy_many.sim.server import Simulator
 from tests.integration.test_single_service import FLEET, REGISTRY, SPEED, arn, ecs_client
 

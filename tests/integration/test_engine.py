@@ -15,10 +15,10 @@ import anyio
 import pytest
 
 from ecs_deploy_many.aws.session import ClientPool
+from ecs_deploy_many.core.events import TargetEvent
+from ecs_deploy_many.core.result import TargetResult
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict, run_plan
 from ecs_deploy_many.deploy.pipeline import RunContext
-from ecs_deploy_many.deploy.result import TargetResult
-from ecs_deploy_many.observe.events import TargetEvent
 from ecs_deploy_many.observe.html import render_html_report
 from ecs_deploy_many.observe.timeline import Timeline
 from ecs_deploy_many.plan import parse_plan

@@ -11,9 +11,9 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from ecs_deploy_many.aws.ratelimit import BucketSpec
-from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.aws.session import ClientPool
+from ecs_deploy_many.core.ratelimit import BucketSpec
+from ecs_deploy_many.core.scope import AwsScope
 from ecs_deploy_many.deploy.engine import RunResult, RunVerdict, run_plan
 from ecs_deploy_many.deploy.pipeline import RunContext
 from ecs_deploy_many.plan import parse_plan

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from ecs_deploy_many.aws.session import ClientPool
+from ecs_deploy_many.core.events import Step, TargetEvent, fan_out
+from ecs_deploy_many.core.redact import Redactor
+from ecs_deploy_many.core.result import Status, TargetResult
 from ecs_deploy_many.deploy.engine import RunResult, RunVerdict, run_plan
 from ecs_deploy_many.deploy.pipeline import RunContext
-from ecs_deploy_many.deploy.result import Status, TargetResult
-from ecs_deploy_many.observe.events import Step, TargetEvent, fan_out
 from ecs_deploy_many.observe.html import render_html_report, write_html_report
-from ecs_deploy_many.observe.log import Redactor
 from ecs_deploy_many.observe.timeline import Timeline
 from ecs_deploy_many.plan import parse_plan
 from ecs_deploy_many.sim.server import Simulator

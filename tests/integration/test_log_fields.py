@@ -16,7 +16,7 @@ from typing import Any, get_args
 import pytest
 
 from ecs_deploy_many.cli.many import cli
-from ecs_deploy_many.observe.events import Step
+from ecs_deploy_many.core.events import Step
 
 pytestmark = pytest.mark.anyio
 

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from ecs_deploy_many.aws.session import ClientPool
+from ecs_deploy_many.core.events import TargetEvent
+from ecs_deploy_many.core.result import Status, TargetResult
+from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
-from ecs_deploy_many.deploy.result import Status, TargetResult
-from ecs_deploy_many.deploy.target import Target
-from ecs_deploy_many.observe.events import TargetEvent
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.model import SimError
 from ecs_deploy_many.sim.server import Simulator, StateModel

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from ecs_deploy_many.aws.session import ClientPool
+from ecs_deploy_many.core.events import TargetEvent
+from ecs_deploy_many.core.result import Status, TargetResult
 from ecs_deploy_many.deploy.engine import RunResult, run_plan
 from ecs_deploy_many.deploy.pipeline import RunContext
-from ecs_deploy_many.deploy.result import Status, TargetResult
 from ecs_deploy_many.deploy.wait import VERDICT_GRACE
-from ecs_deploy_many.observe.events import TargetEvent
 from ecs_deploy_many.plan import parse_plan
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from ecs_deploy_many.deploy.images import same_repository
-from ecs_deploy_many.deploy.target import Target
+from ecs_deploy_many.cli.rehearsal import fleet_for_plan
+from ecs_deploy_many.core.images import same_repository
+from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.plan import load_plan
-from ecs_deploy_many.sim.rehearsal import fleet_for_plan
 from ecs_deploy_many.sim.server import Simulator
 from tests.integration.helpers import SPEED, ecs_client
 

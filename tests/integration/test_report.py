@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from ecs_deploy_many.aws.session import ClientPool
+from ecs_deploy_many.core.redact import Redactor
 from ecs_deploy_many.deploy.engine import RunResult, run_plan
 from ecs_deploy_many.deploy.pipeline import RunContext
-from ecs_deploy_many.observe.log import Redactor
 from ecs_deploy_many.observe.report import run_report, write_report
 from ecs_deploy_many.plan import parse_plan
 from ecs_deploy_many.sim.server import Simulator

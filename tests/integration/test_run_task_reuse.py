@@ -15,9 +15,9 @@ import pytest
 
 from ecs_deploy_many.aws.session import ClientPool
 from ecs_deploy_many.cli import single
+from ecs_deploy_many.core.result import Status, TargetResult
 from ecs_deploy_many.deploy.engine import RunResult, run_plan
 from ecs_deploy_many.deploy.pipeline import RunContext
-from ecs_deploy_many.deploy.result import Status, TargetResult
 from ecs_deploy_many.plan import parse_plan
 from ecs_deploy_many.sim.server import Simulator
 from tests.integration.helpers import REGION, prod_fleet

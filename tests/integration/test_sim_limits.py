@@ -15,8 +15,8 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.model import ListShape, MapShape, Shape, StructureShape
 
-from ecs_deploy_many.aws.ratelimit import BucketSpec
-from ecs_deploy_many.sim.model import MAX_TASKS_PER_SERVICE
+from ecs_deploy_many.core.quotas import MAX_TASKS_PER_SERVICE
+from ecs_deploy_many.core.ratelimit import BucketSpec
 from ecs_deploy_many.sim.server import MAX_BODY_BYTES, MAX_NESTING, Simulator
 from tests.integration.helpers import CLUSTER, ecs_client
 

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from botocore.exceptions import ClientError
 
-from ecs_deploy_many.aws.ratelimit import BucketSpec
+from ecs_deploy_many.core.ratelimit import BucketSpec
 from ecs_deploy_many.sim.server import Simulator
 from ecs_deploy_many.sim.stats import SimStats
 from tests.integration.helpers import SPEED, ecs_client

@@ -15,10 +15,10 @@ import pytest
 
 from ecs_deploy_many.aws.session import ClientPool
 from ecs_deploy_many.cli import single
+from ecs_deploy_many.core.redact import MASK, Redactor
+from ecs_deploy_many.core.result import Status
+from ecs_deploy_many.core.target import AwsScope, Target
 from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
-from ecs_deploy_many.deploy.result import Status
-from ecs_deploy_many.deploy.target import AwsScope, Target
-from ecs_deploy_many.observe.log import MASK, Redactor
 from ecs_deploy_many.sim.fleet import Fleet, Timings
 from ecs_deploy_many.sim.server import Simulator
 from tests.integration.conftest import REGION, ecs_client

@@ -7,14 +7,14 @@ import time
 import pytest
 from tests.clocks import ManualClock
 
-from ecs_deploy_many.aws.ratelimit import (
+from ecs_deploy_many.core.clock import ScaledClock
+from ecs_deploy_many.core.ratelimit import (
     ECS_BUCKETS,
     OPERATION_CATEGORY,
     BucketSpec,
     TokenBucket,
     client_side,
 )
-from ecs_deploy_many.clock import ScaledClock
 
 
 def test_scaled_clock_runs_faster() -> None:

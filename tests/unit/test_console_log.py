@@ -12,10 +12,11 @@ import pytest
 import structlog
 from tests.clocks import ManualClock
 
-from ecs_deploy_many.deploy.target import Target
+from ecs_deploy_many.core.events import TargetEvent
+from ecs_deploy_many.core.redact import Redactor
+from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.observe.console import ConsoleLines
-from ecs_deploy_many.observe.events import TargetEvent
-from ecs_deploy_many.observe.log import Redactor, configure_logging, log_observer, target_fields
+from ecs_deploy_many.observe.log import configure_logging, log_observer, target_fields
 
 ARN = "arn:aws:ecs:eu-west-1:123456789012:task-definition"
 API = {"target": "prod/api", "cluster": "prod", "service": "api", "region": "eu-west-1",

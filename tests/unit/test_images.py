@@ -6,14 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ecs_deploy_many.deploy.images import (
+from ecs_deploy_many.core.errors import ImageError
+from ecs_deploy_many.core.images import (
     ImageRef,
     parse_image,
     resolve_image,
     same_repository,
     with_tag,
 )
-from ecs_deploy_many.errors import ImageError
 
 HEX = "0123456789abcdef" * 4
 DIGEST = f"sha256:{HEX}"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ecs_deploy_many.errors import PlanError
+from ecs_deploy_many.core.errors import PlanError
 from ecs_deploy_many.plan import load_plan, parse_plan
 
 SOURCE = "plans/prod.yaml"

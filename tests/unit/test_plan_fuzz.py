@@ -22,7 +22,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ecs_deploy_many.errors import PlanError
+from ecs_deploy_many.core.errors import PlanError
 from ecs_deploy_many.plan import Plan, load_plan
 from ecs_deploy_many.plan.schema import TARGET_FIELDS
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ecs_deploy_many.errors import PlanError
+from ecs_deploy_many.core.errors import PlanError
 from ecs_deploy_many.plan import load_plan, parse_plan
 from ecs_deploy_many.plan.document import (
     MAX_ALIAS_VALUES,

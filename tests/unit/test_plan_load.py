@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import ecs_deploy_many.plan as plan_package
-from ecs_deploy_many.aws.ratelimit import ECS_BUCKETS, BucketSpec
-from ecs_deploy_many.deploy.target import AwsScope
-from ecs_deploy_many.errors import PlanError
+from ecs_deploy_many.core.errors import PlanError
+from ecs_deploy_many.core.ratelimit import ECS_BUCKETS, BucketSpec
+from ecs_deploy_many.core.target import AwsScope
 from ecs_deploy_many.plan import FailureBudget, Plan, Polling, interpolate, load_plan, parse_plan
 
 

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from ecs_deploy_many.errors import PlanError
+from ecs_deploy_many.core.errors import PlanError
 from ecs_deploy_many.plan import Plan, Wave, parse_plan, select
 
 FLEET = """\

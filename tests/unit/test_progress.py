@@ -9,8 +9,8 @@ import pytest
 from rich.console import Console
 from tests.clocks import ManualClock
 
-from ecs_deploy_many.deploy.target import Target
-from ecs_deploy_many.observe.events import Step, TargetEvent
+from ecs_deploy_many.core.events import Step, TargetEvent
+from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.observe.progress import (
     ProgressView,
     log_stream,

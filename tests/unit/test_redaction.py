@@ -19,14 +19,9 @@ from botocore.validate import validate_parameters
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ecs_deploy_many.deploy.target import AwsScope, Target
-from ecs_deploy_many.deploy.taskdef import ecs_service_model
-from ecs_deploy_many.observe.log import (
-    MASK,
-    Redactor,
-    run_redactor,
-    task_definition_secrets,
-)
+from ecs_deploy_many.core.ecs_api import ecs_service_model
+from ecs_deploy_many.core.redact import MASK, Redactor, run_redactor, task_definition_secrets
+from ecs_deploy_many.core.target import AwsScope, Target
 
 
 def test_masks_known_secret_strings_anywhere() -> None:

@@ -10,19 +10,19 @@ from typing import Any
 
 import pytest
 
-from ecs_deploy_many.aws.scope import AwsScope
-from ecs_deploy_many.deploy.images import same_repository
-from ecs_deploy_many.deploy.target import Target
-from ecs_deploy_many.deploy.taskdef import render_task_definition
-from ecs_deploy_many.errors import FleetError
-from ecs_deploy_many.plan import Plan, load_plan, parse_plan
-from ecs_deploy_many.sim.fleet import Fleet, ServiceSpec, Timings
-from ecs_deploy_many.sim.rehearsal import (
+from ecs_deploy_many.cli.rehearsal import (
     DEFAULT_DESIRED_COUNT,
     MAX_REVISION,
     PREVIOUS_TAG,
     fleet_for_plan,
 )
+from ecs_deploy_many.core.errors import FleetError
+from ecs_deploy_many.core.images import same_repository
+from ecs_deploy_many.core.scope import AwsScope
+from ecs_deploy_many.core.target import Target
+from ecs_deploy_many.deploy.taskdef import render_task_definition
+from ecs_deploy_many.plan import Plan, load_plan, parse_plan
+from ecs_deploy_many.sim.fleet import Fleet, ServiceSpec, Timings
 
 PLANS = Path(__file__).resolve().parents[2] / "deploy-plans"
 ENVIRON = {"RELEASE": "2024.06.1"}

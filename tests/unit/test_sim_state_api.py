@@ -9,7 +9,7 @@ import pytest
 from botocore.model import Shape
 from tests.clocks import ManualClock
 
-from ecs_deploy_many.deploy.taskdef import READ_ONLY_KEYS
+from ecs_deploy_many.core.ecs_api import READ_ONLY_KEYS
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.state import SimError, SimState
 

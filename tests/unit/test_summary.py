@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from ecs_deploy_many.core.redact import Redactor
+from ecs_deploy_many.core.result import Status, TargetResult
+from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.deploy.engine import RunResult, RunVerdict
-from ecs_deploy_many.deploy.result import Status, TargetResult
-from ecs_deploy_many.deploy.target import Target
 from ecs_deploy_many.observe.github import append_github_summary, markdown_summary
 from ecs_deploy_many.observe.junit import junit_xml
-from ecs_deploy_many.observe.log import Redactor
 from ecs_deploy_many.observe.summary import (
     format_duration,
     headline,

@@ -11,18 +11,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ecs_deploy_many.core.ecs_api import READ_ONLY_KEYS, registerable_keys, registration_input
+from ecs_deploy_many.core.errors import ImageError, TaskDefinitionError
 from ecs_deploy_many.deploy.taskdef import (
-    READ_ONLY_KEYS,
     ContainerChange,
     diff_task_definitions,
     fingerprint,
-    registerable_keys,
-    registration_input,
     render_task_definition,
     same_content,
 )
-from ecs_deploy_many.deploy.taskdef_file import parse_task_definition_file
-from ecs_deploy_many.errors import ImageError, TaskDefinitionError
+from ecs_deploy_many.plan.taskdef_file import parse_task_definition_file
 
 DIGEST = "sha256:" + "ab" * 32
 ECR = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"

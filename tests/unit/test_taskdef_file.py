@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from ecs_deploy_many.deploy.taskdef_file import (
+from ecs_deploy_many.core.errors import TaskDefinitionError
+from ecs_deploy_many.plan.taskdef_file import (
     MAX_TASK_DEFINITION_BYTES,
     parse_task_definition_file,
     read_task_definition_file,
 )
-from ecs_deploy_many.errors import TaskDefinitionError
 
 SECRET = "s3cr3t-marker-value"
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from tests.clocks import START
 
-from ecs_deploy_many.deploy.target import Target
-from ecs_deploy_many.observe.events import Step, TargetEvent
+from ecs_deploy_many.core.events import Step, TargetEvent
+from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.observe.timeline import EcsEvent, Span, Timeline
 
 WEB = Target("prod/web", cluster="prod", service="web", image="example/web:2", rollback=True)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ecs_deploy_many.aws.gateway import update_in_effect
-from ecs_deploy_many.errors import PlanError
+from ecs_deploy_many.core.errors import PlanError
 from ecs_deploy_many.plan import parse_plan
 
 ARN = "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:{}"

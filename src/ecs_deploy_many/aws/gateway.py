@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
@@ -25,21 +24,20 @@ import structlog
 from botocore import xform_name
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from ecs_deploy_many.aws.ratelimit import (
+from ecs_deploy_many.core.clock import Clock
+from ecs_deploy_many.core.errors import AwsError
+from ecs_deploy_many.core.memo import AsyncMemo
+from ecs_deploy_many.core.ratelimit import (
     ECS_BUCKETS,
     BucketSpec,
     TokenBucket,
     category_of,
     client_side,
 )
-from ecs_deploy_many.clock import Clock
-from ecs_deploy_many.errors import AwsError
-from ecs_deploy_many.memo import AsyncMemo
 
 __all__ = [
     "AioBotoGateway",
     "Gateway",
-    "GatewayStatistics",
     "TaskDefinition",
     "update_in_effect",
 ]
@@ -71,15 +69,6 @@ class TaskDefinition:
     @property
     def arn(self) -> str:
         return str(self.body["taskDefinitionArn"])
-
-
-@dataclass
-class GatewayStatistics:
-    """What a gateway spent: calls per operation, throttled answers, retries."""
-
-    calls: Counter[str] = field(default_factory=Counter)
-    throttled: Counter[str] = field(default_factory=Counter)
-    retried_server_errors: int = 0
 
 
 class Gateway(Protocol):
@@ -157,7 +146,6 @@ class AioBotoGateway:
         }
         self._random = random.Random()
         self._revisions: AsyncMemo[str, TaskDefinition] = AsyncMemo()
-        self.statistics = GatewayStatistics()
 
     async def call(self, operation: str, **params: Any) -> dict[str, Any]:
         """Call ``operation``, paced by its bucket; retry what may succeed next time.
@@ -192,7 +180,6 @@ class AioBotoGateway:
         while True:
             if bucket is not None:
                 await bucket.take()
-            self.statistics.calls[operation] += 1
             try:
                 response: dict[str, Any] = await method(**params)
             except ClientError as exc:
@@ -201,7 +188,6 @@ class AioBotoGateway:
                 status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
                 if code in THROTTLING_CODES:
                     # Someone else shares the account's bucket: ours was optimistic.
-                    self.statistics.throttled[operation] += 1
                     if bucket is not None:
                         bucket.drain()
                     await self._clock.sleep(self._backoff(throttles))
@@ -233,7 +219,6 @@ class AioBotoGateway:
                 return answer
             if attempts is not None and failures >= attempts:
                 raise failure from cause
-            self.statistics.retried_server_errors += 1
             await self._clock.sleep(self._backoff(failures))
 
     def _backoff(self, attempt: int) -> float:

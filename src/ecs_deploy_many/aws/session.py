@@ -24,12 +24,12 @@ from anyio.abc import TaskGroup
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecs_deploy_many.aws.gateway import AioBotoGateway
-from ecs_deploy_many.aws.ratelimit import BucketSpec
-from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.aws.watch import PollPolicy, ServiceWatcher
-from ecs_deploy_many.clock import Clock
-from ecs_deploy_many.endpoints import endpoint_url_problem, region_problem
-from ecs_deploy_many.errors import CredentialsError
+from ecs_deploy_many.core.clock import Clock
+from ecs_deploy_many.core.endpoints import endpoint_url_problem, region_problem
+from ecs_deploy_many.core.errors import CredentialsError
+from ecs_deploy_many.core.ratelimit import BucketSpec
+from ecs_deploy_many.core.scope import AwsScope
 
 __all__ = ["ClientPool", "Hints", "StaticKeys"]
 
@@ -113,10 +113,6 @@ class ClientPool:
         tb: TracebackType | None,
     ) -> bool | None:
         return await self._stack.__aexit__(exc_type, exc, tb)
-
-    def gateways(self) -> list[AioBotoGateway]:
-        """Every gateway created so far (for statistics)."""
-        return [account.gateway for account in self._accounts.values()]
 
     async def gateway(self, scope: AwsScope) -> AioBotoGateway:
         """The shared gateway for ``scope``, created on first use."""

@@ -24,8 +24,8 @@ from typing import Any
 import anyio
 
 from ecs_deploy_many.aws.gateway import DESCRIBE_SERVICES_BATCH, Gateway
-from ecs_deploy_many.clock import Clock
-from ecs_deploy_many.errors import AwsError
+from ecs_deploy_many.core.clock import Clock
+from ecs_deploy_many.core.errors import AwsError
 
 __all__ = ["PollPolicy", "ServiceUpdates", "ServiceWatcher"]
 

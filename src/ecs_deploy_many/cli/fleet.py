@@ -1,5 +1,8 @@
 """`ecs-deploy-many PLAN`: run, check, preview or rehearse a deploy plan.
 
+``cli.many`` declares the flags and imports this module only when a command runs: it
+brings the AWS SDK, the engine, the outputs and the simulator with it.
+
 Exit codes: 0 every target succeeded or was unchanged; 1 at least one failed (after
 whatever rollback), an output could not be written, or an unexpected error stopped the
 run; 2 plan, fleet or usage error, nothing touched; 130 interrupted.
@@ -19,7 +22,6 @@ from collections.abc import AsyncIterator, Callable, Sequence, Sized
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -28,29 +30,30 @@ import asyncclick as click
 import structlog
 from rich.console import Console
 
-from ecs_deploy_many.aws.scope import AwsScope
 from ecs_deploy_many.aws.session import ClientPool, StaticKeys
 from ecs_deploy_many.aws.watch import PollPolicy
-from ecs_deploy_many.cli.options import log_options, start_logging
+from ecs_deploy_many.cli.options import start_logging
+from ecs_deploy_many.cli.rehearsal import fleet_for_plan
 from ecs_deploy_many.cli.signals import HeldSignals, ProcessEnd
-from ecs_deploy_many.clock import Clock, ScaledClock, real_clock
+from ecs_deploy_many.core.clock import Clock, ScaledClock, real_clock
+from ecs_deploy_many.core.errors import FleetError, PlanError
+from ecs_deploy_many.core.events import Observer, fan_out, target_finished
+from ecs_deploy_many.core.redact import Redactor, run_redactor
+from ecs_deploy_many.core.result import Status, TargetResult
+from ecs_deploy_many.core.scope import AwsScope
 from ecs_deploy_many.deploy.dryrun import format_preview, preview_plan
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
 from ecs_deploy_many.deploy.pipeline import RunContext
-from ecs_deploy_many.deploy.result import Status, TargetResult
-from ecs_deploy_many.errors import FleetError, PlanError
-from ecs_deploy_many.observe.events import Observer, TargetEvent, fan_out
 from ecs_deploy_many.observe.github import append_github_summary
 from ecs_deploy_many.observe.html import write_html_report
 from ecs_deploy_many.observe.junit import write_junit
-from ecs_deploy_many.observe.log import Redactor, log_observer, run_redactor
+from ecs_deploy_many.observe.log import log_observer
 from ecs_deploy_many.observe.progress import ProgressView, show_progress
 from ecs_deploy_many.observe.report import run_report, write_report
 from ecs_deploy_many.observe.summary import print_summary
 from ecs_deploy_many.observe.timeline import Timeline
 from ecs_deploy_many.plan import DependencyChoice, Plan, load_plan, select
 from ecs_deploy_many.sim.fleet import Fleet, load_fleet
-from ecs_deploy_many.sim.rehearsal import fleet_for_plan
 from ecs_deploy_many.sim.server import Simulator
 
 __all__ = ["deploy", "validate"]
@@ -87,10 +90,8 @@ def _plan_or_exit(
         raise click.exceptions.Exit(EXIT_PLAN) from None
 
 
-@click.command()
-@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
-async def validate(plan_path: str) -> None:
-    """Check PLAN without calling AWS: exit 0 when it is valid, 2 when not."""
+def validate(plan_path: str) -> None:
+    """``ecs-deploy-many validate``: say whether the plan is valid; exit 2 when not."""
     _say_valid(plan_path, _plan_or_exit(plan_path))
 
 
@@ -262,8 +263,7 @@ def _record_crash(result: RunResult, error: Exception, clock: Clock, observe: Ob
             record.error = f"stopped by an unexpected error: {cause}"
         else:
             continue
-        facts = {"status": str(record.status), "error": record.error}
-        observe(TargetEvent(target, "done", "target_finished", now, facts, "error"))
+        observe(target_finished(record, now, "error"))
     result.results = {t.name: result.results[t.name] for t in result.plan.targets}
     result.verdict = RunVerdict.FAILED
     result.halted = f"the run stopped on an unexpected error: {cause}"
@@ -286,70 +286,9 @@ def _exit_code(result: RunResult) -> int:
     }[result.verdict]
 
 
-@click.command()
-@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
-@click.option("--only", multiple=True, metavar="GLOB", help="Deploy only matching targets.")
-@click.option("--exclude", multiple=True, metavar="GLOB", help="Leave matching targets out.")
-@click.option(
-    "--with-dependencies",
-    "dependencies",
-    flag_value="include",
-    help="Also deploy what the selected targets depend on (else a left-out one is an error).",
-)
-@click.option(
-    "--skip-dependencies",
-    "dependencies",
-    flag_value="skip",
-    help="Deploy the selected targets without what they depend on (already deployed).",
-)
-@click.option("--validate", "check_only", is_flag=True, help="Only check the plan.")
-@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
-@click.option("--simulate", is_flag=True, help="Rehearse against an in-process simulator.")
-@click.option(
-    "--speed",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Simulated seconds per real second of the simulator: the in-process one of "
-    "--simulate (default 20), or the one at --endpoint-url, so deadlines, polls and "
-    "rate limits keep its pace.",
-)
-@click.option(
-    "--fleet",
-    "fleet_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="With --simulate: a simulator fleet file (behaviour rules, timings).",
-)
-@click.option(
-    "--max-parallel", type=click.IntRange(min=1), help="Override concurrency.max_parallel."
-)
-@click.option("--endpoint-url", metavar="URL", help="ECS endpoint (e.g. a running simulator).")
-@click.option(
-    "--report",
-    "report_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a JSON report of every target here.",
-)
-@click.option(
-    "--junit",
-    "junit_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write JUnit XML here: one test case per target, for CI test reports.",
-)
-@click.option(
-    "--html",
-    "html_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a self-contained HTML report with each target's timeline here.",
-)
-@click.option(
-    "--interrupt-grace",
-    type=click.FloatRange(min=0),
-    default=30.0,
-    show_default=True,
-    help="Seconds in-flight targets get after SIGINT/SIGTERM.",
-)
-@log_options
-async def deploy(plan_path: str, **options: Any) -> None:
-    """Deploy every target of PLAN (a YAML deploy plan)."""
+async def deploy(plan_path: str, options: dict[str, Any]) -> None:
+    """``ecs-deploy-many deploy``: run, check, preview or rehearse the plan; exits with
+    the outcome's code."""
     plan = _plan_or_exit(
         plan_path, options["only"], options["exclude"], options["dependencies"] or "refuse"
     )

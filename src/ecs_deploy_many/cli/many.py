@@ -2,16 +2,21 @@
 
 ``ecs-deploy-many PLAN ...`` is short for ``ecs-deploy-many deploy PLAN ...``; the other
 subcommands are ``validate PLAN`` and ``sim serve``.
+
+This module only declares the commands and their flags, so ``--version`` and ``--help``
+start at once: a command imports what it uses (``cli.fleet``: the AWS SDK, the engine,
+the outputs, the simulator) when it runs.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import asyncclick as click
 
 from ecs_deploy_many import __version__
-from ecs_deploy_many.cli.fleet import deploy, validate
+from ecs_deploy_many.cli.options import log_options
 from ecs_deploy_many.cli.signals import ProcessEnd
 from ecs_deploy_many.cli.sim import sim
 
@@ -36,6 +41,84 @@ async def cli(**_: Any) -> None:
     ecs-deploy-many validate PLAN      check a plan, calling nothing
     ecs-deploy-many sim serve          run the local ECS simulator
     """
+
+
+@click.command()
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.option("--only", multiple=True, metavar="GLOB", help="Deploy only matching targets.")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Leave matching targets out.")
+@click.option(
+    "--with-dependencies",
+    "dependencies",
+    flag_value="include",
+    help="Also deploy what the selected targets depend on (else a left-out one is an error).",
+)
+@click.option(
+    "--skip-dependencies",
+    "dependencies",
+    flag_value="skip",
+    help="Deploy the selected targets without what they depend on (already deployed).",
+)
+@click.option("--validate", "check_only", is_flag=True, help="Only check the plan.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@click.option("--simulate", is_flag=True, help="Rehearse against an in-process simulator.")
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Simulated seconds per real second of the simulator: the in-process one of "
+    "--simulate (default 20), or the one at --endpoint-url, so deadlines, polls and "
+    "rate limits keep its pace.",
+)
+@click.option(
+    "--fleet",
+    "fleet_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With --simulate: a simulator fleet file (behaviour rules, timings).",
+)
+@click.option(
+    "--max-parallel", type=click.IntRange(min=1), help="Override concurrency.max_parallel."
+)
+@click.option("--endpoint-url", metavar="URL", help="ECS endpoint (e.g. a running simulator).")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a JSON report of every target here.",
+)
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write JUnit XML here: one test case per target, for CI test reports.",
+)
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a self-contained HTML report with each target's timeline here.",
+)
+@click.option(
+    "--interrupt-grace",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds in-flight targets get after SIGINT/SIGTERM.",
+)
+@log_options
+async def deploy(plan_path: str, **options: Any) -> None:
+    """Deploy every target of PLAN (a YAML deploy plan)."""
+    from ecs_deploy_many.cli import fleet
+
+    await fleet.deploy(plan_path, options)
+
+
+@click.command()
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+async def validate(plan_path: str) -> None:
+    """Check PLAN without calling AWS: exit 0 when it is valid, 2 when not."""
+    from ecs_deploy_many.cli import fleet
+
+    fleet.validate(plan_path)
 
 
 cli.add_command(deploy)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncclick as click
-from rich.console import Console
 
-from ecs_deploy_many.clock import Clock
-from ecs_deploy_many.observe.log import LogFormat, Redactor, configure_logging
-from ecs_deploy_many.observe.progress import log_stream, progress_console
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ecs_deploy_many.core.clock import Clock
+    from ecs_deploy_many.core.redact import Redactor
+    from ecs_deploy_many.observe.log import LogFormat
 
 __all__ = ["log_options", "start_logging"]
 
@@ -45,6 +47,9 @@ def start_logging(
     When there is a live view, log lines print through its console, above it. Lines are
     stamped on ``clock``, the run's (the real clock when not given).
     """
+    from ecs_deploy_many.observe.log import configure_logging
+    from ecs_deploy_many.observe.progress import log_stream, progress_console
+
     log_format: LogFormat = options["log_format"]
     console = progress_console(log_format)
     configure_logging(

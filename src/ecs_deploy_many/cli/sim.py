@@ -14,7 +14,6 @@ from pathlib import Path
 
 import anyio
 import asyncclick as click
-import structlog
 
 __all__ = ["sim"]
 
@@ -80,8 +79,10 @@ async def serve(
     error_rate: float,
 ) -> None:
     """Serve the ECS API on HOST:PORT until interrupted."""
-    # Imported here: botocore's model loading would slow every other command's start.
-    from ecs_deploy_many.errors import FleetError
+    # Imported here: the simulator (aiohttp, botocore, pydantic) would slow every start.
+    import structlog
+
+    from ecs_deploy_many.core.errors import FleetError
     from ecs_deploy_many.sim.fleet import load_fleet
     from ecs_deploy_many.sim.server import Simulator
 

@@ -3,7 +3,8 @@
 Same flags, same environment fallbacks, same validation order and exit codes:
 usage 3; validation 5 to 12; unparseable image or tag 13; failure or timeout 1;
 interrupted 130; success 0. This module only turns flags into a ``Target`` and an
-outcome into an exit code.
+outcome into an exit code. ``--version`` and ``--help`` need nothing more than the flags:
+the AWS SDK, the pipeline and the outputs are imported when a deploy begins.
 """
 
 from __future__ import annotations
@@ -14,30 +15,28 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 import asyncclick as click
-from rich.console import Console
 
 from ecs_deploy_many import __version__
-from ecs_deploy_many.aws.scope import AwsScope
-from ecs_deploy_many.aws.session import ClientPool, Hints, StaticKeys
 from ecs_deploy_many.cli.options import log_options, start_logging
-from ecs_deploy_many.clock import Clock, real_clock
-from ecs_deploy_many.deploy.images import resolve_image, tag_problem
-from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
-from ecs_deploy_many.deploy.result import Status, TargetResult
-from ecs_deploy_many.deploy.shorthand import parse_network_configuration
-from ecs_deploy_many.deploy.target import Target
-from ecs_deploy_many.deploy.taskdef_file import read_task_definition_file
-from ecs_deploy_many.endpoints import endpoint_url_problem, region_problem
-from ecs_deploy_many.errors import CredentialsError, EcsDeployError, ImageError, UsageError
-from ecs_deploy_many.observe.events import fan_out
-from ecs_deploy_many.observe.log import Redactor, log_observer, run_redactor
-from ecs_deploy_many.observe.progress import ProgressView, show_progress
-from ecs_deploy_many.observe.summary import summary_line
+from ecs_deploy_many.core.clock import Clock, real_clock
+from ecs_deploy_many.core.endpoints import endpoint_url_problem, region_problem
+from ecs_deploy_many.core.errors import CredentialsError, EcsDeployError, ImageError, UsageError
+from ecs_deploy_many.core.images import resolve_image, tag_problem
+from ecs_deploy_many.core.quotas import MAX_TASKS_PER_SERVICE
+from ecs_deploy_many.core.result import Status, TargetResult
+from ecs_deploy_many.core.scope import AwsScope
+from ecs_deploy_many.core.target import Target
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ecs_deploy_many.aws.session import StaticKeys
+    from ecs_deploy_many.core.redact import Redactor
 
 __all__ = ["build_target", "cli", "main", "run"]
 
@@ -45,18 +44,9 @@ EXIT_USAGE = 3
 EXIT_MAX_DEFINITIONS = 9
 EXIT_IMAGE = 13
 EXIT_INTERRUPTED = 130
-# ECS runs at most 5,000 tasks per service: Amazon ECS service quotas, "Tasks per service"
-# (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-quotas.html).
-MAX_DESIRED_COUNT = 5_000
 # More revisions than any family holds in practice: a bound, so the number stays a number.
 MAX_DEFINITIONS = 1_000_000
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-# Where this command's users name a region, a profile or keys.
-HINTS = Hints(
-    region="pass -r/--region",
-    credentials="pass -p/--profile or -k/-s",
-    profile="-p/--profile",
-)
 
 
 def build_target(options: Mapping[str, Any], environ: Mapping[str, str]) -> Target:
@@ -147,6 +137,8 @@ def _max_definitions(value: str | None) -> int | None:
 def _task_definition_file(path: str | None) -> dict[str, Any] | None:
     if path is None:
         return None
+    from ecs_deploy_many.plan.taskdef_file import read_task_definition_file  # botocore's model
+
     try:
         return read_task_definition_file(path)
     except EcsDeployError as error:
@@ -156,6 +148,8 @@ def _task_definition_file(path: str | None) -> dict[str, Any] | None:
 def _network_configuration(text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
+    from ecs_deploy_many.deploy.shorthand import parse_network_configuration  # botocore's model
+
     try:
         return parse_network_configuration(text)
     except ValueError as error:
@@ -168,6 +162,8 @@ def _static_keys(options: Mapping[str, Any], environ: Mapping[str, str]) -> Stat
         return None
     if options["aws_instance_profile"]:
         return None
+    from ecs_deploy_many.aws.session import StaticKeys
+
     key_id = options["aws_access_key"] or environ.get("AWS_ACCESS_KEY_ID")
     secret = options["aws_secret_key"] or environ.get("AWS_SECRET_ACCESS_KEY")
     if not (key_id and secret):
@@ -184,10 +180,23 @@ async def _deploy(
     redactor: Redactor,
     console: Console | None,
 ) -> int:
+    from ecs_deploy_many.aws.session import ClientPool, Hints
+    from ecs_deploy_many.core.events import fan_out
+    from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
+    from ecs_deploy_many.observe.log import log_observer
+    from ecs_deploy_many.observe.progress import ProgressView, show_progress
+    from ecs_deploy_many.observe.summary import summary_line
+
+    # Where this command's users name a region, a profile or keys.
+    hints = Hints(
+        region="pass -r/--region",
+        credentials="pass -p/--profile or -k/-s",
+        profile="-p/--profile",
+    )
     result = TargetResult(target)
     async with (
         _stopped_by_signals() as stop,
-        ClientPool(clock, keys=keys, verbose=verbose, hints=HINTS) as pool,
+        ClientPool(clock, keys=keys, verbose=verbose, hints=hints) as pool,
     ):
         with stop:
             try:
@@ -315,8 +324,8 @@ tag cannot be parsed; 130 interrupted by SIGINT or SIGTERM.
 @click.option(
     "-D",
     "--desired-count",
-    type=click.IntRange(0, MAX_DESIRED_COUNT),
-    help=f"Desired task count (ECS runs at most {MAX_DESIRED_COUNT:,} per service).",
+    type=click.IntRange(0, MAX_TASKS_PER_SERVICE),
+    help=f"Desired task count (ECS runs at most {MAX_TASKS_PER_SERVICE:,} per service).",
 )
 @click.option("-e", "--tag-env-var", metavar="NAME", help="Take the image tag from $NAME.")
 @click.option("-to", "--tag-only", metavar="TAG", help="Set TAG on every container's image.")
@@ -343,6 +352,8 @@ tag cannot be parsed; 130 interrupted by SIGINT or SIGTERM.
 @click.version_option(__version__, prog_name="ecs-deploy", message="%(prog)s %(version)s")
 async def cli(**options: Any) -> int:
     """Deploy one ECS service or task definition (the original ecs-deploy's flags)."""
+    from ecs_deploy_many.core.redact import run_redactor
+
     environ = os.environ
     target = build_target(options, environ)
     keys = _static_keys(options, environ)

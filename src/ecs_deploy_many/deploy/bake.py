@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecs_deploy_many.aws.watch import ServiceWatcher
-from ecs_deploy_many.deploy.result import TargetResult
-from ecs_deploy_many.errors import AwsError
+from ecs_deploy_many.core.errors import AwsError
+from ecs_deploy_many.core.result import TargetResult
 
 __all__ = ["BakeProblem", "bake_problem", "watch_during_bake"]
 

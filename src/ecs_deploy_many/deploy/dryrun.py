@@ -19,6 +19,14 @@ from typing import Any
 import anyio
 
 from ecs_deploy_many.aws.gateway import Gateway, TaskDefinition
+from ecs_deploy_many.core.errors import AwsError, EcsDeployError
+from ecs_deploy_many.core.redact import (
+    MASK,
+    Redactor,
+    replace_task_definition_secrets,
+    task_definition_secrets,
+)
+from ecs_deploy_many.core.target import Target, TargetKind
 from ecs_deploy_many.deploy.pipeline import (
     Accounts,
     base_definition,
@@ -26,19 +34,11 @@ from ecs_deploy_many.deploy.pipeline import (
     registers_revision,
     render_revision,
 )
-from ecs_deploy_many.deploy.target import Target, TargetKind
 from ecs_deploy_many.deploy.taskdef import (
     ContainerChange,
     RenderedTaskDefinition,
     diff_task_definitions,
     same_content,
-)
-from ecs_deploy_many.errors import AwsError, EcsDeployError
-from ecs_deploy_many.observe.log import (
-    MASK,
-    Redactor,
-    replace_task_definition_secrets,
-    task_definition_secrets,
 )
 from ecs_deploy_many.plan.model import Plan
 

@@ -14,7 +14,8 @@ The run succeeds when every target not marked ``allow_failure`` succeeded or was
 unchanged. The failure budget decides only whether the run goes on: once failures
 exceed it, ``halt`` and ``rollback_all`` start nothing new, ``continue`` carries on.
 During a wave's ``bake`` the services it deployed are watched (``deploy.bake``); one
-that regresses fails, and is rolled back when its target asks for rollback.
+that regresses fails, and is rolled back when its target asks for rollback. Rollbacks,
+``rollback_all``'s included, live in ``deploy.rollback``.
 """
 
 from __future__ import annotations
@@ -26,18 +27,16 @@ from enum import StrEnum
 
 import anyio
 
-from ecs_deploy_many.aws.scope import AwsScope
+from ecs_deploy_many.core.events import EventName, TargetEvent, target_finished
+from ecs_deploy_many.core.result import Status, TargetResult
+from ecs_deploy_many.core.scope import AwsScope
+from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.deploy.bake import watch_during_bake
-from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target, roll_back_target
-from ecs_deploy_many.deploy.result import Status, TargetResult
-from ecs_deploy_many.deploy.target import Target
-from ecs_deploy_many.observe.events import TargetEvent
+from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
+from ecs_deploy_many.deploy.rollback import roll_back_all, roll_back_target
 from ecs_deploy_many.plan.model import Plan, Wave
 
 __all__ = ["FleetRun", "RunResult", "RunVerdict", "run_plan"]
-
-_COUNTED = (Status.FAILED, Status.ROLLED_BACK, Status.UNKNOWN)
-"""The statuses that count against the failure budget (interruptions do not)."""
 
 
 class RunVerdict(StrEnum):
@@ -70,7 +69,7 @@ class RunResult:
         return sum(
             1
             for name, result in self.results.items()
-            if result.status in _COUNTED
+            if result.status.counts_as_failure
             and not result.target.allow_failure
             and name not in self.rolled_back_by_policy
         )
@@ -123,7 +122,14 @@ class FleetRun:
                     await self._bake(wave)
             budget_spent = self.result.halted and not self._interrupted
             if budget_spent and self.plan.on_failure == "rollback_all":
-                await self._roll_back_all()
+                await roll_back_all(
+                    self.plan.waves,
+                    self.result.results,
+                    self.context,
+                    reason=f"rolled back by rollback_all: {self.result.halted}",
+                    slots=self._slots,
+                    rolled_back=self.result.rolled_back_by_policy,
+                )
         except anyio.get_cancelled_exc_class():
             for target in self.plan.targets:
                 if target.name not in self.result.results:
@@ -214,56 +220,6 @@ class FleetRun:
                 f"of {self.plan.failure_budget}"
             )
 
-    # -- rollback_all ----------------------------------------------------------------
-
-    async def _roll_back_all(self) -> None:
-        """Roll back every service the run deployed, newest wave first.
-
-        A wave's rollbacks run side by side within the run's limits, and all of them end
-        before the previous wave's begin: a later wave may rely on an earlier one. Within
-        a wave, a target's rollback waits for those of the targets that depend on it.
-        """
-        reason = f"rolled back by rollback_all: {self.result.halted}"
-        for wave in reversed(self.plan.waves):
-            deployed = [
-                result
-                for name in wave.targets
-                if (result := self.result.results.get(name))
-                and result.status is Status.SUCCEEDED
-                and result.target.kind == "service"
-            ]
-            deployed.sort(key=lambda r: r.finished_at or 0.0, reverse=True)
-            done = {result.target.name: anyio.Event() for result in deployed}
-            async with anyio.create_task_group() as group:
-                for result in deployed:
-                    dependants = [
-                        done[r.target.name]
-                        for r in deployed
-                        if result.target.name in r.target.depends_on
-                    ]
-                    group.start_soon(
-                        self._roll_back, result, reason, dependants, done[result.target.name]
-                    )
-
-    async def _roll_back(
-        self,
-        result: TargetResult,
-        reason: str,
-        dependants: list[anyio.Event],
-        done: anyio.Event,
-    ) -> None:
-        """Roll back one target once its dependants are back, in slots like a deploy's."""
-        try:
-            for rolled_back in dependants:
-                await rolled_back.wait()
-            async with self._slots(result.target):
-                self.result.rolled_back_by_policy.add(result.target.name)
-                await roll_back_target(result, self.context, reason=reason)
-        finally:
-            done.set()
-
-    # -- records -----------------------------------------------------------------------
-
     # -- bake --------------------------------------------------------------------------
 
     async def _bake(self, wave: Wave) -> None:
@@ -292,7 +248,7 @@ class FleetRun:
             TargetEvent(
                 target,
                 "bake",
-                "bake_regressed",
+                EventName.BAKE_REGRESSED,
                 self.context.clock.now(),
                 {"reason": reason},
                 "error",
@@ -302,42 +258,14 @@ class FleetRun:
         with self.context.clock.move_on_after(target.timeout, shield=True):
             if target.rollback:
                 await roll_back_target(result, self.context, reason=reason)
-            else:
-                self._report(result)
+            else:  # the outcome changed after the target finished: a new summary line
+                self.context.observe(target_finished(result, self.context.clock.now()))
         self._check_budget()
-
-    def _report(self, result: TargetResult) -> None:
-        """A new summary line for a target whose outcome changed after it finished."""
-        self.context.observe(
-            TargetEvent(
-                result.target,
-                "done",
-                "target_finished",
-                self.context.clock.now(),
-                {
-                    "status": str(result.status),
-                    "old_task_definition": result.old_task_definition,
-                    "new_task_definition": result.new_task_definition,
-                    "error": result.error,
-                },
-                "info" if result.status.ok else "error",
-            )
-        )
 
     def _settle(self, target: Target, status: Status, reason: str) -> None:
         """Record a target the run never deployed, and say so like a deployed one."""
-        now = self.context.clock.now()
-        self.result.results[target.name] = TargetResult(target, status, error=reason)
-        self.context.observe(
-            TargetEvent(
-                target,
-                "done",
-                "target_finished",
-                now,
-                {"status": str(status), "error": reason},
-                "warning",
-            )
-        )
+        result = self.result.results[target.name] = TargetResult(target, status, error=reason)
+        self.context.observe(target_finished(result, self.context.clock.now(), "warning"))
 
 
 def _past_tense(status: Status) -> str:

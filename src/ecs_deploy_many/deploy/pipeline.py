@@ -7,48 +7,32 @@ task-definition target:  resolve -> render -> register [-> run_task] -> cleanup
                          its task runs again unless the target says otherwise)
 
 Expected failures become a ``TargetResult`` (one bad service never takes others down);
-anything unexpected propagates. Every step emits ``TargetEvent``s.
+anything unexpected propagates. Every step emits ``TargetEvent``s (``deploy.steps``);
+the wait is judged in ``deploy.wait``, a rollback runs in ``deploy.rollback``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 
 from ecs_deploy_many.aws.gateway import Gateway, TaskDefinition
-from ecs_deploy_many.aws.scope import AwsScope
-from ecs_deploy_many.aws.watch import ServiceWatcher
-from ecs_deploy_many.clock import Clock
+from ecs_deploy_many.core.errors import AwsError, DeployError, DeploymentFailed, EcsDeployError
+from ecs_deploy_many.core.events import EventName
+from ecs_deploy_many.core.redact import task_definition_secrets
+from ecs_deploy_many.core.result import Status, TargetResult
+from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.deploy.cleanup import family_of
-from ecs_deploy_many.deploy.registry import RunRevisions
-from ecs_deploy_many.deploy.result import Status, TargetResult
+from ecs_deploy_many.deploy.rollback import restore
 from ecs_deploy_many.deploy.runtask import run_one_off_task
-from ecs_deploy_many.deploy.target import Target
+from ecs_deploy_many.deploy.steps import Accounts, RunContext, TargetSteps, primary_deployment
 from ecs_deploy_many.deploy.taskdef import (
     RenderedTaskDefinition,
     render_task_definition,
     same_content,
 )
-from ecs_deploy_many.deploy.wait import (
-    Expectation,
-    Judgement,
-    epoch_seconds,
-    wait_for_deployment,
-)
-from ecs_deploy_many.errors import (
-    AwsError,
-    DeployError,
-    DeploymentFailed,
-    EcsDeployError,
-    RollbackFailed,
-    VerdictUnknown,
-)
-from ecs_deploy_many.observe.events import Level, Observer, Step, TargetEvent
-from ecs_deploy_many.observe.log import Redactor, task_definition_secrets
+from ecs_deploy_many.deploy.wait import Expectation
 
 __all__ = [
     "Accounts",
@@ -58,28 +42,7 @@ __all__ = [
     "describe_target_service",
     "registers_revision",
     "render_revision",
-    "roll_back_target",
 ]
-
-
-class Accounts(Protocol):
-    """Where the pipeline gets its gateways and watchers (``aws.session.ClientPool``)."""
-
-    async def gateway(self, scope: AwsScope) -> Gateway: ...
-
-    async def watcher(self, scope: AwsScope, cluster: str) -> ServiceWatcher: ...
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """What every target of a run shares."""
-
-    accounts: Accounts
-    clock: Clock
-    observe: Observer
-    revisions: RunRevisions = field(default_factory=RunRevisions)
-    redactor: Redactor = field(default_factory=Redactor)
-    """Learns each task definition's secrets as the run reads them, for every output."""
 
 
 async def deploy_target(
@@ -91,17 +54,6 @@ async def deploy_target(
     deployment: it is filled in as the steps go and marked ``interrupted`` then.
     """
     return await _Pipeline(target, context, result).run()
-
-
-async def roll_back_target(result: TargetResult, context: RunContext, *, reason: str) -> None:
-    """Put a service this run deployed back on ``result.old_task_definition`` and wait.
-
-    For a fleet's ``rollback_all`` and a regression during a bake: ``result`` (a succeeded
-    service target) becomes ``rolled_back`` with ``reason`` as its error, or ``failed``
-    when the rollback does not finish, and a new ``target_finished`` event reports that
-    final state. A desired count the run changed goes back too.
-    """
-    await _Pipeline(result.target, context, result).roll_back(reason)
 
 
 # -- resolve and render: shared with the dry run, which must predict the deploy exactly --
@@ -162,30 +114,13 @@ def render_revision(target: Target, base: TaskDefinition) -> RenderedTaskDefinit
     )
 
 
-class _Pipeline:
-    def __init__(
-        self, target: Target, context: RunContext, result: TargetResult | None = None
-    ) -> None:
-        self.target = target
-        self.context = context
-        self.clock = context.clock
-        self.result = result or TargetResult(target)
-        self.step: Step = "resolve"
-
-    def _enter(self, step: Step) -> None:
-        """Move to ``step``; the debug-level event marks when it began (timelines use it)."""
-        self.step = step
-        self.emit("step_started", "debug")
-
-    def emit(self, event: str, level: Level = "info", **facts: Any) -> None:
-        self.context.observe(
-            TargetEvent(self.target, self.step, event, self.clock.now(), facts, level)
-        )
+class _Pipeline(TargetSteps):
+    """A target's deploy: its steps in order, ending in one final record."""
 
     async def run(self) -> TargetResult:
         result = self.result
         result.started_at = self.clock.now()
-        self.emit("target_started")
+        self.emit(EventName.TARGET_STARTED)
         try:
             gateway = await self.context.accounts.gateway(self.target.scope)
             if self.target.kind == "service":
@@ -193,49 +128,24 @@ class _Pipeline:
             else:
                 await self._deploy_task_definition(gateway)
         except EcsDeployError as error:
-            self._fail(error)
+            self.fail(error)
         except anyio.get_cancelled_exc_class():
             result.status = Status.INTERRUPTED
             result.error = result.error or f"interrupted during {self.step}"
-            self._finish()
+            self.finish()
             raise
-        self._finish()
+        self.finish()
         return result
-
-    def _fail(self, error: EcsDeployError) -> None:
-        result = self.result
-        if result.status is not Status.ROLLED_BACK:
-            result.status = Status.UNKNOWN if isinstance(error, VerdictUnknown) else Status.FAILED
-        result.error = str(error)
-        result.error_code = error.code if isinstance(error, AwsError | VerdictUnknown) else None
-        result.failed_step = getattr(error, "step", "") or self.step
-
-    def _finish(self) -> None:
-        result = self.result
-        result.finished_at = self.clock.now()
-        self.step = "done"
-        level: Level = "info" if result.status.ok else "error"
-        self.emit(
-            "target_finished",
-            level,
-            status=str(result.status),
-            old_task_definition=result.old_task_definition,
-            new_task_definition=result.new_task_definition,
-            deployment_id=result.deployment_id,
-            error=result.error,
-            error_code=result.error_code,
-            elapsed_s=result.duration_s,
-        )
 
     # -- the steps -------------------------------------------------------------------
 
     def _render(self, base: TaskDefinition) -> RenderedTaskDefinition:
-        self._enter("render")
+        self.enter("render")
         self.context.redactor.add(task_definition_secrets(base.body))
         rendered = render_revision(self.target, base)
         for change in rendered.changes:
             self.emit(
-                "container_image",
+                EventName.CONTAINER_IMAGE,
                 container=change.name,
                 old_image=change.old_image,
                 new_image=change.new_image,
@@ -244,35 +154,35 @@ class _Pipeline:
 
     async def _register(self, gateway: Gateway, rendered: RenderedTaskDefinition) -> TaskDefinition:
         """Register the rendered revision, or take the one another target registered."""
-        self._enter("register")
+        self.enter("register")
         registered, shared = await self.context.revisions.register(
             gateway, self.target.scope, rendered.definition
         )
         self.result.new_task_definition = registered.arn
-        self.emit("registered", new_task_definition=registered.arn, shared=shared)
+        self.emit(EventName.REGISTERED, new_task_definition=registered.arn, shared=shared)
         return registered
 
     async def _deploy_task_definition(self, gateway: Gateway) -> None:
         target = self.target
-        with self._answered_in_time():
+        with self.answered_in_time():
             base = await base_definition(gateway, target)
         if "taskDefinitionArn" in base.body:
             self.result.old_task_definition = base.arn
-        self.emit("resolved", old_task_definition=self.result.old_task_definition)
+        self.emit(EventName.RESOLVED, old_task_definition=self.result.old_task_definition)
         rendered = self._render(base)
-        with self._answered_in_time():
+        with self.answered_in_time():
             registered = await self._registered_already(gateway, base, rendered)
         if registered is not None:
             self.result.new_task_definition = registered.arn
             self.context.revisions.in_use(registered.arn)
-            self.emit("unchanged", old_task_definition=registered.arn)
+            self.emit(EventName.UNCHANGED, old_task_definition=registered.arn)
             if not (target.run_task and target.rerun_unchanged):
                 self.result.status = Status.UNCHANGED
                 return
         else:
             registered = await self._register(gateway, rendered)
         if target.run_task:
-            self._enter("run_task")
+            self.enter("run_task")
             assert target.cluster, "run_task needs a cluster"
             await run_one_off_task(
                 gateway,
@@ -284,7 +194,9 @@ class _Pipeline:
                 wait_for_success=target.wait_for_success,
                 timeout=target.timeout,
                 clock=self.clock,
-                on_status=lambda arn, status: self.emit("task_status", task=arn, status=status),
+                on_status=lambda arn, status: self.emit(
+                    EventName.TASK_STATUS, task=arn, status=status
+                ),
             )
         await self._cleanup(gateway)
         self.result.status = Status.SUCCEEDED
@@ -310,23 +222,25 @@ class _Pipeline:
 
     async def _deploy_service(self, gateway: Gateway) -> None:
         target = self.target
-        with self._answered_in_time():
+        with self.answered_in_time():
             service = await describe_target_service(self.context.accounts, target)
         current: str = service["taskDefinition"]
         self.result.old_task_definition = current
         self.result.old_desired_count = service.get("desiredCount")
         self.context.revisions.in_use(current)  # what a rollback would return to
-        self.emit("resolved", old_task_definition=current, desired=service.get("desiredCount"))
+        self.emit(
+            EventName.RESOLVED, old_task_definition=current, desired=service.get("desiredCount")
+        )
 
         if registers_revision(target):
-            with self._answered_in_time():
+            with self.answered_in_time():
                 base = await base_definition(gateway, target, current)
                 rendered = self._render(base)
                 unchanged = await self._runs_already(gateway, service, rendered)
             if unchanged:
                 self.result.new_task_definition = current
                 self.result.status = Status.UNCHANGED
-                self.emit("unchanged", old_task_definition=current)
+                self.emit(EventName.UNCHANGED, old_task_definition=current)
                 return
             new_arn = (await self._register(gateway, rendered)).arn
         else:
@@ -334,20 +248,20 @@ class _Pipeline:
             self.result.new_task_definition = current
 
         try:
-            self._enter("update")
-            with self._answered_in_time():
+            self.enter("update")
+            with self.answered_in_time():
                 updated = await gateway.update_service(**self._update_params(service, new_arn))
-            deployment = _primary(updated)
+            deployment = primary_deployment(updated)
             self.result.deployment_id = deployment["id"]
             self.emit(
-                "service_updated",
+                EventName.SERVICE_UPDATED,
                 deployment_id=deployment["id"],
                 new_task_definition=new_arn,
                 desired=deployment.get("desiredCount"),
             )
             expect = Expectation(deployment["id"], new_arn, target.skip_deployments_check)
-            self._enter("wait")
-            await self._wait(expect, deployment)
+            self.enter("wait")
+            await self.wait(expect, deployment)
         except EcsDeployError as failure:
             # UpdateService's own error means ECS refused the update (the gateway
             # repeats transient failures): nothing changed. After any other failure
@@ -357,19 +271,6 @@ class _Pipeline:
             raise
         await self._cleanup(gateway)
         self.result.status = Status.SUCCEEDED
-
-    @contextmanager
-    def _answered_in_time(self) -> Iterator[None]:
-        """Bound the step's ECS calls (retried while they fail transiently) by the
-        target's timeout."""
-        timeout = self.target.timeout
-        try:
-            with self.clock.fail_after(timeout):
-                yield
-        except TimeoutError:
-            raise DeployError(
-                f"ECS did not answer within the timeout of {timeout:g} s", step=self.step
-            ) from None
 
     async def _runs_already(
         self, gateway: Gateway, service: dict[str, Any], rendered: RenderedTaskDefinition
@@ -417,44 +318,6 @@ class _Pipeline:
             config["maximumPercent"] = target.max_percent
         return config
 
-    async def _wait(self, expect: Expectation, deployment: dict[str, Any]) -> Judgement:
-        target = self.target
-        assert target.cluster
-        assert target.service
-        watcher = await self.context.accounts.watcher(target.scope, target.cluster)
-        async with watcher.subscribe(target.service) as updates:
-            judgement = await wait_for_deployment(
-                updates,
-                expect,
-                clock=self.clock,
-                timeout=target.timeout,
-                since=deployment.get("createdAt"),
-                on_service_event=self._service_event,
-                on_progress=self._progress,
-                progress_deadline=target.progress_deadline,
-            )
-        self.emit("deployment_completed", deployment_id=expect.deployment_id)
-        return judgement
-
-    def _service_event(self, event: dict[str, Any]) -> None:
-        self.result.service_events.append(
-            {"at": epoch_seconds(event.get("createdAt")), "message": event.get("message", "")}
-        )
-        self.emit("ecs_event", message=event.get("message", ""))
-
-    def _progress(self, judgement: Judgement) -> None:
-        deployment = judgement.deployment or {}
-        self.emit(
-            "progress",
-            deployment_id=deployment.get("id"),
-            running=deployment.get("runningCount"),
-            desired=deployment.get("desiredCount"),
-            pending=deployment.get("pendingCount"),
-            failed_tasks=deployment.get("failedTasks"),
-            rollout_state=deployment.get("rolloutState"),
-            state=judgement.reason,
-        )
-
     async def _after_failure(
         self, gateway: Gateway, service: dict[str, Any], failure: EcsDeployError
     ) -> None:
@@ -462,78 +325,38 @@ class _Pipeline:
         unknown verdict); the result says which."""
         if isinstance(failure, DeploymentFailed) and failure.rolled_back_by_ecs:
             self.result.status = Status.ROLLED_BACK
-            self.emit("rolled_back_by_ecs", "error", reason=str(failure))
+            self.emit(EventName.ROLLED_BACK_BY_ECS, "error", reason=str(failure))
             return
         if not self.target.rollback:
             return
-        await self._restore(gateway, service["taskDefinition"], str(failure))
-
-    async def _restore(self, gateway: Gateway, previous: str, reason: str) -> None:
-        """Update the service back to ``previous`` (and a desired count the run changed)
-        and wait for that deployment."""
-        self._enter("rollback")
-        self.emit("rollback_started", "warning", reason=reason, to_task_definition=previous)
-        params: dict[str, Any] = {
-            "cluster": self.target.cluster,
-            "service": self.target.service,
-            "taskDefinition": previous,
-        }
-        if self.target.desired_count is not None:
-            params["desiredCount"] = self.result.old_desired_count
-        try:
-            with self._answered_in_time():
-                deployment = _primary(await gateway.update_service(**params))
-            await self._wait(Expectation(deployment["id"], previous), deployment)
-        except DeployError as error:
-            raise RollbackFailed(
-                f"{reason}; rollback to {previous} failed: {error}", step="rollback"
-            ) from error
-        self.result.status = Status.ROLLED_BACK
-        self.emit("rolled_back", "warning", to_task_definition=previous)
-
-    async def roll_back(self, reason: str) -> None:
-        previous = self.result.old_task_definition
-        assert self.target.kind == "service", "only services can be rolled back"
-        assert previous, "a succeeded service target knows its previous revision"
-        try:
-            gateway = await self.context.accounts.gateway(self.target.scope)
-            await self._restore(gateway, previous, reason)
-            self.result.error = reason
-        except EcsDeployError as error:
-            self._fail(error)
-        except anyio.get_cancelled_exc_class():
-            self.result.status = Status.INTERRUPTED
-            self.result.error = f"interrupted during rollback to {previous}"
-            self._finish()
-            raise
-        self._finish()
+        await restore(self, gateway, service["taskDefinition"], str(failure))
 
     async def _cleanup(self, gateway: Gateway) -> None:
         keep = self.target.max_definitions
         if not keep or self.result.new_task_definition is None:  # None or 0: keep them all
             return
-        self._enter("cleanup")
+        self.enter("cleanup")
         family = family_of(self.result.new_task_definition)
         # Housekeeping after the deploy: when it fails, the deploy still stands.
         try:
-            with self._answered_in_time():
+            with self.answered_in_time():
                 cleanup = await self.context.revisions.clean_up(
                     gateway, self.target.scope, family=family, keep=keep
                 )
         except EcsDeployError as error:
             self.emit(
-                "cleanup_skipped", "warning", family=family, reason=f"cleanup failed: {error}"
+                EventName.CLEANUP_SKIPPED,
+                "warning",
+                family=family,
+                reason=f"cleanup failed: {error}",
             )
             return
         if cleanup.kept_because:
-            self.emit("cleanup_skipped", "warning", family=family, reason=cleanup.kept_because)
+            self.emit(
+                EventName.CLEANUP_SKIPPED, "warning", family=family, reason=cleanup.kept_because
+            )
             return
         removed = list(cleanup.deregistered)
-        self.emit("deregistered", family=family, count=len(removed), task_definitions=removed)
-
-
-def _primary(service: dict[str, Any]) -> dict[str, Any]:
-    for deployment in service.get("deployments", []):
-        if deployment.get("status") == "PRIMARY":
-            return dict(deployment)
-    raise DeployError("UpdateService returned no PRIMARY deployment", step="update")
+        self.emit(
+            EventName.DEREGISTERED, family=family, count=len(removed), task_definitions=removed
+        )

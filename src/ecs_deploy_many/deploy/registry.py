@@ -27,11 +27,11 @@ from typing import Any
 import anyio
 
 from ecs_deploy_many.aws.gateway import Gateway, TaskDefinition
-from ecs_deploy_many.aws.scope import AwsScope
+from ecs_deploy_many.core.errors import AwsError
+from ecs_deploy_many.core.memo import AsyncMemo
+from ecs_deploy_many.core.scope import AwsScope
 from ecs_deploy_many.deploy.cleanup import revisions_to_deregister
 from ecs_deploy_many.deploy.taskdef import fingerprint
-from ecs_deploy_many.errors import AwsError
-from ecs_deploy_many.memo import AsyncMemo
 
 __all__ = ["Cleanup", "RunRevisions"]
 

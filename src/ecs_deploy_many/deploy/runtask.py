@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ecs_deploy_many.aws.gateway import Gateway, TaskDefinition
-from ecs_deploy_many.clock import Clock
-from ecs_deploy_many.errors import DeploymentTimeout, TaskRunFailed
+from ecs_deploy_many.core.clock import Clock
+from ecs_deploy_many.core.errors import DeploymentTimeout, TaskRunFailed
 
 __all__ = ["run_one_off_task", "task_failure"]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.model import ListShape, Shape, StringShape, StructureShape
 
-from ecs_deploy_many.deploy.taskdef import ecs_service_model
+from ecs_deploy_many.core.ecs_api import ecs_service_model
 
 __all__ = ["parse_network_configuration"]
 

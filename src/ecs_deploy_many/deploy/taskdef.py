@@ -6,67 +6,24 @@ a file holds them) and returns new dicts, never touching its input.
 
 from __future__ import annotations
 
-import copy
-import functools
 import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import botocore.session
-from botocore.model import ServiceModel
-
-from ecs_deploy_many.deploy.images import parse_image, same_repository, with_tag
-from ecs_deploy_many.errors import TaskDefinitionError
+from ecs_deploy_many.core.ecs_api import registration_input
+from ecs_deploy_many.core.errors import TaskDefinitionError
+from ecs_deploy_many.core.images import parse_image, same_repository, with_tag
 
 __all__ = [
-    "READ_ONLY_KEYS",
     "ContainerChange",
     "RenderedTaskDefinition",
     "diff_task_definitions",
-    "ecs_service_model",
     "fingerprint",
-    "registerable_keys",
-    "registration_input",
     "render_task_definition",
     "same_content",
 ]
-
-READ_ONLY_KEYS = frozenset(
-    {
-        "taskDefinitionArn",
-        "revision",
-        "status",
-        "requiresAttributes",
-        "compatibilities",
-        "registeredAt",
-        "registeredBy",
-        "deregisteredAt",
-        "deleteRequestedAt",
-    }
-)
-"""Keys DescribeTaskDefinition returns that RegisterTaskDefinition rejects."""
-
-
-@functools.cache
-def ecs_service_model() -> ServiceModel:
-    """ECS's API model as botocore ships it, loaded on first use rather than at import."""
-    return botocore.session.get_session().get_service_model("ecs")
-
-
-@functools.cache
-def registerable_keys() -> frozenset[str]:
-    """Every key RegisterTaskDefinition accepts, so no new ECS feature is silently dropped."""
-    shape = ecs_service_model().operation_model("RegisterTaskDefinition").input_shape
-    assert shape is not None  # the operation has had an input since ECS began
-    return frozenset(shape.members)
-
-
-def registration_input(described: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy of ``described`` holding only what RegisterTaskDefinition accepts."""
-    keys = registerable_keys()
-    return {key: copy.deepcopy(value) for key, value in described.items() if key in keys}
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,13 @@ from enum import Enum
 from typing import Any
 
 from ecs_deploy_many.aws.watch import ServiceUpdates
-from ecs_deploy_many.clock import Clock
-from ecs_deploy_many.errors import AwsError, DeploymentFailed, DeploymentTimeout, VerdictUnknown
+from ecs_deploy_many.core.clock import Clock
+from ecs_deploy_many.core.errors import (
+    AwsError,
+    DeploymentFailed,
+    DeploymentTimeout,
+    VerdictUnknown,
+)
 
 __all__ = [
     "VERDICT_GRACE",

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
+from ecs_deploy_many.core.redact import Redactor
 from ecs_deploy_many.deploy.engine import RunResult
-from ecs_deploy_many.observe.log import Redactor
 from ecs_deploy_many.observe.summary import (
     format_duration,
     problems,

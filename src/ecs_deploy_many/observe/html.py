@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import get_args
 
+from ecs_deploy_many.core.events import Step
+from ecs_deploy_many.core.redact import Redactor
+from ecs_deploy_many.core.result import Status, TargetResult
 from ecs_deploy_many.deploy.engine import RunResult
-from ecs_deploy_many.deploy.result import Status, TargetResult
-from ecs_deploy_many.observe.events import Step
-from ecs_deploy_many.observe.log import Redactor
 from ecs_deploy_many.observe.timeline import TargetTimeline, Timeline
 
 __all__ = ["render_html_report", "write_html_report"]
@@ -31,8 +31,6 @@ STEPS: tuple[Step, ...] = get_args(Step)
 # Tick spacings a reader counts in without effort; past ten days, multiples of a day.
 TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
 MAX_TICKS = 10
-# Details a reader of a post-mortem wants open; skipped ones only repeat their cause.
-OPEN = (Status.FAILED, Status.ROLLED_BACK, Status.INTERRUPTED, Status.UNKNOWN)
 
 CSS = """
 :root{--label:280px;--status:96px;--row:18px;color-scheme:light;
@@ -368,7 +366,8 @@ class _Page:
         if record is not None and record.spans:
             facts.append(("Steps", self.text(" · ".join(self.steps(record)))))
         kv = "".join(f"<dt>{self.text(k)}</dt><dd>{v}</dd>" for k, v in facts)
-        opened = " open" if result.status in OPEN else ""
+        # Open what a post-mortem reader wants; a skipped target only repeats its cause.
+        opened = " open" if result.status.needs_attention else ""
         return (
             f'<details id="{self.ids[target.name]}" class="st-{status}'
             f'{" ok" if result.status.ok else ""}"{opened}>'

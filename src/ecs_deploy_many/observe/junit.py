@@ -15,9 +15,9 @@ import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
+from ecs_deploy_many.core.redact import Redactor
+from ecs_deploy_many.core.result import Status, TargetResult
 from ecs_deploy_many.deploy.engine import RunResult
-from ecs_deploy_many.deploy.result import Status, TargetResult
-from ecs_deploy_many.observe.log import Redactor
 from ecs_deploy_many.observe.summary import reason, run_duration, status_label
 
 __all__ = ["junit_xml", "write_junit"]
@@ -26,7 +26,6 @@ SERVICE_EVENTS = 10
 """The last ECS service events a failure's text carries."""
 # Characters XML 1.0 cannot hold at all; an ECS message or error could carry one.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_FAILURES = (Status.FAILED, Status.ROLLED_BACK, Status.UNKNOWN)
 
 
 def junit_xml(
@@ -63,9 +62,9 @@ def _testcase(result: TargetResult, mask: Redactor) -> ET.Element:
         time=f"{result.duration_s or 0.0:.3f}",
     )
     message = _clean(reason(result, mask))
-    if result.status in _FAILURES and target.allow_failure:
+    if result.status.counts_as_failure and target.allow_failure:
         ET.SubElement(case, "skipped", message=_clean(f"{status_label(result)}: {message}"))
-    elif result.status in _FAILURES:
+    elif result.status.counts_as_failure:
         failure = ET.SubElement(case, "failure", message=message, type=str(result.status))
         failure.text = _clean(_details(result, mask))
     elif result.status is Status.SKIPPED:

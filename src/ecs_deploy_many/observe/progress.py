@@ -28,10 +28,10 @@ from rich.live import Live
 from rich.table import Column, Table
 from rich.text import Text
 
-from ecs_deploy_many.clock import Clock
-from ecs_deploy_many.deploy.result import Status
+from ecs_deploy_many.core.clock import Clock
+from ecs_deploy_many.core.events import EventName, Step, TargetEvent
+from ecs_deploy_many.core.result import Status
 from ecs_deploy_many.observe.console import format_duration
-from ecs_deploy_many.observe.events import Step, TargetEvent
 from ecs_deploy_many.observe.log import LogFormat
 from ecs_deploy_many.observe.summary import status_style
 
@@ -48,12 +48,9 @@ __all__ = [
 REFRESH_S = 0.25
 """Real seconds between redraws: smooth enough to read, cheap enough at fleet size."""
 MIN_ROWS = 3
-_PROBLEMS = {
-    str(Status.FAILED),
-    str(Status.ROLLED_BACK),
-    str(Status.INTERRUPTED),
-    str(Status.UNKNOWN),
-}
+
+
+_NEEDS_ATTENTION = frozenset(str(status) for status in Status if status.needs_attention)
 
 
 @dataclass
@@ -85,7 +82,7 @@ class ProgressView:
     def __call__(self, event: TargetEvent) -> None:
         target = event.target
         row = self._targets.get(target.name)
-        finishing = event.event == "target_finished"
+        finishing = event.event == EventName.TARGET_FINISHED
         # A finished target moves again when rollback_all takes it back.
         if row is None or (row.status is not None and not finishing):
             row = self._targets[target.name] = TargetProgress(
@@ -93,7 +90,7 @@ class ProgressView:
             )
         if event.step != row.step:
             row.step, row.running, row.desired = event.step, None, None
-        if event.event == "progress":
+        if event.event == EventName.PROGRESS:
             row.running = event.facts.get("running")
             row.desired = event.facts.get("desired")
         if finishing:
@@ -110,7 +107,9 @@ class ProgressView:
     def finished(self) -> list[TargetProgress]:
         """Finished targets, failures first, then the most recent."""
         rows = [row for row in self._targets.values() if row.status is not None]
-        return sorted(rows, key=lambda row: (row.status not in _PROBLEMS, -(row.finished_at or 0)))
+        return sorted(
+            rows, key=lambda row: (row.status not in _NEEDS_ATTENTION, -(row.finished_at or 0))
+        )
 
     def statistics(self) -> dict[str, int]:
         """Targets waiting, in flight, and finished in each status seen so far."""

@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ecs_deploy_many.core.redact import Redactor
+from ecs_deploy_many.core.result import TargetResult
 from ecs_deploy_many.deploy.engine import RunResult
-from ecs_deploy_many.deploy.result import TargetResult
-from ecs_deploy_many.observe.log import Redactor
 
 __all__ = ["run_report", "write_report"]
 

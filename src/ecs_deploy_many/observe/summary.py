@@ -19,10 +19,10 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Column, Table
 from rich.text import Text
 
+from ecs_deploy_many.core.redact import Redactor
+from ecs_deploy_many.core.result import Status, TargetResult
 from ecs_deploy_many.deploy.engine import RunResult, RunVerdict
-from ecs_deploy_many.deploy.result import Status, TargetResult
 from ecs_deploy_many.observe.console import format_duration
-from ecs_deploy_many.observe.log import Redactor
 
 __all__ = [
     "SLOWEST",
@@ -42,7 +42,6 @@ __all__ = [
 
 SLOWEST = 5
 """How many of the slowest targets a summary names."""
-_PROBLEMS = (Status.FAILED, Status.ROLLED_BACK, Status.UNKNOWN)
 # Off a terminal rich would wrap at 80 columns; tables are only as wide as their content,
 # so a wide limit keeps each reason on one line in CI logs without widening the tables.
 _PIPE_WIDTH = 240
@@ -66,7 +65,7 @@ _VERDICT_STYLES: dict[str, str] = {
 
 def problems(run: RunResult) -> list[TargetResult]:
     """Failed, rolled-back and unknown targets, in plan order."""
-    return [result for result in run.results.values() if result.status in _PROBLEMS]
+    return [result for result in run.results.values() if result.status.counts_as_failure]
 
 
 def slowest(run: RunResult, count: int = SLOWEST) -> list[TargetResult]:

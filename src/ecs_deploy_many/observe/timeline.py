@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from ecs_deploy_many.deploy.target import Target
-from ecs_deploy_many.observe.events import Step, TargetEvent
+from ecs_deploy_many.core.events import EventName, Step, TargetEvent
+from ecs_deploy_many.core.target import Target
 
 __all__ = ["EcsEvent", "Span", "TargetTimeline", "Timeline"]
 
@@ -66,7 +66,7 @@ class Timeline:
         record = self._targets.get(event.target.name)
         if record is None:
             record = self._targets[event.target.name] = TargetTimeline(event.target, event.at)
-        if event.event == "target_finished":
+        if event.event == EventName.TARGET_FINISHED:
             record._close(event.at)
             record.status = event.facts.get("status")
             record.error = event.facts.get("error")
@@ -76,7 +76,7 @@ class Timeline:
         if current is None or current.end is not None or current.step != event.step:
             record._close(event.at)
             record.spans.append(Span(event.step, event.at))
-        if event.event == "ecs_event":
+        if event.event == EventName.ECS_EVENT:
             record.ecs_events.append(
                 EcsEvent(event.at, event.step, str(event.facts.get("message", "")))
             )

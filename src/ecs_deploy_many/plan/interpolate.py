@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from ecs_deploy_many.errors import InterpolationError
+from ecs_deploy_many.core.errors import InterpolationError
 
 __all__ = ["InterpolationError", "interpolate"]
 

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import NoReturn
 
-from ecs_deploy_many.errors import PlanError, PlanIssue
+from ecs_deploy_many.core.errors import PlanError, PlanIssue
 
 __all__ = ["Issues", "KeyPath", "format_path"]
 

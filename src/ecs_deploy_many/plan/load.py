@@ -12,8 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ecs_deploy_many.aws.ratelimit import ECS_BUCKETS, BucketSpec
-from ecs_deploy_many.errors import PlanError, PlanIssue
+from ecs_deploy_many.core.errors import PlanError, PlanIssue
+from ecs_deploy_many.core.ratelimit import ECS_BUCKETS, BucketSpec
 from ecs_deploy_many.plan.checks import INVALID
 from ecs_deploy_many.plan.document import MAX_PLAN_BYTES, line_at, read_document, size_problem
 from ecs_deploy_many.plan.issues import Issues

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ecs_deploy_many.aws.ratelimit import ECS_BUCKETS, BucketSpec
-from ecs_deploy_many.deploy.target import Target
+from ecs_deploy_many.core.ratelimit import ECS_BUCKETS, BucketSpec
+from ecs_deploy_many.core.target import Target
 
 __all__ = ["FailureBudget", "OnFailure", "Plan", "Polling", "Wave"]
 

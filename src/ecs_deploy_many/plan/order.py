@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
-from ecs_deploy_many.deploy.target import Target
+from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.plan.checks import INVALID, did_you_mean
 from ecs_deploy_many.plan.issues import Issues
 from ecs_deploy_many.plan.model import Wave

@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ecs_deploy_many.aws.ratelimit import ECS_BUCKETS
-from ecs_deploy_many.deploy.images import parse_image, with_tag
-from ecs_deploy_many.endpoints import region_problem
-from ecs_deploy_many.errors import ImageError
+from ecs_deploy_many.core.endpoints import region_problem
+from ecs_deploy_many.core.errors import ImageError
+from ecs_deploy_many.core.images import parse_image, with_tag
+from ecs_deploy_many.core.ratelimit import ECS_BUCKETS
 from ecs_deploy_many.plan.checks import (
     INT32_MAX,
     INVALID,

@@ -21,7 +21,7 @@ from dataclasses import replace
 from fnmatch import fnmatchcase
 from typing import Literal
 
-from ecs_deploy_many.errors import PlanError, PlanIssue
+from ecs_deploy_many.core.errors import PlanError, PlanIssue
 from ecs_deploy_many.plan.model import Plan
 
 __all__ = ["DependencyChoice", "select"]

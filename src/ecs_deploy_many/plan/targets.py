@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ecs_deploy_many.deploy.images import resolve_image
-from ecs_deploy_many.deploy.target import AwsScope, Target
-from ecs_deploy_many.deploy.taskdef_file import read_task_definition_file
-from ecs_deploy_many.errors import ImageError, TaskDefinitionError
+from ecs_deploy_many.core.errors import ImageError, TaskDefinitionError
+from ecs_deploy_many.core.images import resolve_image
+from ecs_deploy_many.core.target import AwsScope, Target
 from ecs_deploy_many.plan.checks import INVALID
 from ecs_deploy_many.plan.issues import Issues, KeyPath
 from ecs_deploy_many.plan.schema import SERVICE_ONLY, TARGET, TARGET_TIMEOUT, RunTask
+from ecs_deploy_many.plan.taskdef_file import read_task_definition_file
 
 __all__ = ["NOT_GIVEN", "build_targets"]
 

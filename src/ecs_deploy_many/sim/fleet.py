@@ -75,8 +75,9 @@ from pydantic import (
     model_validator,
 )
 
-from ecs_deploy_many.errors import FleetError
-from ecs_deploy_many.sim.model import MAX_TASKS_PER_SERVICE, NAME, SimError
+from ecs_deploy_many.core.errors import FleetError
+from ecs_deploy_many.core.quotas import MAX_TASKS_PER_SERVICE
+from ecs_deploy_many.sim.model import NAME, SimError
 from ecs_deploy_many.sim.taskdefs import validate_registration
 
 __all__ = [

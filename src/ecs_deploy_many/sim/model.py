@@ -14,12 +14,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ecs_deploy_many.core.quotas import MAX_TASKS_PER_SERVICE
+
 if TYPE_CHECKING:
     from ecs_deploy_many.sim.fleet import Outcome, Timings
 
 __all__ = [
     "MAX_EVENTS",
-    "MAX_TASKS_PER_SERVICE",
     "NAME",
     "PENDING_STATES",
     "Cluster",
@@ -37,10 +38,6 @@ __all__ = [
 ]
 
 MAX_EVENTS = 100
-# ECS's "Tasks per service" service quota: at most 5,000 tasks per service, that is, the
-# largest desired count (adjustable on request in a real account, fixed here). The wording
-# of ECS's refusal is not documented [unconfirmed]; the code is InvalidParameterException.
-MAX_TASKS_PER_SERVICE = 5_000
 # Cluster, service and task-definition family names: up to 255 letters, digits, hyphens
 # and underscores (ECS API reference, CreateCluster/CreateService/RegisterTaskDefinition).
 NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")  # use fullmatch
@@ -64,7 +61,11 @@ def invalid(message: str) -> SimError:
 
 
 def check_desired_count(count: int) -> None:
-    """Refuse a desired count below 0 or above the tasks-per-service quota."""
+    """Refuse a desired count below 0 or above the tasks-per-service quota.
+
+    The wording of ECS's refusal is not documented [unconfirmed]; the code is
+    InvalidParameterException.
+    """
     if not 0 <= count <= MAX_TASKS_PER_SERVICE:
         raise invalid(
             f"desiredCount must be between 0 and {MAX_TASKS_PER_SERVICE}, the tasks per "

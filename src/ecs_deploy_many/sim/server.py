@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, Literal, Protocol, Self
 
-import botocore.session
 import structlog
 from aiohttp import web
 from botocore.model import (
@@ -31,8 +30,9 @@ from botocore.model import (
 )
 from botocore.validate import ParamValidator
 
-from ecs_deploy_many.aws.ratelimit import BucketSpec
-from ecs_deploy_many.clock import Clock, ScaledClock
+from ecs_deploy_many.core.clock import Clock, ScaledClock
+from ecs_deploy_many.core.ecs_api import ecs_service_model
+from ecs_deploy_many.core.ratelimit import BucketSpec
 from ecs_deploy_many.sim.fleet import Fleet, load_fleet
 from ecs_deploy_many.sim.state import SimError, SimState
 from ecs_deploy_many.sim.stats import SimStats, StatsRecorder
@@ -106,8 +106,8 @@ def caller_of(authorization: str) -> str:
 
 @functools.cache
 def _ecs_operations() -> dict[str, OperationModel]:
-    """botocore's ECS model, loaded once per process: loading it costs milliseconds."""
-    model = botocore.session.get_session().get_service_model("ecs")
+    """botocore's ECS operations, read once per process from the shared model."""
+    model = ecs_service_model()
     return {name: model.operation_model(name) for name in model.operation_names}
 
 

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ecs_deploy_many.clock import Clock
+from ecs_deploy_many.core.clock import Clock
 from ecs_deploy_many.sim.deployments import Scheduler
 from ecs_deploy_many.sim.fleet import Fleet, ServiceSpec
 from ecs_deploy_many.sim.model import (

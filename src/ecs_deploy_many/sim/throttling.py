@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ecs_deploy_many.aws.ratelimit import ECS_BUCKETS, BucketSpec, TokenBucket, category_of
-from ecs_deploy_many.clock import Clock
+from ecs_deploy_many.core.clock import Clock
+from ecs_deploy_many.core.ratelimit import ECS_BUCKETS, BucketSpec, TokenBucket, category_of
 
 __all__ = ["Throttle"]
 

@@ -39,9 +39,10 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from ecs_deploy_many.deploy.images import parse_image, same_repository, with_tag
-from ecs_deploy_many.deploy.target import Target
-from ecs_deploy_many.errors import FleetError
+from ecs_deploy_many.core.errors import FleetError
+from ecs_deploy_many.core.images import parse_image, same_repository, with_tag
+from ecs_deploy_many.core.quotas import MAX_TASKS_PER_SERVICE
+from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.plan.model import Plan
 from ecs_deploy_many.sim.fleet import (
     REGION,
@@ -51,7 +52,7 @@ from ecs_deploy_many.sim.fleet import (
     TaskDefinitionSpec,
     fleet_problem,
 )
-from ecs_deploy_many.sim.model import MAX_TASKS_PER_SERVICE, NAME, SimError
+from ecs_deploy_many.sim.model import NAME, SimError
 from ecs_deploy_many.sim.taskdefs import validate_registration
 
 __all__ = ["DEFAULT_DESIRED_COUNT", "MAX_REVISION", "PREVIOUS_TAG", "fleet_for_plan"]

@@ -19,13 +19,13 @@ from typing import Any, Final, NoReturn
 
 from botocore.model import Shape, StructureShape
 
-from ecs_deploy_many.deploy.taskdef import (
+from ecs_deploy_many.core.ecs_api import (
     READ_ONLY_KEYS,
     ecs_service_model,
     registerable_keys,
     registration_input,
 )
-from ecs_deploy_many.errors import TaskDefinitionError
+from ecs_deploy_many.core.errors import TaskDefinitionError
 
 __all__ = [
     "MAX_TASK_DEFINITION_BYTES",

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ecs_deploy_many.aws.scope import AwsScope
+from ecs_deploy_many.core.scope import AwsScope
 
 __all__ = ["AwsScope", "Target", "TargetKind"]
 

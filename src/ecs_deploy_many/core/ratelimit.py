@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from ecs_deploy_many.clock import Clock
+from ecs_deploy_many.core.clock import Clock
 
 __all__ = [
     "ECS_BUCKETS",

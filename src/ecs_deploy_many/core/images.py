@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from ecs_deploy_many.errors import ImageError
+from ecs_deploy_many.core.errors import ImageError
 
 __all__ = [
     "ImageRef",

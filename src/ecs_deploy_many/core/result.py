@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from ecs_deploy_many.deploy.target import Target
+from ecs_deploy_many.core.target import Target
 
 __all__ = ["Status", "TargetResult"]
 
@@ -25,7 +25,21 @@ class Status(StrEnum):
 
     @property
     def ok(self) -> bool:
+        """The target is where the run wanted it."""
         return self in (Status.SUCCEEDED, Status.UNCHANGED)
+
+    @property
+    def counts_as_failure(self) -> bool:
+        """A failure: against the failure budget, in the summary's and JUnit's failures.
+
+        Skipped and interrupted targets are not: nothing went wrong with them.
+        """
+        return self in (Status.FAILED, Status.ROLLED_BACK, Status.UNKNOWN)
+
+    @property
+    def needs_attention(self) -> bool:
+        """Someone should look: a failure, or a target an interruption left mid-way."""
+        return self.counts_as_failure or self is Status.INTERRUPTED
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""The vocabulary every layer shares: targets, results, events, redaction, time, ECS facts."""

@@ -1,0 +1,152 @@
+"""What every step sequence on one target shares: its events, deadlines, waits and record.
+
+A target's deploy (``deploy.pipeline``) and its rollback (``deploy.rollback``) are both
+steps on one ``TargetResult``. ``TargetSteps`` says which step is running, emits the
+target's events, bounds ECS calls by the target's timeout, waits for a deployment, and
+records the final state with its one ``target_finished`` event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ecs_deploy_many.aws.gateway import Gateway
+from ecs_deploy_many.aws.watch import ServiceWatcher
+from ecs_deploy_many.core.clock import Clock
+from ecs_deploy_many.core.errors import AwsError, DeployError, EcsDeployError, VerdictUnknown
+from ecs_deploy_many.core.events import EventName, Level, Observer, Step, TargetEvent
+from ecs_deploy_many.core.events import target_finished as target_finished_event
+from ecs_deploy_many.core.redact import Redactor
+from ecs_deploy_many.core.result import Status, TargetResult
+from ecs_deploy_many.core.scope import AwsScope
+from ecs_deploy_many.core.target import Target
+from ecs_deploy_many.deploy.registry import RunRevisions
+from ecs_deploy_many.deploy.wait import (
+    Expectation,
+    Judgement,
+    epoch_seconds,
+    wait_for_deployment,
+)
+
+__all__ = ["Accounts", "RunContext", "TargetSteps", "primary_deployment"]
+
+
+class Accounts(Protocol):
+    """Where the pipeline gets its gateways and watchers (``aws.session.ClientPool``)."""
+
+    async def gateway(self, scope: AwsScope) -> Gateway: ...
+
+    async def watcher(self, scope: AwsScope, cluster: str) -> ServiceWatcher: ...
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every target of a run shares."""
+
+    accounts: Accounts
+    clock: Clock
+    observe: Observer
+    revisions: RunRevisions = field(default_factory=RunRevisions)
+    redactor: Redactor = field(default_factory=Redactor)
+    """Learns each task definition's secrets as the run reads them, for every output."""
+
+
+class TargetSteps:
+    """One target's steps in progress, and the record they fill in."""
+
+    def __init__(
+        self, target: Target, context: RunContext, result: TargetResult | None = None
+    ) -> None:
+        self.target = target
+        self.context = context
+        self.clock = context.clock
+        self.result = result or TargetResult(target)
+        self.step: Step = "resolve"
+
+    def enter(self, step: Step) -> None:
+        """Move to ``step``; the debug-level event marks when it began (timelines use it)."""
+        self.step = step
+        self.emit(EventName.STEP_STARTED, "debug")
+
+    def emit(self, event: EventName, level: Level = "info", **facts: Any) -> None:
+        self.context.observe(
+            TargetEvent(self.target, self.step, event, self.clock.now(), facts, level)
+        )
+
+    def fail(self, error: EcsDeployError) -> None:
+        """Record an expected failure; a target ECS rolled back stays ``rolled_back``."""
+        result = self.result
+        if result.status is not Status.ROLLED_BACK:
+            result.status = Status.UNKNOWN if isinstance(error, VerdictUnknown) else Status.FAILED
+        result.error = str(error)
+        result.error_code = error.code if isinstance(error, AwsError | VerdictUnknown) else None
+        result.failed_step = getattr(error, "step", "") or self.step
+
+    def finish(self) -> None:
+        """The record is final: stamp it and say so."""
+        self.result.finished_at = self.clock.now()
+        self.step = "done"
+        self.context.observe(target_finished_event(self.result, self.result.finished_at))
+
+    @contextmanager
+    def answered_in_time(self) -> Iterator[None]:
+        """Bound the step's ECS calls (retried while they fail transiently) by the
+        target's timeout."""
+        timeout = self.target.timeout
+        try:
+            with self.clock.fail_after(timeout):
+                yield
+        except TimeoutError:
+            raise DeployError(
+                f"ECS did not answer within the timeout of {timeout:g} s", step=self.step
+            ) from None
+
+    async def wait(self, expect: Expectation, deployment: dict[str, Any]) -> Judgement:
+        """Wait until ECS says ``deployment`` finished (``deploy.wait`` judges)."""
+        target = self.target
+        assert target.cluster
+        assert target.service
+        watcher = await self.context.accounts.watcher(target.scope, target.cluster)
+        async with watcher.subscribe(target.service) as updates:
+            judgement = await wait_for_deployment(
+                updates,
+                expect,
+                clock=self.clock,
+                timeout=target.timeout,
+                since=deployment.get("createdAt"),
+                on_service_event=self._service_event,
+                on_progress=self._progress,
+                progress_deadline=target.progress_deadline,
+            )
+        self.emit(EventName.DEPLOYMENT_COMPLETED, deployment_id=expect.deployment_id)
+        return judgement
+
+    def _service_event(self, event: dict[str, Any]) -> None:
+        self.result.service_events.append(
+            {"at": epoch_seconds(event.get("createdAt")), "message": event.get("message", "")}
+        )
+        self.emit(EventName.ECS_EVENT, message=event.get("message", ""))
+
+    def _progress(self, judgement: Judgement) -> None:
+        deployment = judgement.deployment or {}
+        self.emit(
+            EventName.PROGRESS,
+            deployment_id=deployment.get("id"),
+            running=deployment.get("runningCount"),
+            desired=deployment.get("desiredCount"),
+            pending=deployment.get("pendingCount"),
+            failed_tasks=deployment.get("failedTasks"),
+            rollout_state=deployment.get("rolloutState"),
+            state=judgement.reason,
+        )
+
+
+def primary_deployment(service: dict[str, Any]) -> dict[str, Any]:
+    """The PRIMARY deployment of a service UpdateService returned."""
+    for deployment in service.get("deployments", []):
+        if deployment.get("status") == "PRIMARY":
+            return dict(deployment)
+    raise DeployError("UpdateService returned no PRIMARY deployment", step="update")
