@@ -34,7 +34,7 @@ from ecs_deploy_many.aws.session import ClientPool, StaticKeys
 from ecs_deploy_many.aws.watch import PollPolicy
 from ecs_deploy_many.cli.options import start_logging
 from ecs_deploy_many.cli.rehearsal import fleet_for_plan
-from ecs_deploy_many.cli.signals import HeldSignals, ProcessEnd
+from ecs_deploy_many.cli.signals import HeldSignals, ProcessEnd, cancel_on_signal
 from ecs_deploy_many.core.clock import Clock, ScaledClock, real_clock
 from ecs_deploy_many.core.errors import FleetError, PlanError
 from ecs_deploy_many.core.events import Observer, fan_out, target_finished
@@ -316,7 +316,7 @@ async def _dry_run(
     """Print what the run would change; a signal stops the reading, never the printing."""
     previews = None
     async with _connected(where, verbose=verbose) as pool, anyio.create_task_group() as group:
-        group.start_soon(_cancel_on_signal, signals, group.cancel_scope)
+        group.start_soon(cancel_on_signal, signals, group.cancel_scope, "the dry run")
         previews = await preview_plan(
             where.plan, pool, max_parallel=where.plan.max_parallel, redactor=redactor
         )
@@ -329,12 +329,6 @@ async def _dry_run(
         return EXIT_INTERRUPTED
     click.echo(format_preview(previews))
     return EXIT_FAILED if any(p.error for p in previews) else 0
-
-
-async def _cancel_on_signal(signals: HeldSignals, scope: anyio.CancelScope) -> None:
-    async for received in signals:
-        _say(f"{received.name}: stopping")
-        scope.cancel()
 
 
 async def _deploy(

@@ -18,14 +18,16 @@ from __future__ import annotations
 import asyncio
 import math
 import signal
+import sys
 import threading
 from contextlib import suppress
 from types import FrameType, TracebackType
 
 import anyio
+import asyncclick as click
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-__all__ = ["HeldSignals", "ProcessEnd"]
+__all__ = ["HeldSignals", "ProcessEnd", "cancel_on_signal"]
 
 HELD = (signal.SIGINT, signal.SIGTERM)
 
@@ -87,3 +89,16 @@ class HeldSignals:
 
     def __aiter__(self) -> MemoryObjectReceiveStream[signal.Signals]:
         return self._receive
+
+
+async def cancel_on_signal(signals: HeldSignals, scope: anyio.CancelScope, what: str) -> None:
+    """Cancel ``scope`` at the first signal; later ones are absorbed while ``what`` stops.
+
+    The lines go to ``sys.stderr`` as it is now: above the live view while that is up.
+    """
+    async for received in signals:
+        if scope.cancel_called:
+            click.echo(f"{received.name} again: already stopping", file=sys.stderr)
+        else:
+            click.echo(f"{received.name}: stopping {what}", file=sys.stderr)
+            scope.cancel()

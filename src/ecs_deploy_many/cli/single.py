@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import anyio.abc
 import asyncclick as click
 
 from ecs_deploy_many import __version__
@@ -46,7 +45,6 @@ EXIT_IMAGE = 13
 EXIT_INTERRUPTED = 130
 # More revisions than any family holds in practice: a bound, so the number stays a number.
 MAX_DEFINITIONS = 1_000_000
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def build_target(options: Mapping[str, Any], environ: Mapping[str, str]) -> Target:
@@ -171,6 +169,16 @@ def _static_keys(options: Mapping[str, Any], environ: Mapping[str, str]) -> Stat
     return StaticKeys(key_id, secret, environ.get("AWS_SESSION_TOKEN"))
 
 
+@dataclass(frozen=True)
+class _Invocation:
+    """What the caller of ``run`` says about this run (the click context's object)."""
+
+    clock: Clock | None = None
+    """A rehearsal's faster clock; None: real time."""
+    process_ends: bool = False
+    """The process ends with the command (the console script)."""
+
+
 async def _deploy(
     target: Target,
     keys: StaticKeys | None,
@@ -179,8 +187,10 @@ async def _deploy(
     verbose: bool,
     redactor: Redactor,
     console: Console | None,
+    process_ends: bool,
 ) -> int:
     from ecs_deploy_many.aws.session import ClientPool, Hints
+    from ecs_deploy_many.cli.signals import HeldSignals, cancel_on_signal
     from ecs_deploy_many.core.events import fan_out
     from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
     from ecs_deploy_many.observe.log import log_observer
@@ -194,70 +204,35 @@ async def _deploy(
         profile="-p/--profile",
     )
     result = TargetResult(target)
-    async with (
-        _stopped_by_signals() as stop,
-        ClientPool(clock, keys=keys, verbose=verbose, hints=hints) as pool,
-    ):
-        with stop:
-            try:
-                await pool.gateway(target.scope)  # fail fast on missing region or credentials
-            except CredentialsError as error:
-                click.echo(f"ecs-deploy: {error}", err=True)
-                return 1
-            progress = ProgressView(1)
-            context = RunContext(pool, clock, fan_out(log_observer(), progress), redactor=redactor)
-            async with show_progress(progress, clock, console):
-                await deploy_target(target, context, result)
-    # Signals are no longer heard (the console script ignores them now): this is the last line.
-    if result.status is Status.INTERRUPTED and result.error is None:
-        result.error = "interrupted before the deploy began"
-    click.echo(summary_line(result, redactor=redactor), err=not result.status.ok)
+    # The first SIGINT or SIGTERM stops the deploy; later ones are absorbed while it stops
+    # and the clients close, and none cuts the last line.
+    with HeldSignals(until_exit=process_ends) as signals:
+        async with ClientPool(clock, keys=keys, verbose=verbose, hints=hints) as pool:
+            refused: CredentialsError | None = None
+            stop = anyio.CancelScope()
+            async with anyio.create_task_group() as group:
+                group.start_soon(cancel_on_signal, signals, stop, "the deploy")
+                with stop:
+                    try:
+                        await pool.gateway(target.scope)  # fail fast: no region or credentials
+                    except CredentialsError as error:
+                        refused = error
+                    else:
+                        progress = ProgressView(1)
+                        observe = fan_out(log_observer(), progress)
+                        context = RunContext(pool, clock, observe, redactor=redactor)
+                        async with show_progress(progress, clock, console):
+                            await deploy_target(target, context, result)
+                group.cancel_scope.cancel()
+        if refused is not None:
+            click.echo(f"ecs-deploy: {refused}", err=True)
+            return 1
+        if result.status is Status.INTERRUPTED and result.error is None:
+            result.error = "interrupted before the deploy began"
+        click.echo(summary_line(result, redactor=redactor), err=not result.status.ok)
     if result.status is Status.INTERRUPTED:
         return EXIT_INTERRUPTED
     return 0 if result.status.ok else 1
-
-
-@asynccontextmanager
-async def _stopped_by_signals() -> AsyncIterator[anyio.CancelScope]:
-    """A scope for the deploy that the first SIGINT or SIGTERM cancels.
-
-    Signals stay handled until the body is done, so later ones are absorbed while the
-    deploy stops and the clients close; then the handlers found before come back.
-    """
-    stop = anyio.CancelScope()
-    async with anyio.create_task_group() as group:
-        await group.start(_watch_signals, stop)
-        try:
-            yield stop
-        finally:
-            group.cancel_scope.cancel()
-
-
-async def _watch_signals(
-    stop: anyio.CancelScope, *, task_status: anyio.abc.TaskStatus[None]
-) -> None:
-    found = {signum: signal.getsignal(signum) for signum in SIGNALS}
-    try:
-        with anyio.open_signal_receiver(*SIGNALS) as signals:
-            task_status.started()
-            async for signum in signals:
-                name = signal.Signals(signum).name
-                if stop.cancel_called:
-                    _say(f"{name} again: already stopping")
-                else:
-                    _say(f"{name}: stopping the deploy")
-                    stop.cancel()
-    finally:
-        # asyncio puts the default handlers back, not the ones it found (None: not
-        # installed from Python, so nothing to put back).
-        for signum, handler in found.items():
-            if handler is not None:
-                signal.signal(signum, handler)
-
-
-def _say(message: str) -> None:
-    """A line on stderr as it is now: above the live view while that is up."""
-    click.echo(message, file=sys.stderr)
 
 
 # The original's image notes and examples; "\b" keeps click from rewrapping a paragraph.
@@ -362,23 +337,34 @@ async def cli(**options: Any) -> int:
         targets=[target],
         keys=[keys.secret_access_key, keys.session_token or ""] if keys else [],
     )
-    clock = click.get_current_context().obj or real_clock()
+    invocation: _Invocation = click.get_current_context().obj or _Invocation()
+    clock = invocation.clock or real_clock()
     console = start_logging(options, redactor, clock)
     return await _deploy(
-        target, keys, clock, verbose=options["verbose"], redactor=redactor, console=console
+        target,
+        keys,
+        clock,
+        verbose=options["verbose"],
+        redactor=redactor,
+        console=console,
+        process_ends=invocation.process_ends,
     )
 
 
-async def run(argv: Sequence[str], *, clock: Clock | None = None) -> int:
+async def run(
+    argv: Sequence[str], *, clock: Clock | None = None, process_ends: bool = False
+) -> int:
     """Run with ``argv`` and return the exit code; ``clock`` lets a rehearsal go faster.
 
+    ``process_ends``: the process ends with this run, so signals stay held to the end.
     No arguments at all print the whole help, as the original's usage did, and exit 3.
     """
     if not argv:
         click.echo(cli.get_help(click.Context(cli, info_name="ecs-deploy")), err=True)
         return EXIT_USAGE
+    invocation = _Invocation(clock, process_ends)
     try:
-        code = await cli.main(list(argv), "ecs-deploy", standalone_mode=False, obj=clock)
+        code = await cli.main(list(argv), "ecs-deploy", standalone_mode=False, obj=invocation)
     except click.exceptions.Exit as done:
         return done.exit_code
     except click.UsageError as error:
@@ -395,10 +381,11 @@ async def run(argv: Sequence[str], *, clock: Clock | None = None) -> int:
 def main() -> None:
     """Console-script entry point.
 
-    SIGINT and SIGTERM act only while a deploy runs (it stops, says where, exits 130).
-    Outside it they are ignored: before, there is nothing to stop but the reading of
-    flags; after, a late signal must not turn a printed outcome into death by signal.
+    While a deploy runs, SIGINT and SIGTERM stop it (it says where, exits 130) and stay
+    held until the process exits, so a late one never cuts the last line. Before it, a
+    Ctrl-C while the flags are read exits 130 too.
     """
-    for signum in SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-    sys.exit(anyio.run(run, sys.argv[1:]))
+    try:
+        sys.exit(anyio.run(partial(run, sys.argv[1:], process_ends=True)))
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
