@@ -9,11 +9,12 @@ All durations given to and returned by a clock are in simulated seconds.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Protocol
 
 import anyio
 
-__all__ = ["Clock", "ScaledClock", "real_clock"]
+__all__ = ["Clock", "ScaledClock", "real_clock", "utc_iso"]
 
 
 class Clock(Protocol):
@@ -79,3 +80,9 @@ class ScaledClock:
 def real_clock() -> ScaledClock:
     """The clock of a run against real AWS."""
     return ScaledClock(1.0)
+
+
+def utc_iso(epoch: float, *, timespec: str = "milliseconds") -> str:
+    """``epoch`` as ISO 8601 in UTC with a ``Z``: how every output writes a moment."""
+    moment = datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec=timespec)
+    return moment.replace("+00:00", "Z")

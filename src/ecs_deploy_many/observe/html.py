@@ -23,6 +23,7 @@ from ecs_deploy_many.core.events import Step
 from ecs_deploy_many.core.redact import Redactor
 from ecs_deploy_many.core.result import Status, TargetResult
 from ecs_deploy_many.deploy.engine import RunResult
+from ecs_deploy_many.observe.console import format_duration
 from ecs_deploy_many.observe.timeline import TargetTimeline, Timeline
 
 __all__ = ["render_html_report", "write_html_report"]
@@ -234,7 +235,7 @@ class _Page:
         facts = [
             ("Started", _utc(started)),
             ("Finished", _utc(finished)),
-            ("Duration", "—" if duration is None else _duration(duration)),
+            ("Duration", "—" if duration is None else format_duration(duration)),
             ("Targets", str(len(run.results))),
             ("Failures", f"{run.failures} (budget {run.plan.failure_budget})"),
             ("On failure", run.plan.on_failure),
@@ -275,7 +276,7 @@ class _Page:
                     band += f'<i class="bake" {self.bar(ended, baked)}></i>'
             about = _plural(len(results), "target")
             if wave.bake:
-                about += f" · bake {_duration(wave.bake)}"
+                about += f" · bake {format_duration(wave.bake)}"
             rows.append(
                 f'<div class="wave"><span>Wave {self.text(wave.name)}'
                 f"<small>{self.text(about)}</small></span><span></span>"
@@ -316,7 +317,7 @@ class _Page:
         if record is not None:
             for span in record.spans:
                 end = span.end if span.end is not None else self.t1
-                title = self.text(f"{span.step} {_duration(end - span.start)}")
+                title = self.text(f"{span.step} {format_duration(end - span.start)}")
                 bars.append(
                     f'<i class="k-{span.step}" {self.bar(span.start, end)} title="{title}"></i>'
                 )
@@ -345,7 +346,7 @@ class _Page:
         )
         summary = [f"wave {target.wave}", where, target.scope.region or "default region"]
         if result.duration_s is not None:
-            summary.append(_duration(result.duration_s))
+            summary.append(format_duration(result.duration_s))
         if target.allow_failure:
             summary.append("allowed to fail")
         if result.status is Status.SKIPPED and result.error:
@@ -380,7 +381,7 @@ class _Page:
     def steps(self, record: TargetTimeline) -> Iterable[str]:
         for span in record.spans:
             end = span.end if span.end is not None else self.t1
-            yield f"{span.step} {_duration(end - span.start)}"
+            yield f"{span.step} {format_duration(end - span.start)}"
 
     def events(self, result: TargetResult, record: TargetTimeline | None) -> str:
         if record is None or not record.ecs_events:
@@ -425,15 +426,6 @@ def _clock(seconds: float) -> str:
     hours, rest = divmod(max(round(seconds), 0), 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f}".removesuffix(".0") + " s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} m {secs:02d} s"
-    return f"{minutes // 60} h {minutes % 60:02d} m"
 
 
 def _utc(epoch: float | None, *, time_only: bool = False) -> str:

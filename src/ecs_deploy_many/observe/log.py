@@ -12,12 +12,11 @@ import os
 import shutil
 import sys
 from collections.abc import MutableMapping
-from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
 import structlog
 
-from ecs_deploy_many.core.clock import Clock, real_clock
+from ecs_deploy_many.core.clock import Clock, real_clock, utc_iso
 from ecs_deploy_many.core.events import Observer, TargetEvent
 from ecs_deploy_many.core.redact import Redactor
 from ecs_deploy_many.observe.console import ConsoleLines
@@ -73,8 +72,9 @@ def _stamp(clock: Clock) -> Any:
         logger: Any, method: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
         at = event_dict.pop(_AT, None)
-        moment = datetime.fromtimestamp(clock.now() if at is None else at, UTC)
-        event_dict["timestamp"] = moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        event_dict["timestamp"] = utc_iso(
+            clock.now() if at is None else at, timespec="microseconds"
+        )
         return event_dict
 
     return stamp

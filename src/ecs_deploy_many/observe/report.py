@@ -14,10 +14,10 @@ import json
 import os
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ecs_deploy_many.core.clock import utc_iso
 from ecs_deploy_many.core.redact import Redactor
 from ecs_deploy_many.core.result import TargetResult
 from ecs_deploy_many.deploy.engine import RunResult
@@ -83,8 +83,7 @@ def _iso(epoch: float | None) -> str | None:
     """An epoch time as ISO-8601 UTC with a ``Z``, like the log lines' timestamps."""
     if not epoch:  # None, or 0 for an ECS event without a time
         return None
-    moment = datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="milliseconds")
-    return moment.replace("+00:00", "Z")
+    return utc_iso(epoch)
 
 
 def write_report(path: str | os.PathLike[str], report: Mapping[str, Any]) -> None:
