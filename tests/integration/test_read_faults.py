@@ -319,3 +319,19 @@ async def test_a_refused_read_during_a_bake_fails_its_target_not_the_run(
     assert (result.status, result.failed_step) == (Status.FAILED, "bake")
     assert "the service cannot be read" in (result.error or "")
     assert "AccessDeniedException" in (result.error or "")
+
+
+async def test_a_rollback_ecs_refuses_fails_its_target_saying_so(
+    sim: Simulator, proxy: FaultProxy
+) -> None:
+    # The deploy times out (the image never starts); the rollback's own UpdateService
+    # is refused. The target says both, and which revision it could not go back to.
+    arm = when_updated(
+        1, lambda: proxy.fail("UpdateService", times=1, status=400, code="AccessDeniedException")
+    )
+    run = await deploy(sim, proxy.url, plan("{service: s0, image: 'example/s0:broken'}"), arm)
+
+    result = only(run)
+    assert (result.status, result.failed_step) == (Status.FAILED, "rollback")
+    assert f"rollback to {original('s0')} failed" in (result.error or "")
+    assert "AccessDeniedException" in (result.error or "")

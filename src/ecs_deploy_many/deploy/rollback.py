@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 
 from ecs_deploy_many.aws.gateway import Gateway
-from ecs_deploy_many.core.errors import DeployError, EcsDeployError, RollbackFailed
+from ecs_deploy_many.core.errors import EcsDeployError, RollbackFailed
 from ecs_deploy_many.core.events import EventName
 from ecs_deploy_many.core.result import Status, TargetResult
 from ecs_deploy_many.core.target import Target
@@ -49,7 +49,7 @@ async def restore(steps: TargetSteps, gateway: Gateway, previous: str, reason: s
         with steps.answered_in_time():
             deployment = primary_deployment(await gateway.update_service(**params))
         await steps.wait(Expectation(deployment["id"], previous), deployment)
-    except DeployError as error:
+    except EcsDeployError as error:  # ECS refused, timed out, or the wait failed
         raise RollbackFailed(
             f"{reason}; rollback to {previous} failed: {error}", step="rollback"
         ) from error
