@@ -59,7 +59,7 @@ SATURATION = 0.7
 # whose engine waited for a CPU (runnable, other processes running) this share of it.
 LAG_P99_LIMIT_SIM_S = 5.0
 LAG_SHARE_LIMIT = 0.10
-CPU_WAIT_LIMIT = 0.05
+CPU_WAIT_LIMIT = 0.10
 
 # Short names for the per-target call counts, in the order they are printed.
 OPERATION_ABBREVIATIONS = {

@@ -43,7 +43,7 @@ def probe_file(
     [
         ([0.001] * 100, 0.0, False, False),  # on time, never waiting for a CPU
         ([0.001] * 98 + [0.5, 0.5], 0.0, True, False),  # p99 of 12.5 simulated s
-        ([0.001] * 100, 1.0, True, True),  # 10% of the run without a CPU
+        ([0.001] * 100, 1.5, True, True),  # 15% of the run without a CPU
         ([0.001] * 100, None, False, False),  # no schedstat: lateness alone decides
     ],
 )
