@@ -860,7 +860,7 @@ def row(result: Result) -> list[str]:
 def per_call_cell(result: Result) -> str:
     """``engine / SDK = ratio``; the SDK's figure is this run's calibration."""
     engine, sdk = result.cpu_per_call_s, result.calibration
-    if engine is None:
+    if engine is None or result.scenario.tool != "ecs-deploy-many":
         return "–"
     if sdk is None or not sdk.cpu_per_call_s:
         return f"{1000 * engine:.2f} / –"
