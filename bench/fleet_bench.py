@@ -38,7 +38,8 @@ import yaml
 from ecs_deploy_many.core.ratelimit import ECS_BUCKETS, OPERATION_CATEGORY, BucketSpec
 from ecs_deploy_many.sim.fleet import Timings
 
-ROOT = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
 WORK = ROOT / ".bench"
 FABFUEL_VENV = WORK / "fabfuel-venv"
 FABFUEL_REQUIREMENT = "ecs-deploy==1.17.0"
@@ -53,6 +54,12 @@ FABFUEL_TIMEOUT_SIM_S = 600  # per process, simulated seconds; about 5x its lowe
 # Above this share of one core the engine may lag the simulator's clock (it is one
 # asyncio thread), and simulated walls stretch with the speed.
 SATURATION = 0.7
+# A run whose event loop woke this late (99th percentile, simulated seconds), or was
+# late for this share of its real wall in all, ran behind its clock: flagged. So is a run
+# whose engine waited for a CPU (runnable, other processes running) this share of it.
+LAG_P99_LIMIT_SIM_S = 5.0
+LAG_SHARE_LIMIT = 0.10
+CPU_WAIT_LIMIT = 0.10
 
 # Short names for the per-target call counts, in the order they are printed.
 OPERATION_ABBREVIATIONS = {
@@ -356,6 +363,85 @@ def _first_line(process: subprocess.Popen[bytes], timeout_s: float) -> str:
 # -- results ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LoopLag:
+    """How late the engine's event loop woke, from ``engine_probe.py``'s samples."""
+
+    speed: float
+    wakeups: int
+    p50_s: float  # real seconds
+    p99_s: float
+    max_s: float
+    share: float  # all lateness over the probe's real time
+    cpu_wait_share: float | None  # runnable but without a CPU, over the probe's real time
+
+    @classmethod
+    def read(cls, path: Path, speed: float) -> LoopLag:
+        figures = json.loads(path.read_text(encoding="utf-8"))
+        late: list[float] = sorted(figures["lateness_s"]) or [0.0]
+
+        def percentile(p: float) -> float:
+            return late[min(len(late) - 1, int(p * len(late)))]
+
+        real: float = figures["real_s"] or 1.0
+        waited = figures.get("cpu_wait_s")
+        return cls(
+            speed,
+            len(late),
+            percentile(0.5),
+            percentile(0.99),
+            late[-1],
+            sum(late) / real,
+            None if waited is None else waited / real,
+        )
+
+    @property
+    def p99_sim_s(self) -> float:
+        return self.p99_s * self.speed
+
+    @property
+    def grew(self) -> bool:
+        """The engine ran behind its clock: its simulated walls are stretched."""
+        return self.p99_sim_s > LAG_P99_LIMIT_SIM_S or self.share > LAG_SHARE_LIMIT or self.starved
+
+    @property
+    def starved(self) -> bool:
+        """Other processes held the CPU while the engine had work to do."""
+        return self.cpu_wait_share is not None and self.cpu_wait_share > CPU_WAIT_LIMIT
+
+    def cell(self) -> str:
+        """p50 / p99 / max lateness in simulated seconds; shares of the wall spent late
+        and spent waiting for a CPU."""
+        sim = [f"{v * self.speed:.2f}" for v in (self.p50_s, self.p99_s, self.max_s)]
+        waited = "–" if self.cpu_wait_share is None else f"{100 * self.cpu_wait_share:.1f}%"
+        return " / ".join(sim) + f" (late {100 * self.share:.1f}%, no CPU {waited})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "wakeups": self.wakeups,
+            "p50_sim_s": round(self.p50_s * self.speed, 3),
+            "p99_sim_s": round(self.p99_s * self.speed, 3),
+            "max_sim_s": round(self.max_s * self.speed, 3),
+            "late_share": round(self.share, 4),
+            "cpu_wait_share": _round(self.cpu_wait_share, 4),
+        }
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Bare aiobotocore calls against the same simulator: the SDK's own CPU per call."""
+
+    calls: int
+    throttled: int
+    errors: int
+    cpu_s: float  # over the calls alone
+    process_cpu_s: float  # the whole process, start-up included
+
+    @property
+    def cpu_per_call_s(self) -> float:
+        return self.cpu_s / self.calls if self.calls else 0.0
+
+
 @dataclass
 class Result:
     scenario: Scenario
@@ -374,6 +460,31 @@ class Result:
     sim_real_s: float | None = None
     deployment_s: float | None = None  # first "has started" -> "deployment completed"
     notes: list[str] = field(default_factory=list)
+    lag: LoopLag | None = None
+    calibration: Calibration | None = None
+    load_before: float | None = None  # 1-minute load average around the deployer's run
+    load_after: float | None = None
+    baseline: Result | None = None  # 'single': the engine's start-up, for per-call CPU
+
+    @property
+    def cpu_per_call_s(self) -> float | None:
+        """The engine's CPU per call beyond its start-up (the 'single' run's CPU and calls).
+
+        Without a baseline, the whole process over all its calls.
+        """
+        cpu, calls = self.cpu_s, self.total_calls
+        if self.baseline is not None and self.baseline is not self:
+            cpu -= self.baseline.cpu_s
+            calls -= self.baseline.total_calls
+        return cpu / calls if calls > 0 else None
+
+    @property
+    def cpu_per_call_ratio(self) -> float | None:
+        """Engine CPU per call over the bare SDK's, measured in the same run."""
+        engine, sdk = self.cpu_per_call_s, self.calibration
+        if engine is None or sdk is None or not sdk.cpu_per_call_s:
+            return None
+        return engine / sdk.cpu_per_call_s
 
     @property
     def total_calls(self) -> int:
@@ -384,6 +495,7 @@ class Result:
         return sum(self.throttled.values())
 
     def to_json(self) -> dict[str, Any]:
+        sdk = self.calibration
         return {
             "scenario": self.scenario.name,
             "tool": self.scenario.tool,
@@ -401,8 +513,22 @@ class Result:
             "peak_rss_mb": round(self.max_rss_mb, 1),
             "cpu_s": round(self.cpu_s, 2),
             "simulator_cpu_s": None if self.sim_cpu_s is None else round(self.sim_cpu_s, 2),
+            "cpu_per_call_ms": _ms(self.cpu_per_call_s),
+            "sdk_cpu_per_call_ms": _ms(sdk.cpu_per_call_s) if sdk else None,
+            "sdk_process_cpu_s": round(sdk.process_cpu_s, 2) if sdk else None,
+            "cpu_per_call_ratio": _round(self.cpu_per_call_ratio, 2),
+            "loop_lag": self.lag.to_json() if self.lag else None,
+            "load_average": [self.load_before, self.load_after],
             "notes": self.notes,
         }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(1000 * seconds, 3)
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def _epoch(iso: str) -> float:
@@ -465,31 +591,54 @@ def prepare(scenario: Scenario, run_dir: Path) -> tuple[Path, Path]:
     return fleet_file, plan_file
 
 
-def run_many(scenario: Scenario, speed: float, run_dir: Path) -> Result:
-    """ecs-deploy-many PLAN against a fresh simulator at ``speed``."""
+def run_many(
+    scenario: Scenario,
+    speed: float,
+    run_dir: Path,
+    *,
+    calibrate: bool = True,
+    profile_dir: Path | None = None,
+) -> Result:
+    """ecs-deploy-many PLAN against a fresh simulator at ``speed``, then the calibration.
+
+    The deployer runs under ``engine_probe.py`` (its event-loop lag; cProfile into
+    ``profile_dir`` when given). The bare-SDK calibration then makes as many calls as the
+    engine made, against the same simulator, after its stats are read.
+    """
     fleet_file, plan_file = prepare(scenario, run_dir)
     result = Result(scenario, speed)
     report = run_dir / "report.json"
     with simulator(fleet_file, speed, run_dir / "simulator.log") as sim:
         sim_post(sim.endpoint, "/_sim/reset-stats")
         command = [
-            tool_path("ecs-deploy-many"),
+            sys.executable,
+            str(BENCH / "engine_probe.py"),
             str(plan_file),
             *("--endpoint-url", sim.endpoint, "--speed", f"{speed:g}"),
             *("--report", str(report), "--log-format", "json"),
         ]
+        lag_file = run_dir / "lag.json"
+        env = {**client_env(), "ECS_BENCH_LAG_FILE": str(lag_file)}
+        if profile_dir:
+            env["ECS_BENCH_PROFILE"] = str(profile_dir / f"{scenario.name}.prof")
         deadline = (target_timeout(scenario) + 600) / speed + 120
+        result.load_before = os.getloadavg()[0]
         with (run_dir / "engine.log").open("wb") as log:
             started = time.monotonic()
-            process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=client_env()
-            )
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
             usage = reap(process, started, deadline)
+        result.load_after = os.getloadavg()[0]
         stats = sim_get(sim.endpoint, "/_sim/stats")
+        result.calls, result.throttled = dict(stats["calls"]), dict(stats["throttled"])
+        if calibrate and result.total_calls:
+            result.calibration = run_calibration(
+                scenario, sim.endpoint, result.total_calls, speed, run_dir
+            )
     (run_dir / "stats.json").write_text(json.dumps(stats, indent=2), encoding="utf-8")
     result.real_wall_s, result.cpu_s = usage.real_s, usage.cpu_s
     result.max_rss_mb = usage.max_rss_kib / 1024
-    result.calls, result.throttled = dict(stats["calls"]), dict(stats["throttled"])
+    if lag_file.exists():
+        result.lag = LoopLag.read(lag_file, speed)
     if sim.usage:
         result.sim_cpu_s, result.sim_real_s = sim.usage.cpu_s, sim.usage.real_s
     if usage.exit_code not in (0, 1):
@@ -500,6 +649,39 @@ def run_many(scenario: Scenario, speed: float, run_dir: Path) -> Result:
         result.failed = scenario.targets
         result.notes.append(f"no report; see {run_dir / 'engine.log'}")
     return result
+
+
+def run_calibration(
+    scenario: Scenario, endpoint: str, calls: int, speed: float, run_dir: Path
+) -> Calibration | None:
+    """``sdk_calibration.py``: ``calls`` bare DescribeServices, its CPU from ``os.wait4``."""
+    services: dict[str, list[str]] = {}
+    for cluster, service, _ in service_names(scenario):
+        services.setdefault(cluster, []).append(service)
+    services_file = run_dir / "services.json"
+    services_file.write_text(json.dumps(services), encoding="utf-8")
+    command = [
+        sys.executable,
+        str(BENCH / "sdk_calibration.py"),
+        *(endpoint, str(services_file), str(calls), f"{speed:g}"),
+    ]
+    with (run_dir / "calibration.log").open("wb") as log:
+        started = time.monotonic()
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, env=client_env())
+        assert process.stdout is not None
+        output = process.stdout.read()
+        process.stdout.close()
+        usage = reap(process, started, deadline_s=600)
+    if usage.exit_code != 0:
+        return None
+    counts = json.loads(output)
+    return Calibration(
+        int(counts["calls"]),
+        int(counts["throttled"]),
+        int(counts["errors"]),
+        counts["cpu_s"],
+        usage.cpu_s,
+    )
 
 
 def ensure_fabfuel() -> Path:
@@ -641,6 +823,8 @@ COLUMNS = (
     "failed targets",
     "peak RSS (MB)",
     "CPU (s)",
+    "CPU per call (ms): engine / bare SDK",
+    "loop lag p50 / p99 / max (sim s)",
 )
 
 
@@ -668,7 +852,21 @@ def row(result: Result) -> list[str]:
         f"{result.failed:,}",
         rss,
         f"{result.cpu_s:,.1f} ({busy:.0f}%)",
+        per_call_cell(result),
+        result.lag.cell() if result.lag else "–",
     ]
+
+
+def per_call_cell(result: Result) -> str:
+    """``engine / SDK = ratio``; the SDK's figure is this run's calibration."""
+    engine, sdk = result.cpu_per_call_s, result.calibration
+    if engine is None or result.scenario.tool != "ecs-deploy-many":
+        return "–"
+    if sdk is None or not sdk.cpu_per_call_s:
+        return f"{1000 * engine:.2f} / –"
+    return (
+        f"{1000 * engine:.2f} / {1000 * sdk.cpu_per_call_s:.2f} = {result.cpu_per_call_ratio:.2f}×"
+    )
 
 
 def ratio_row(fabfuel: Result, many: Result) -> list[str]:
@@ -689,6 +887,8 @@ def ratio_row(fabfuel: Result, many: Result) -> list[str]:
         f"{fabfuel.failed} vs {many.failed}",
         _ratio(fabfuel.max_rss_mb, many.max_rss_mb),
         _ratio(fabfuel.cpu_s, many.cpu_s),
+        "",
+        "",
     ]
 
 
@@ -762,6 +962,17 @@ def arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="D for the lower bound, in simulated seconds, instead of measuring it in "
         "the 'single' scenario",
     )
+    parser.add_argument(
+        "--no-calibration",
+        action="store_true",
+        help="skip the bare-SDK calibration after each ecs-deploy-many run",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="profile each ecs-deploy-many run with cProfile into DIR/SCENARIO.prof",
+    )
     parser.add_argument("--json", type=Path, help="also write every figure as JSON to this file")
     parser.add_argument(
         "--keep",
@@ -798,6 +1009,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("nothing to run", file=sys.stderr)
         return 2
     runs = WORK / "runs" / time.strftime("%Y%m%d-%H%M%S")
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     results: list[Result] = []
     began = time.monotonic()
     deployment_s = args.deployment_s
@@ -812,7 +1025,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if scenario.tool == "ecs-deploy":
                 result = run_fabfuel(scenario, speed, run, dict(args.fabfuel_env))
             else:
-                result = run_many(scenario, speed, run)
+                result = run_many(
+                    scenario,
+                    speed,
+                    run,
+                    calibrate=not args.no_calibration and scenario.name != BASELINE,
+                    profile_dir=args.profile,
+                )
             if scenario.name == BASELINE and deployment_s is None:
                 deployment_s = result.deployment_s
             results.append(result)
@@ -826,9 +1045,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(runs, ignore_errors=True)
+    start_up = next((r for r in results if r.scenario.name == BASELINE), None)
     for result in results:
         if deployment_s is not None:
             result.lower_bound_s = lower_bound(result.scenario, deployment_s)
+        if result.scenario.tool == "ecs-deploy-many":
+            result.baseline = start_up
     print_table(results, args, deployment_s, time.monotonic() - began)
     if args.json:
         args.json.write_text(
@@ -844,6 +1066,55 @@ def main(argv: Sequence[str] | None = None) -> int:
             encoding="utf-8",
         )
     return 0
+
+
+def lag_warning(result: Result) -> str:
+    """Why this run's walls cannot be trusted, if they cannot: the engine fell behind."""
+    busy = result.cpu_s / result.real_wall_s if result.real_wall_s else 0.0
+    if result.lag is None or not result.lag.grew:
+        if busy > SATURATION:
+            return "WARNING: the engine used most of a core; try a lower --speed"
+        return ""
+    lag = result.lag
+    behind = (
+        f"the engine's event loop woke up to {lag.p99_sim_s:.2f} simulated s late "
+        f"(p99; late {100 * lag.share:.1f}% of the run)"
+    )
+    if lag.starved:
+        assert lag.cpu_wait_share is not None
+        return (
+            f"WARNING: {behind}, and for {100 * lag.cpu_wait_share:.1f}% of the run it had "
+            "work to do but other processes held the CPU: this wall / lower bound is "
+            "stretched by a starved engine, not by the engine's own work; rerun on a "
+            "quieter machine or at a lower --speed"
+        )
+    return (
+        f"WARNING: {behind} at {100 * busy:.0f}% of a core: the engine's own work could "
+        "not keep up with its clock, so the walls are stretched; try a lower --speed"
+    )
+
+
+def calibration_note(result: Result) -> str:
+    sdk = result.calibration
+    if sdk is None:
+        return ""
+    note = (
+        f"bare SDK: {sdk.calls:,} DescribeServices in {sdk.cpu_s:.1f} s CPU "
+        f"({sdk.process_cpu_s:.1f} s with start-up; {1000 * sdk.cpu_per_call_s:.2f} ms per call"
+    )
+    if result.cpu_per_call_ratio is not None:
+        own = result.cpu_per_call_ratio - 1
+        note += f"; the engine's own share {own:.2f}× the SDK's"
+    note += ")"
+    if sdk.throttled or sdk.errors:
+        note += f", {sdk.throttled} throttled, {sdk.errors} errors"
+    return note
+
+
+def load_note(result: Result) -> str:
+    if result.load_before is None or result.load_after is None:
+        return ""
+    return f"load average {result.load_before:.2f} -> {result.load_after:.2f}"
 
 
 def source_revision() -> str:
@@ -905,13 +1176,10 @@ def print_table(
             else f"simulator CPU {result.sim_cpu_s:.1f} s "
             f"({100 * result.sim_cpu_s / result.sim_real_s:.0f}% of its {result.sim_real_s:.0f} s)"
         )
-        extra = [sim_cpu, *result.notes]
-        if (
-            result.scenario.tool == "ecs-deploy-many"
-            and result.real_wall_s
-            and result.cpu_s / result.real_wall_s > SATURATION
-        ):
-            extra.insert(0, "WARNING: the engine used most of a core; try a lower --speed")
+        extra = [sim_cpu, calibration_note(result), load_note(result), *result.notes]
+        warning = lag_warning(result)
+        if warning:
+            extra.insert(0, warning)
         unusual = {k: v for k, v in result.statuses.items() if k != "succeeded" and v}
         if unusual:
             extra.insert(0, "statuses " + ", ".join(f"{k} {v}" for k, v in unusual.items()))

@@ -179,7 +179,9 @@ class FleetRun:
                     return
                 record = self.result.results[target.name] = TargetResult(target)
                 await deploy_target(target, self.context, record)
-            self._check_budget()
+            # Counting failures reads every result: only a new failure can break the budget.
+            if record.status.counts_as_failure:
+                self._check_budget()
         finally:
             finished[target.name].set()
 
