@@ -7,15 +7,20 @@ circuit breaker with and without rollback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
+from tests.clocks import ManualClock
 from tests.integration.helpers import (
     CLUSTER,
     completed,
     deploy,
+    ecs_client,
+    fleet_spec,
     messages,
     primary,
     watch_service,
@@ -149,27 +154,47 @@ async def test_circuit_breaker_without_rollback_stalls_the_service(
     assert final["deployments"][0]["id"] == fixed
 
 
-async def test_circuit_breaker_with_rollback_ends_on_the_old_revision(
-    fleet_ecs: ECSClient,
-) -> None:
-    (before,) = (await fleet_ecs.describe_services(cluster=CLUSTER, services=["safe"]))["services"]
-    stable = primary(before)
-    ours = primary(await deploy(fleet_ecs, "safe", "app:broken"))["id"]
-    views = await watch_service(fleet_ecs, CLUSTER, "safe", failed(ours))
-    rolling_back = primary(views[-1])
-    assert rolling_back["id"] not in (ours, stable["id"])
-    assert rolling_back["taskDefinition"] == stable["taskDefinition"]
-    assert rolling_back["rolloutStateReason"] == (
-        f"ECS deployment circuit breaker: rolling back to deploymentId {stable['id']}."
-    )
-    assert f"(service safe) rolling back to deployment {stable['id']}." in messages(views[-1])
+async def test_circuit_breaker_with_rollback_ends_on_the_old_revision() -> None:
+    # Simulated time moves only when the test moves it, a second at a time, so every
+    # state the rollout passes through is seen however busy the machine is.
+    clock = ManualClock()
+    fleet = Fleet.model_validate(fleet_spec())
+    async with (
+        Simulator(fleet, clock=clock, strict_output=True) as sim,
+        ecs_client(sim.endpoint_url, attempts=1) as ecs,
+    ):
+        (before,) = (await ecs.describe_services(cluster=CLUSTER, services=["safe"]))["services"]
+        stable = primary(before)
+        ours = primary(await deploy(ecs, "safe", "app:broken"))["id"]
+        views = await step_until(ecs, clock, "safe", failed(ours))
+        rolling_back = primary(views[-1])
+        assert rolling_back["id"] not in (ours, stable["id"])
+        assert rolling_back["taskDefinition"] == stable["taskDefinition"]
+        assert rolling_back["rolloutStateReason"] == (
+            f"ECS deployment circuit breaker: rolling back to deploymentId {stable['id']}."
+        )
+        assert f"(service safe) rolling back to deployment {stable['id']}." in messages(views[-1])
 
-    final = (await watch_service(fleet_ecs, CLUSTER, "safe", completed))[-1]
+        final = (await step_until(ecs, clock, "safe", completed))[-1]
     # What the botocore services_stable waiter accepts: one deployment, running == desired.
     # Only the deployment id tells a deployer that its rollout failed.
     assert final["runningCount"] == final["desiredCount"] == 2
     assert final["deployments"][0]["id"] == rolling_back["id"]
     assert final["taskDefinition"] == stable["taskDefinition"]
+
+
+async def step_until(
+    ecs: ECSClient, clock: ManualClock, service: str, until: Callable[[dict[str, Any]], bool]
+) -> list[dict[str, Any]]:
+    """Every view of ``service``, a simulated second apart, until ``until`` holds."""
+    seen: list[dict[str, Any]] = []
+    for _ in range(3600):
+        (current,) = (await ecs.describe_services(cluster=CLUSTER, services=[service]))["services"]
+        seen.append(current)
+        if until(current):
+            return seen
+        clock.t += 1
+    raise AssertionError(f"{service} never got there in a simulated hour: {seen[-1]}")
 
 
 async def test_unhealthy_image_trips_the_breaker_in_stage_two(fleet_ecs: ECSClient) -> None:

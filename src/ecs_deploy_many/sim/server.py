@@ -367,7 +367,8 @@ class Simulator:
     """A running simulator on a local port, for tests, ``sim serve`` and rehearsals.
 
     ``async with Simulator(speed=100) as sim:`` serves on an ephemeral port of 127.0.0.1
-    until the block ends. ``sim.clock`` is the clock the state model runs on; hand it to
+    until the block ends. ``sim.clock`` is the clock the state model runs on (``speed``
+    times real time, or the ``clock`` given, e.g. one a test moves by hand); hand it to
     an in-process engine so both agree on time. ``buckets`` overrides ECS's bucket sizes
     per category (tests use small ones); ``strict_output`` turns any response that strays
     from the ECS model into a ServerException, so tests catch state-model drift.
@@ -386,10 +387,11 @@ class Simulator:
         host: str = "127.0.0.1",
         port: int = 0,
         strict_output: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         if throttling not in ("aws", "off"):
             raise ValueError(f"throttling must be 'aws' or 'off', got {throttling!r}")
-        self.clock = ScaledClock(speed)
+        self.clock = clock or ScaledClock(speed)
         if isinstance(fleet, (str, os.PathLike)):
             fleet = load_fleet(fleet)
         self.state = SimState(self.clock, fleet, seed=seed)
