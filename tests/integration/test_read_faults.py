@@ -298,9 +298,15 @@ async def test_at_30_percent_injected_errors_every_verdict_matches_what_ecs_did(
                 assert running["taskDefinition"] == original(name), name
                 assert service["desiredCount"] == 2, name
 
-        statuses = {name: r.status for name, r in run.results.items()}
-        assert all(statuses[f"prod/{name}"] is Status.ROLLED_BACK for name in BROKEN + BREAKER)
-        assert sum(status is Status.SUCCEEDED for status in statuses.values()) >= len(GOOD) - 2
+        # Every broken service that got its update was rolled back; the faults kept at
+        # most a couple of targets from ever reaching their update.
+        updated = {name for name, r in run.results.items() if r.deployment_id is not None}
+        assert len(updated) >= len(run.results) - 2
+        for name in BROKEN + BREAKER:
+            if f"prod/{name}" in updated:
+                assert run.results[f"prod/{name}"].status is Status.ROLLED_BACK, name
+        statuses = [r.status for r in run.results.values()]
+        assert sum(status is Status.SUCCEEDED for status in statuses) >= len(GOOD) - 2
 
 
 async def test_a_refused_read_during_a_bake_fails_its_target_not_the_run(
