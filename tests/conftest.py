@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ecs_deploy_many.core.clock import VirtualTimeLoop
+
 
 @pytest.fixture(autouse=True)
 def _clean_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -19,5 +21,12 @@ def _clean_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, object]]:
+    """asyncio on virtual time, so no test's outcome depends on the machine's speed or load.
+
+    Tests marked ``real_time`` wait on another process (a subprocess, moto's server),
+    whose answers take real time the virtual loop would not wait for.
+    """
+    if request.node.get_closest_marker("real_time"):
+        return "asyncio", {}
+    return "asyncio", {"loop_factory": VirtualTimeLoop}

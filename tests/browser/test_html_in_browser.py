@@ -26,6 +26,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.anyio,
+    pytest.mark.real_time,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium: make test-browser"),
 ]
 

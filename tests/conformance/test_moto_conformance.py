@@ -23,7 +23,7 @@ from tests.integration.helpers import ecs_client
 if TYPE_CHECKING:
     from types_aiobotocore_ecs import ECSClient
 
-pytestmark = [pytest.mark.anyio, pytest.mark.conformance]
+pytestmark = [pytest.mark.anyio, pytest.mark.conformance, pytest.mark.real_time]
 
 ONLY_SIM = "moto leaves out a field real ECS returns"
 KNOWN_DIFFERENCES: dict[str, str] = {

@@ -42,6 +42,7 @@ def served(fleet_file: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
 
 
 @pytest.mark.anyio
+@pytest.mark.real_time
 async def test_serves_aioboto3_and_the_aws_cli_then_exits_0_on_sigterm(
     served: tuple[subprocess.Popen[str], str],
 ) -> None:
@@ -162,6 +163,7 @@ def test_a_device_as_fleet_is_refused_unread() -> None:
 
 
 @pytest.mark.anyio
+@pytest.mark.real_time
 async def test_an_absurd_desired_count_is_refused_and_sigterm_still_stops_it(
     served: tuple[subprocess.Popen[str], str],
 ) -> None:

@@ -1,17 +1,24 @@
-"""The real aioboto3 client pointed at a simulator, and waits that poll it like a deployer."""
+"""The real aioboto3 client pointed at a simulator, and waits that poll it like a deployer.
+
+Given a ``Simulator``, clients reach it in-process (``sim.transport``): botocore still
+serializes, signs and parses every call, and the virtual-time loop sees every wait.
+Given a URL, they go over HTTP, as the wire-protocol tests need.
+"""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import aioboto3
 import anyio
-from botocore.config import Config
+from aiobotocore.config import AioConfig
 
+from ecs_deploy_many.aws.session import ClientPool
 from ecs_deploy_many.sim.fleet import Fleet
+from ecs_deploy_many.sim.server import Simulator
+from ecs_deploy_many.sim.transport import in_process
 
 if TYPE_CHECKING:
     from types_aiobotocore_ecs import ECSClient
@@ -28,25 +35,36 @@ FAST_TIMINGS = {
     "stopping": 2,
     "deprovisioning": 2,
 }
-# Speed 100: a rolling deployment of a few simulated minutes takes a few real seconds.
+# Speed 100: a rolling deployment of a few simulated minutes takes a few seconds of the
+# loop's time (virtual in tests: no real time at all).
 SPEED = 100.0
-# Polls every 0.02 real seconds: every state a deployment passes through is seen.
+# Polls every 0.02 s of the loop's time: every state a deployment passes through is seen.
 POLL = 0.02
 
 
 @asynccontextmanager
 async def ecs_client(
-    endpoint_url: str, region: str = REGION, *, attempts: int | None = None
+    target: str | Simulator, region: str = REGION, *, attempts: int | None = None
 ) -> AsyncIterator[ECSClient]:
     """The real client with dummy credentials; ``attempts=1`` shows every error as is."""
     config: dict[str, Any] = {}
     if attempts is not None:
         config["retries"] = {"mode": "standard", "total_max_attempts": attempts}
+    if isinstance(target, Simulator):
+        config["http_session_cls"] = in_process(target.server)
+    endpoint_url = target if isinstance(target, str) else target.endpoint_url
     session = aioboto3.Session(aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret")
     async with session.client(
-        "ecs", region_name=region, endpoint_url=endpoint_url, config=Config(**config)
+        "ecs", region_name=region, endpoint_url=endpoint_url, config=AioConfig(**config)
     ) as client:
         yield client
+
+
+def sim_pool(sim: Simulator, **options: Any) -> ClientPool:
+    """The engine's client pool, on the simulator's clock, reaching it in-process."""
+    return ClientPool(
+        sim.clock, endpoint_url=sim.endpoint_url, http_session_cls=in_process(sim.server), **options
+    )
 
 
 async def watch_service(
@@ -59,13 +77,13 @@ async def watch_service(
 ) -> list[dict[str, Any]]:
     """Every DescribeServices view of one service until ``until`` holds (the last one)."""
     seen: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
+    deadline = anyio.current_time() + timeout
     while True:
         (current,) = (await ecs.describe_services(cluster=cluster, services=[service]))["services"]
         seen.append(current)
         if until(current):
             return seen
-        if time.monotonic() > deadline:
+        if anyio.current_time() > deadline:
             raise AssertionError(f"{service} never got there; last seen: {current['deployments']}")
         await anyio.sleep(POLL)
 
@@ -80,13 +98,13 @@ async def watch_task(
 ) -> list[dict[str, Any]]:
     """Every DescribeTasks view of one task until ``until`` holds (by default, STOPPED)."""
     seen: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
+    deadline = anyio.current_time() + timeout
     while True:
         (task,) = (await ecs.describe_tasks(cluster=cluster, tasks=[task_arn]))["tasks"]
         seen.append(task)
         if until(task):
             return seen
-        if time.monotonic() > deadline:
+        if anyio.current_time() > deadline:
             raise AssertionError(f"task never got there; last seen: {task['lastStatus']}")
         await anyio.sleep(POLL)
 
@@ -108,7 +126,7 @@ def messages(service: dict[str, Any]) -> list[str]:
 
 
 CLUSTER = "prod"
-# Short task timings (simulated seconds): a rollout takes about 30 s, 0.3 s of real time.
+# Short task timings (simulated seconds): a rollout takes about 30 s.
 FAST = {
     "provisioning": 5,
     "pending": 5,

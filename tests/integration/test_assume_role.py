@@ -17,7 +17,7 @@ from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
 from ecs_deploy_many.sim.server import Simulator
 from tests.integration.test_single_service import FLEET, REGISTRY, SPEED, arn, ecs_client
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.real_time]
 
 ROLE = "arn:aws:iam::123456789012:role/deployer"
 # STS's shortest role session; it is already inside botocore's 15-minute refresh window.

@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ecs_deploy_many.aws.session import ClientPool
 from ecs_deploy_many.deploy.dryrun import TargetPreview, format_preview, preview_plan
 from ecs_deploy_many.deploy.taskdef import ContainerChange
 from ecs_deploy_many.plan import parse_plan
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
-from tests.integration.helpers import REGION, ecs_client
+from tests.integration.helpers import REGION, ecs_client, sim_pool
 
 if TYPE_CHECKING:
     from types_aiobotocore_ecs import ECSClient
@@ -94,19 +93,19 @@ FLEET = Fleet.model_validate(
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator(FLEET, speed=100, strict_output=True) as running:
+    async with Simulator(FLEET, speed=100, strict_output=True, listen=False) as running:
         yield running
 
 
 @pytest.fixture
 async def ecs(sim: Simulator) -> AsyncIterator[ECSClient]:
-    async with ecs_client(sim.endpoint_url) as client:
+    async with ecs_client(sim) as client:
         yield client
 
 
 async def preview(sim: Simulator, text: str, base_dir: Path | None = None) -> list[TargetPreview]:
     plan = parse_plan(text, environ={}, base_dir=base_dir)
-    async with ClientPool(sim.clock, endpoint_url=sim.endpoint_url) as pool:
+    async with sim_pool(sim) as pool:
         return await preview_plan(plan, pool, max_parallel=3)
 
 
@@ -322,7 +321,7 @@ defaults: {region: eu-west-1}
 targets:
   - {cluster: secure, service: vault, task_definition_file: vault.json, image: repo/app:1.1}
 """
-    async with Simulator(fleet, speed=100) as sim:
+    async with Simulator(fleet, speed=100, listen=False) as sim:
         [shown] = await preview(sim, plan, tmp_path)
 
     text = format_preview([shown])

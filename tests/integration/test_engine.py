@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
-from ecs_deploy_many.aws.session import ClientPool
 from ecs_deploy_many.core.events import TargetEvent
 from ecs_deploy_many.core.result import TargetResult
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict, run_plan
@@ -24,7 +23,7 @@ from ecs_deploy_many.observe.timeline import Timeline
 from ecs_deploy_many.plan import parse_plan
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
-from tests.integration.helpers import FAST_TIMINGS, ecs_client
+from tests.integration.helpers import FAST_TIMINGS, ecs_client, sim_pool
 
 if TYPE_CHECKING:
     from types_aiobotocore_ecs import ECSClient
@@ -90,20 +89,20 @@ def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator(FLEET, speed=SPEED, strict_output=True) as running:
+    async with Simulator(FLEET, speed=SPEED, strict_output=True, listen=False) as running:
         yield running
 
 
 @pytest.fixture
 async def ecs(sim: Simulator) -> AsyncIterator[dict[str, ECSClient]]:
     """One client per region of the fleet."""
-    async with ecs_client(sim.endpoint_url, EU) as eu, ecs_client(sim.endpoint_url, US) as us:
+    async with ecs_client(sim, EU) as eu, ecs_client(sim, US) as us:
         yield {EU: eu, US: us}
 
 
 @asynccontextmanager
 async def context(sim: Simulator, events: list[TargetEvent]) -> AsyncIterator[RunContext]:
-    async with ClientPool(sim.clock, endpoint_url=sim.endpoint_url) as pool:
+    async with sim_pool(sim) as pool:
         yield RunContext(pool, sim.clock, events.append)
 
 

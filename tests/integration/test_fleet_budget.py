@@ -19,7 +19,7 @@ from ecs_deploy_many.deploy.pipeline import RunContext
 from ecs_deploy_many.plan import parse_plan
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
-from tests.integration.helpers import FAST_TIMINGS, ecs_client
+from tests.integration.helpers import FAST_TIMINGS, ecs_client, sim_pool
 
 pytestmark = pytest.mark.anyio
 
@@ -73,14 +73,12 @@ def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 @asynccontextmanager
 async def running(sim: Simulator, text: str) -> AsyncIterator[tuple[RunResult, ClientPool]]:
     plan = parse_plan(text, environ={})
-    async with ClientPool(
-        sim.clock, endpoint_url=sim.endpoint_url, bucket_specs=plan.rate_limits
-    ) as pool:
+    async with sim_pool(sim, bucket_specs=plan.rate_limits) as pool:
         yield await run_plan(plan, RunContext(pool, sim.clock, lambda event: None)), pool
 
 
 async def task_definitions_in_use(sim: Simulator) -> set[str]:
-    async with ecs_client(sim.endpoint_url, REGION) as ecs:
+    async with ecs_client(sim, REGION) as ecs:
         names = [f"svc{i:02d}" for i in range(SERVICES)]
         arns: set[str] = set()
         for start in range(0, SERVICES, 10):
@@ -92,7 +90,7 @@ async def task_definitions_in_use(sim: Simulator) -> set[str]:
 
 
 async def test_polls_are_batched_ten_services_a_call() -> None:
-    async with Simulator(fleet(shared_family=False), speed=40) as sim:
+    async with Simulator(fleet(shared_family=False), speed=40, listen=False) as sim:
         async with running(sim, plan_text()) as (result, pool):
             rounds = (await pool.watcher(AwsScope(region=REGION), "prod")).rounds
         assert result.verdict is RunVerdict.SUCCEEDED
@@ -105,7 +103,7 @@ async def test_polls_are_batched_ten_services_a_call() -> None:
 
 
 async def test_identical_definitions_are_registered_once() -> None:
-    async with Simulator(fleet(shared_family=True), speed=40) as sim:
+    async with Simulator(fleet(shared_family=True), speed=40, listen=False) as sim:
         async with running(sim, plan_text()) as (result, _):
             pass
         assert result.verdict is RunVerdict.SUCCEEDED
@@ -119,7 +117,7 @@ async def test_identical_definitions_are_registered_once() -> None:
 
 
 async def test_a_second_run_finds_everything_unchanged() -> None:
-    async with Simulator(fleet(shared_family=False), speed=40) as sim:
+    async with Simulator(fleet(shared_family=False), speed=40, listen=False) as sim:
         async with running(sim, plan_text()) as (first, _):
             pass
         assert first.statistics()["succeeded"] == SERVICES
@@ -136,7 +134,7 @@ async def test_a_second_run_finds_everything_unchanged() -> None:
 
 
 async def test_force_new_deployment_redeploys_an_unchanged_service() -> None:
-    async with Simulator(fleet(shared_family=True), speed=40) as sim:
+    async with Simulator(fleet(shared_family=True), speed=40, listen=False) as sim:
         async with running(sim, plan_text()):
             pass
         sim.reset_stats()
@@ -167,10 +165,10 @@ async def test_client_buckets_keep_a_throttled_account_clean(share: str) -> None
         f"  {name}: {{burst: {spec.burst:g}, refill_per_s: {spec.refill_per_s:g}}}\n"
         for name, spec in ours.items()
     )
-    # At 10x a moment the engine waits for a CPU refills a tenth of what it would at 40x:
-    # a busy machine cannot bunch the calls past the buckets' reserve.
+    # On virtual time a busy machine cannot bunch the calls: buckets refill only as the
+    # engine's own waits let simulated time pass.
     async with Simulator(
-        fleet(shared_family=False), speed=10, throttling="aws", buckets=tight
+        fleet(shared_family=False), speed=40, throttling="aws", buckets=tight, listen=False
     ) as sim:
         async with running(sim, plan_text(head=head)) as (result, _):
             pass
@@ -211,14 +209,14 @@ async def test_cleanups_spare_every_revision_the_run_uses_and_deregister_once() 
             f"  - {{cluster: prod, service: svc0{i}, image: 'example/app:2'}}\n" for i in range(3)
         )
     )
-    async with Simulator(fleet, speed=40) as sim:
+    async with Simulator(fleet, speed=40, listen=False) as sim:
         async with running(sim, text) as (result, _):
             pass
         assert result.verdict is RunVerdict.SUCCEEDED
         stats = sim.stats()
         assert stats.calls["RegisterTaskDefinition"] == 1  # all three render shared:3 + image
         assert stats.calls["DeregisterTaskDefinition"] == 1  # shared:3, once
-        async with ecs_client(sim.endpoint_url, REGION) as ecs:
+        async with ecs_client(sim, REGION) as ecs:
             active = (await ecs.list_task_definitions(familyPrefix="shared"))["taskDefinitionArns"]
     arn = f"arn:aws:ecs:{REGION}:123456789012:task-definition/shared"
     # the new revision, and both revisions a rollback could return to

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from ecs_deploy_many.aws.session import ClientPool
 from ecs_deploy_many.core.events import Step, TargetEvent, fan_out
 from ecs_deploy_many.core.redact import Redactor
 from ecs_deploy_many.core.result import Status, TargetResult
@@ -33,6 +32,7 @@ from tests.integration.helpers import (
     SECRET_ACCESS_KEY,
     SECRET_ENV_VALUE,
     reported_fleet,
+    sim_pool,
 )
 
 pytestmark = pytest.mark.anyio
@@ -53,8 +53,8 @@ async def run_with_timeline(
     """``plan_text`` run on a simulated fleet of ``services``, watched by a timeline."""
     timeline, events = Timeline(), []
     async with (
-        Simulator(fleet(*services), speed=SPEED, strict_output=True) as sim,
-        ClientPool(sim.clock, endpoint_url=sim.endpoint_url) as pool,
+        Simulator(fleet(*services), speed=SPEED, strict_output=True, listen=False) as sim,
+        sim_pool(sim) as pool,
     ):
         context = RunContext(pool, sim.clock, fan_out(timeline, events.append))
         run = await run_plan(parse_plan(plan_text, environ={}), context)

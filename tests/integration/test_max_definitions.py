@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from ecs_deploy_many.aws.session import ClientPool
 from ecs_deploy_many.core.events import TargetEvent
 from ecs_deploy_many.core.result import Status, TargetResult
 from ecs_deploy_many.core.target import Target
@@ -21,7 +20,7 @@ from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.model import SimError
 from ecs_deploy_many.sim.server import Simulator, StateModel
-from tests.integration.helpers import FAST_TIMINGS, REGION, ecs_client
+from tests.integration.helpers import FAST_TIMINGS, REGION, ecs_client, sim_pool
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("aws_credentials")]
 
@@ -78,19 +77,19 @@ TARGET = Target(
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator(fleet(), speed=SPEED, strict_output=True) as running:
+    async with Simulator(fleet(), speed=SPEED, strict_output=True, listen=False) as running:
         yield running
 
 
 async def deploy(sim: Simulator, target: Target) -> tuple[TargetResult, list[TargetEvent]]:
     events: list[TargetEvent] = []
-    async with ClientPool(sim.clock, endpoint_url=sim.endpoint_url) as pool:
+    async with sim_pool(sim) as pool:
         result = await deploy_target(target, RunContext(pool, sim.clock, events.append))
     return result, events
 
 
 async def active_revisions(sim: Simulator) -> list[str]:
-    async with ecs_client(sim.endpoint_url) as ecs:
+    async with ecs_client(sim) as ecs:
         listed = await ecs.list_task_definitions(familyPrefix="web", status="ACTIVE", sort="ASC")
     return list(listed["taskDefinitionArns"])
 
@@ -102,7 +101,7 @@ def facts(events: list[TargetEvent], name: str) -> list[dict[str, Any]]:
 async def test_revisions_other_services_deployments_and_tasks_use_survive(
     sim: Simulator,
 ) -> None:
-    async with ecs_client(sim.endpoint_url) as ecs:
+    async with ecs_client(sim) as ecs:
         # a deployment that never finishes: PRIMARY on web:4, ACTIVE still on web:1
         await ecs.update_service(cluster="prod", service="stuck", taskDefinition=web(4))
         # a standalone task on web:2
@@ -121,7 +120,7 @@ async def test_revisions_other_services_deployments_and_tasks_use_survive(
 
 async def test_cleanups_of_one_family_share_one_look_at_the_account(sim: Simulator) -> None:
     """Many targets of one family clean up; the account is read once for all of them."""
-    async with ClientPool(sim.clock, endpoint_url=sim.endpoint_url) as pool:
+    async with sim_pool(sim) as pool:
         context = RunContext(pool, sim.clock, lambda event: None)
         first = await deploy_target(TARGET, context)
         second = await deploy_target(replace(TARGET, image="example/app:10"), context)
@@ -152,7 +151,7 @@ class DenyingState:
 async def test_when_use_cannot_be_read_every_revision_stays_and_the_log_says_why(
     sim: Simulator, denied: str
 ) -> None:
-    async with ecs_client(sim.endpoint_url) as ecs:
+    async with ecs_client(sim) as ecs:
         await ecs.run_task(cluster="legacy", taskDefinition=web(2))
     before = await active_revisions(sim)
     sim.server.state = DenyingState(sim.server.state, {denied})

@@ -25,9 +25,11 @@ DEMO = Path(__file__).resolve().parents[2] / "deploy-plans" / "demo.yaml"
 async def test_demo_plan_services_run_the_previous_image() -> None:
     plan = load_plan(DEMO, environ={"RELEASE": "2024.06.1"})
     regions = sorted({str(target.scope.region) for target in plan.targets})
-    async with Simulator(fleet_for_plan(plan), speed=SPEED, strict_output=True) as sim:
+    async with Simulator(
+        fleet_for_plan(plan), speed=SPEED, strict_output=True, listen=False
+    ) as sim:
         for region in regions:
-            async with ecs_client(sim.endpoint_url, region) as ecs:
+            async with ecs_client(sim, region) as ecs:
                 for target in plan.targets:
                     if target.scope.region == region:
                         await check_runs_previous_image(ecs, target)

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from ecs_deploy_many.aws.session import ClientPool
 from ecs_deploy_many.core.redact import Redactor
 from ecs_deploy_many.deploy.engine import RunResult, run_plan
 from ecs_deploy_many.deploy.pipeline import RunContext
@@ -28,6 +27,7 @@ from tests.integration.helpers import (
     SECRET_ACCESS_KEY,
     SECRET_ENV_VALUE,
     reported_fleet,
+    sim_pool,
 )
 
 pytestmark = pytest.mark.anyio
@@ -77,8 +77,8 @@ def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 async def run() -> AsyncIterator[RunResult]:
     """The plan, run once: api succeeds, web is rolled back, worker is skipped after it."""
     async with (
-        Simulator(FLEET, speed=SPEED, strict_output=True) as sim,
-        ClientPool(sim.clock, endpoint_url=sim.endpoint_url) as pool,
+        Simulator(FLEET, speed=SPEED, strict_output=True, listen=False) as sim,
+        sim_pool(sim) as pool,
     ):
         yield await run_plan(
             parse_plan(PLAN, environ={}), RunContext(pool, sim.clock, lambda event: None)

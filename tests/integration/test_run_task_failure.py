@@ -6,13 +6,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from ecs_deploy_many.aws.session import ClientPool
 from ecs_deploy_many.core.result import Status
 from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
-from tests.integration.helpers import FAST_TIMINGS, REGION
+from tests.integration.helpers import FAST_TIMINGS, REGION, sim_pool
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("aws_credentials")]
 
@@ -36,7 +35,7 @@ FLEET = Fleet.model_validate(
 
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
-    async with Simulator(FLEET, speed=40, strict_output=True) as running:
+    async with Simulator(FLEET, speed=40, strict_output=True, listen=False) as running:
         yield running
 
 
@@ -52,7 +51,7 @@ async def test_the_helper_that_exited_is_blamed_not_main_that_ecs_stopped(
         wait_for_success=True,
         timeout=300,
     )
-    async with ClientPool(sim.clock, endpoint_url=sim.endpoint_url) as pool:
+    async with sim_pool(sim) as pool:
         result = await deploy_target(target, RunContext(pool, sim.clock, lambda event: None))
     assert result.status is Status.FAILED
     assert result.failed_step == "run_task"

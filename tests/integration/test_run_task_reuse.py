@@ -13,14 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from ecs_deploy_many.aws.session import ClientPool
 from ecs_deploy_many.cli import single
 from ecs_deploy_many.core.result import Status, TargetResult
 from ecs_deploy_many.deploy.engine import RunResult, run_plan
 from ecs_deploy_many.deploy.pipeline import RunContext
 from ecs_deploy_many.plan import parse_plan
 from ecs_deploy_many.sim.server import Simulator
-from tests.integration.helpers import REGION, prod_fleet
+from tests.integration.helpers import REGION, prod_fleet, sim_pool
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("aws_credentials")]
 
@@ -42,7 +41,7 @@ def plan(run_task: str | None) -> str:
 
 async def deploy(sim: Simulator, plan_text: str, base_dir: Path | None = None) -> TargetResult:
     plan_ = parse_plan(plan_text, environ={}, base_dir=base_dir)
-    async with ClientPool(sim.clock, endpoint_url=sim.endpoint_url) as pool:
+    async with sim_pool(sim) as pool:
         run: RunResult = await run_plan(plan_, RunContext(pool, sim.clock, lambda event: None))
     [result] = run.results.values()
     return result

@@ -1,7 +1,7 @@
 """`ecs-deploy` end to end: flags in, real client over HTTP, the simulator's state after.
 
-The command runs in-process on the simulator's clock, so a deployment of a simulated
-half minute takes a fraction of a real second.
+The command runs in-process on the simulator's clock, on the tests' virtual-time loop,
+so a deployment of a simulated half minute takes only the CPU it needs.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
 from ecs_deploy_many.sim.fleet import Fleet, Timings
 from ecs_deploy_many.sim.server import Simulator
 from tests.integration.conftest import REGION, ecs_client
+from tests.integration.helpers import sim_pool
 
 if TYPE_CHECKING:
     from types_aiobotocore_ecs import ECSClient
@@ -119,7 +120,7 @@ async def sim() -> AsyncIterator[Simulator]:
 
 @pytest.fixture
 async def ecs(sim: Simulator) -> AsyncIterator[ECSClient]:
-    async with ecs_client(sim.endpoint_url) as client:
+    async with ecs_client(sim) as client:
         yield client
 
 
@@ -648,7 +649,7 @@ async def test_secrets_of_a_definition_read_from_ecs_are_learned(sim: Simulator)
     target = Target(
         "web", cluster="prod", service="web", image=f"{REGISTRY}/web:2", scope=AwsScope(REGION)
     )
-    async with ClientPool(sim.clock, endpoint_url=sim.endpoint_url) as pool:
+    async with sim_pool(sim) as pool:
         context = RunContext(pool, sim.clock, lambda event: None, redactor=redactor)
         result = await deploy_target(target, context)
     assert result.status.ok

@@ -9,7 +9,7 @@ before they expire, so a run may outlast the role session.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -84,9 +84,12 @@ class ClientPool:
         verbose: bool = False,
         hints: Hints | None = None,
         role_session_seconds: int | None = None,
+        http_session_cls: Callable[..., Any] | None = None,
     ) -> None:
         """``role_session_seconds`` is how long each set of assumed-role credentials lasts
-        (STS's DurationSeconds, 900 or more); None leaves STS's default of one hour."""
+        (STS's DurationSeconds, 900 or more); None leaves STS's default of one hour.
+        ``http_session_cls`` replaces aiobotocore's HTTP session (aiohttp): the seam
+        through which tests and rehearsals reach a simulator in-process."""
         self._clock = clock
         self._keys = keys
         self._endpoint_url = endpoint_url
@@ -95,6 +98,9 @@ class ClientPool:
         self._verbose = verbose
         self._hints = hints or Hints()
         self._role_session_seconds = role_session_seconds
+        self._transport: dict[str, Any] = (
+            {} if http_session_cls is None else {"http_session_cls": http_session_cls}
+        )
         self._accounts: dict[AwsScope, _Account] = {}
         self._lock = anyio.Lock()
         self._stack = AsyncExitStack()
@@ -151,6 +157,7 @@ class ClientPool:
             max_pool_connections=MAX_POOL_CONNECTIONS,
             connect_timeout=10,
             read_timeout=30,
+            **self._transport,
         )
         try:
             return await self._stack.enter_async_context(

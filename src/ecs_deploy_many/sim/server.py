@@ -16,6 +16,7 @@ import random
 import re
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Self
 
 import structlog
@@ -41,6 +42,7 @@ from ecs_deploy_many.sim.throttling import Throttle
 __all__ = [
     "DEFAULT_REGION",
     "TARGET_PREFIX",
+    "Answer",
     "EcsServer",
     "InputChecker",
     "Simulator",
@@ -51,6 +53,8 @@ __all__ = [
 
 TARGET_PREFIX = "AmazonEC2ContainerServiceV20141113."
 CONTENT_TYPE = "application/x-amz-json-1.1"
+# The endpoint of a simulator without a port: ".invalid" never resolves (RFC 6761).
+IN_PROCESS_URL = "http://ecs-simulator.invalid"
 # What the SDKs assume when nothing else names a region; unsigned calls land here.
 DEFAULT_REGION = "us-east-1"
 _SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/,\s]+)/[^/,\s]+/aws4_request")
@@ -249,11 +253,24 @@ async def _body(request: web.Request) -> bytes:
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise WireError(
-            413,
-            "RequestEntityTooLargeException",
-            f"The request body is larger than {MAX_BODY_BYTES} bytes.",
-        ) from None
+        raise _too_large() from None
+
+
+def _too_large() -> WireError:
+    return WireError(
+        413,
+        "RequestEntityTooLargeException",
+        f"The request body is larger than {MAX_BODY_BYTES} bytes.",
+    )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """ECS's answer to one call: the HTTP status and the JSON body."""
+
+    status: int
+    body: bytes
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
 class EcsServer:
@@ -302,24 +319,41 @@ class EcsServer:
         return app
 
     async def _api(self, request: web.Request) -> web.Response:
-        request_id = str(uuid.uuid4())
         try:
-            body = await self._answer(request)
+            body = await _body(request)
         except WireError as error:
-            self.stats.error(error.code)
-            body, status = {"__type": error.code, "message": error.message}, error.status
+            answer = self._refused(error)
         else:
-            status = 200
+            answer = await self.answer(
+                request.headers.get("X-Amz-Target", ""),
+                request.headers.get("Authorization", ""),
+                body,
+            )
         return web.Response(
-            status=status,
-            body=json.dumps(body, separators=(",", ":")).encode(),
+            status=answer.status,
+            body=answer.body,
             content_type=CONTENT_TYPE,
-            headers={"x-amzn-RequestId": request_id},
+            headers={"x-amzn-RequestId": answer.request_id},
         )
 
-    async def _answer(self, request: web.Request) -> dict[str, Any]:
-        operation = self._operation(request.headers.get("X-Amz-Target", ""))
-        authorization = request.headers.get("Authorization", "")
+    async def answer(self, target: str, authorization: str, body: bytes) -> Answer:
+        """One API call, from its ``X-Amz-Target`` and ``Authorization`` headers and body:
+        the whole of ECS's answer, whether it came over HTTP or from an in-process client."""
+        if len(body) > MAX_BODY_BYTES:
+            return self._refused(_too_large())
+        try:
+            result = await self._result(target, authorization, body)
+        except WireError as error:
+            return self._refused(error)
+        return Answer(200, json.dumps(result, separators=(",", ":")).encode())
+
+    def _refused(self, error: WireError) -> Answer:
+        self.stats.error(error.code)
+        body = {"__type": error.code, "message": error.message}
+        return Answer(error.status, json.dumps(body, separators=(",", ":")).encode())
+
+    async def _result(self, target: str, authorization: str, body: bytes) -> dict[str, Any]:
+        operation = self._operation(target)
         self.stats.call(operation, caller=caller_of(authorization))
         if self._latency_s:
             await self.clock.sleep(self._latency_s)
@@ -330,7 +364,7 @@ class EcsServer:
         if self._error_rate and self._faults.random() < self._error_rate:
             self.stats.injected(operation)
             raise WireError(500, "ServerException", "Injected fault: please try again later.")
-        params = self._checker.parse(operation, await _body(request))
+        params = self._checker.parse(operation, body)
         try:
             result = self.state.handle(operation, region, params)
         except SimError as error:
@@ -367,11 +401,13 @@ class Simulator:
     """A running simulator on a local port, for tests, ``sim serve`` and rehearsals.
 
     ``async with Simulator(speed=100) as sim:`` serves on an ephemeral port of 127.0.0.1
-    until the block ends. ``sim.clock`` is the clock the state model runs on (``speed``
-    times real time, or the ``clock`` given, e.g. one a test moves by hand); hand it to
-    an in-process engine so both agree on time. ``buckets`` overrides ECS's bucket sizes
-    per category (tests use small ones); ``strict_output`` turns any response that strays
-    from the ECS model into a ServerException, so tests catch state-model drift.
+    until the block ends; with ``listen=False`` it opens no port, and clients reach it
+    only in-process (``sim.transport.in_process(sim.server)``). ``sim.clock`` is the
+    clock the state model runs on (``speed`` times real time, or the ``clock`` given, e.g.
+    one a test moves by hand); hand it to an in-process engine so both agree on time.
+    ``buckets`` overrides ECS's bucket sizes per category (tests use small ones);
+    ``strict_output`` turns any response that strays from the ECS model into a
+    ServerException, so tests catch state-model drift.
     """
 
     def __init__(
@@ -388,6 +424,7 @@ class Simulator:
         port: int = 0,
         strict_output: bool = False,
         clock: Clock | None = None,
+        listen: bool = True,
     ) -> None:
         if throttling not in ("aws", "off"):
             raise ValueError(f"throttling must be 'aws' or 'off', got {throttling!r}")
@@ -406,12 +443,14 @@ class Simulator:
         )
         self._host = host
         self._port = port
+        self._listen = listen
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
 
     @property
     def endpoint_url(self) -> str:
-        """``http://HOST:PORT`` of the running server, for ``endpoint_url=``."""
+        """``http://HOST:PORT`` of the running server, for ``endpoint_url=``; without a
+        port, a name that resolves nowhere, so only the in-process session reaches it."""
         if self._url is None:
             raise RuntimeError("the simulator is not running")
         return self._url
@@ -423,6 +462,9 @@ class Simulator:
         self.server.stats.reset()
 
     async def __aenter__(self) -> Self:
+        if not self._listen:
+            self._url = IN_PROCESS_URL
+            return self
         # No access log: it would cost more than answering the call.
         runner = web.AppRunner(self.server.app(), access_log=None, handle_signals=False)
         await runner.setup()
