@@ -9,7 +9,9 @@ import pytest
 from botocore.exceptions import ClientError
 from structlog.testing import capture_logs
 
+from ecs_deploy_many.core.clock import ScaledClock
 from ecs_deploy_many.sim.server import TARGET_PREFIX, InputChecker, Simulator
+from tests.clocks import START
 from tests.integration.helpers import ecs_client
 
 if TYPE_CHECKING:
@@ -168,3 +170,51 @@ async def test_binds_loopback_on_an_ephemeral_port() -> None:
         assert one.endpoint_url != two.endpoint_url
     with pytest.raises(RuntimeError, match="not running"):
         _ = one.endpoint_url
+
+
+async def test_the_in_process_transport_answers_as_http_does() -> None:
+    """The same calls, one simulator over HTTP and its twin in-process: equal answers,
+    errors included, and no port opened for the in-process one."""
+
+    async def session(ecs: ECSClient) -> list[Any]:
+        answers: list[Any] = []
+        calls: list[Any] = [
+            lambda: ecs.create_cluster(clusterName="prod"),
+            lambda: ecs.register_task_definition(
+                family="api",
+                containerDefinitions=[{"name": "api", "image": "api:1", "memory": 256}],
+            ),
+            lambda: ecs.create_service(
+                cluster="prod", serviceName="api", taskDefinition="api:1", desiredCount=2
+            ),
+            lambda: ecs.describe_services(cluster="prod", services=["api", "gone"]),
+            lambda: ecs.describe_services(cluster="nowhere", services=["api"]),
+            lambda: ecs.update_service(cluster="prod", service="api", desiredCount=-1),
+        ]
+        for call in calls:
+            try:
+                answer = await call()
+            except ClientError as error:
+                answers.append(
+                    (error.response["Error"], error.response["ResponseMetadata"]["HTTPStatusCode"])
+                )
+            else:
+                answer.pop("ResponseMetadata")
+                answers.append(answer)
+        return answers
+
+    async with (
+        Simulator(seed=7, strict_output=True, clock=ScaledClock(start=START)) as over_http,
+        ecs_client(over_http.endpoint_url, attempts=1) as http_client,
+    ):
+        via_http = await session(http_client)
+    async with (
+        Simulator(
+            seed=7, strict_output=True, clock=ScaledClock(start=START), listen=False
+        ) as in_process,
+        ecs_client(in_process, attempts=1) as in_process_client,
+    ):
+        via_transport = await session(in_process_client)
+        assert in_process.stats().total_calls == len(via_transport)
+    assert via_transport == via_http
+    assert [type(answer) for answer in via_http].count(tuple) == 2  # both refusals compared
