@@ -229,7 +229,10 @@ class _Pipeline(TargetSteps):
         self.result.old_desired_count = service.get("desiredCount")
         self.context.revisions.in_use(current)  # what a rollback would return to
         self.emit(
-            EventName.RESOLVED, old_task_definition=current, desired=service.get("desiredCount")
+            EventName.RESOLVED,
+            old_task_definition=current,
+            desired=service.get("desiredCount"),
+            deployment_configuration=service.get("deploymentConfiguration"),
         )
 
         if registers_revision(target):
