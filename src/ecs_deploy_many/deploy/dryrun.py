@@ -1,4 +1,4 @@
-"""A dry run: what deploying each target would change, found by reading alone.
+"""A dry run and ``status``: what deploying each target would change, found by reading alone.
 
 A preview resolves the base revision and renders the new one with the pipeline's own
 functions, so it predicts the deploy rather than imitating it, then compares the result
@@ -6,7 +6,9 @@ with the revision in use now. It calls only DescribeServices and DescribeTaskDef
 it is safe to run against production at any time. No secret appears in a preview: every
 place a task definition holds one (``replace_task_definition_secrets``) shows ``***1``,
 ``***2``... in both revisions, equal numbers for equal values, so a change still shows,
-and errors are masked like every other output.
+and errors are masked like every other output. ``status`` shows the same reading the
+other way round: what runs now (revision, images, whether its deployment is steady),
+then what the plan would change.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import anyio
 
 from ecs_deploy_many.aws.gateway import Gateway, TaskDefinition
-from ecs_deploy_many.core.errors import AwsError, EcsDeployError
+from ecs_deploy_many.core.errors import AwsError, DeployError, EcsDeployError
 from ecs_deploy_many.core.redact import (
     MASK,
     Redactor,
@@ -34,15 +36,17 @@ from ecs_deploy_many.deploy.pipeline import (
     registers_revision,
     render_revision,
 )
+from ecs_deploy_many.deploy.steps import primary_deployment
 from ecs_deploy_many.deploy.taskdef import (
     ContainerChange,
     RenderedTaskDefinition,
     diff_task_definitions,
     same_content,
 )
+from ecs_deploy_many.deploy.wait import Expectation, Verdict, judge
 from ecs_deploy_many.plan.model import Plan
 
-__all__ = ["TargetPreview", "format_preview", "preview_plan", "preview_target"]
+__all__ = ["TargetPreview", "format_preview", "format_status", "preview_plan", "preview_target"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,11 @@ class TargetPreview:
     """The new revision would hold exactly what the current one does."""
     force_new_deployment: bool = False
     """Tasks are replaced even when the revision is unchanged."""
+    running_images: tuple[str, ...] = ()
+    """The images of ``current_task_definition``, container by container."""
+    rollout: str | None = None
+    """How the service's newest deployment stands (``steady``, ``deploying: ...``,
+    ``failed: ...``), judged as a deploy judges its own; None for a task definition."""
     error: str | None = None
 
 
@@ -91,10 +100,12 @@ async def preview_target(
     try:
         gateway = await accounts.gateway(target.scope)
         if target.kind == "service":
-            arn = (await describe_target_service(accounts, target))["taskDefinition"]
-            preview = replace(preview, current_task_definition=arn)
+            service = await describe_target_service(accounts, target)
+            arn = service["taskDefinition"]
+            preview = replace(preview, current_task_definition=arn, rollout=_rollout(service))
             if not registers_revision(target):
-                return replace(preview, unchanged=True)
+                running = await gateway.describe_task_definition(arn)
+                return replace(preview, unchanged=True, running_images=_images(running))
             base = await base_definition(gateway, target, arn)
         else:
             base = await base_definition(gateway, target)
@@ -102,7 +113,9 @@ async def preview_target(
         current = await _current(gateway, target, base, preview.current_task_definition)
         if current is not None:
             mask.add(task_definition_secrets(current.body))
-            preview = replace(preview, current_task_definition=current.arn)
+            preview = replace(
+                preview, current_task_definition=current.arn, running_images=_images(current)
+            )
         return _compared(preview, current, render_revision(target, base), mask)
     except EcsDeployError as error:
         return replace(preview, error=mask.scrub(str(error)))
@@ -124,6 +137,26 @@ async def _current(
         if arn is not None or error.code != "ClientException":  # ECS's code for "no such"
             raise
         return None
+
+
+def _rollout(service: dict[str, Any]) -> str:
+    """The newest (PRIMARY) deployment judged as if a deploy were waiting for it."""
+    try:
+        primary = primary_deployment(service)
+    except DeployError:
+        return "no deployment"
+    judgement = judge(service, Expectation(primary["id"], primary.get("taskDefinition", "")))
+    if judgement.verdict is Verdict.SUCCEEDED:
+        return "steady"
+    if judgement.verdict is Verdict.WAITING:
+        return f"deploying: {judgement.reason}"
+    return f"failed: {judgement.reason}"
+
+
+def _images(definition: TaskDefinition) -> tuple[str, ...]:
+    return tuple(
+        str(container.get("image", "")) for container in definition.body["containerDefinitions"]
+    )
 
 
 def _compared(
@@ -212,3 +245,26 @@ def _where(preview: TargetPreview) -> str:
     if preview.region:
         parts.append(preview.region)
     return ", ".join(parts)
+
+
+def format_status(previews: Iterable[TargetPreview]) -> str:
+    """Plain text for a terminal: per target, what runs now and what the plan would do."""
+    return "\n".join(_status_block(preview) for preview in previews)
+
+
+def _status_block(preview: TargetPreview) -> str:
+    if preview.error is not None:
+        return f"{preview.name}  error: {preview.error}"
+    lines = [f"{preview.name}  ({_where(preview)})"]
+    running = preview.current_task_definition or "(no revision yet)"
+    state = f", {preview.rollout}" if preview.rollout else ""
+    lines.append(f"  runs     {running}{state}")
+    lines.extend(f"           {image}" for image in preview.running_images)
+    if preview.unchanged and not preview.force_new_deployment:
+        lines.append("  plan     unchanged")
+    elif preview.unchanged:
+        lines.append("  plan     same revision, new deployment forced")
+    else:
+        lines.append("  plan     new revision")
+        lines.extend(f"           {line}" for line in preview.differences)
+    return "\n".join(lines)
