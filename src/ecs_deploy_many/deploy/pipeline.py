@@ -189,13 +189,22 @@ class _Pipeline(TargetSteps):
         self, gateway: Gateway, rendered: RenderedTaskDefinition
     ) -> TaskDefinition | None:
         """The revision the earlier run registered for this target and did not use, if
-        it is still ACTIVE and holds exactly the rendered definition."""
-        arn = self.resumption.history.new_task_definition
-        if self.resumption.start not in (Start.REUSE, Start.RECONCILE) or not arn:
+        it is still ACTIVE and holds exactly the rendered definition.
+
+        The journal names it; when the target had got as far as resolving and names
+        none, its registration may have gone out unrecorded, and the family's newest
+        revision is the one it would be.
+        """
+        history, start = self.resumption.history, self.resumption.start
+        if start in (Start.REUSE, Start.RECONCILE) and history.new_task_definition:
+            name = history.new_task_definition
+        elif start is Start.FRESH and history.old_task_definition:
+            name = str(rendered.definition["family"])
+        else:
             return None
         try:
             with self.answered_in_time():
-                earlier = await gateway.describe_task_definition(arn)
+                earlier = await gateway.describe_task_definition(name)
         except AwsError as error:
             if error.code != "ClientException":  # ECS's code for "no such revision"
                 raise
