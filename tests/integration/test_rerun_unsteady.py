@@ -27,11 +27,13 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.anyio
 
-BREAKERS: dict[str, dict[str, bool]] = {
-    "plain": {"enable": False, "rollback": False},
-    "guarded": {"enable": True, "rollback": False},
-    "safe": {"enable": True, "rollback": True},
-    "steady": {"enable": False, "rollback": False},
+SERVICES: dict[str, dict[str, Any]] = {
+    "plain": {},
+    "guarded": {"circuit_breaker": {"enable": True}},
+    "safe": {"circuit_breaker": {"enable": True, "rollback": True}},
+    "steady": {},
+    # stops its old tasks at once: an update leaves no ACTIVE deployment for long
+    "bare": {"minimum_healthy_percent": 0},
 }
 FLEET = Fleet.model_validate(
     {
@@ -43,19 +45,14 @@ FLEET = Fleet.model_validate(
                     {"name": name, "image": f"example/{name}:1", "memory": 128}
                 ]
             }
-            for name in BREAKERS
+            for name in SERVICES
         },
         "clusters": [
             {
                 "name": "prod",
                 "services": [
-                    {
-                        "name": name,
-                        "task_definition": name,
-                        "desired_count": 2,
-                        "circuit_breaker": breaker,
-                    }
-                    for name, breaker in BREAKERS.items()
+                    {"name": name, "task_definition": name, "desired_count": 2, **extra}
+                    for name, extra in SERVICES.items()
                 ],
             }
         ],
@@ -191,3 +188,23 @@ async def test_a_rerun_over_a_healthy_deployment_in_progress_waits_for_it(
     service = await described(sim, "steady")
     assert [d["rolloutState"] for d in service["deployments"]] == ["COMPLETED"]
     assert service["taskDefinition"] == arn("steady:2")
+
+
+async def test_a_deployment_under_way_with_nothing_to_return_to_is_not_rolled_back(
+    sim: Simulator,
+) -> None:
+    changes = Changes(sim)
+    broken = plan("bare", "example/bare:broken", rollback="true")
+    await killed_run(sim, broken, updated)
+    while len((await described(sim, "bare"))["deployments"]) > 1:  # the old tasks drain
+        await sim.clock.sleep(5)
+
+    again, _ = await resumed_run(sim, broken, None)
+
+    [result] = again.results.values()
+    assert result.status is Status.FAILED
+    assert result.error is not None
+    assert "no rollback" in result.error
+    assert "is not known" in result.error
+    assert result.old_task_definition is None
+    assert changes.updates["bare"] == 1
