@@ -15,11 +15,12 @@ import pytest
 
 from ecs_deploy_many.core.events import EventName, TargetEvent
 from ecs_deploy_many.core.result import Status
+from ecs_deploy_many.deploy.dryrun import format_preview, preview_plan
 from ecs_deploy_many.deploy.engine import RunVerdict
 from ecs_deploy_many.plan import parse_plan
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
-from tests.integration.helpers import FAST_TIMINGS, REGION, ecs_client
+from tests.integration.helpers import FAST_TIMINGS, REGION, ecs_client, sim_pool
 from tests.integration.interrupted_runs import Changes, fold, killed_run, resumed_run
 
 if TYPE_CHECKING:
@@ -208,3 +209,23 @@ async def test_a_deployment_under_way_with_nothing_to_return_to_is_not_rolled_ba
     assert "is not known" in result.error
     assert result.old_task_definition is None
     assert changes.updates["bare"] == 1
+
+
+async def test_a_dry_run_says_what_a_rerun_does_with_an_unsteady_service(sim: Simulator) -> None:
+    async def preview(deploy: Any) -> str:
+        async with sim_pool(sim) as pool:
+            return format_preview(await preview_plan(deploy, pool, max_parallel=1))
+
+    rolling = plan("plain", "example/plain:broken")
+    await killed_run(sim, rolling, updated)
+    failed = plan("guarded", "example/guarded:broken")
+    await resumed_run(sim, failed, None)
+    steady = plan("steady", "example/steady:1")
+
+    assert await preview(rolling) == (
+        "prod/plain  unchanged, its deployment still in progress: waited for"
+    )
+    assert await preview(failed) == (
+        "prod/guarded  unchanged, its last deployment failed: deployed again"
+    )
+    assert await preview(steady) == "prod/steady  unchanged"

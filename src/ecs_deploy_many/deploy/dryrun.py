@@ -6,7 +6,9 @@ with the revision in use now. It calls only DescribeServices and DescribeTaskDef
 it is safe to run against production at any time. No secret appears in a preview: every
 place a task definition holds one (``replace_task_definition_secrets``) shows ``***1``,
 ``***2``... in both revisions, equal numbers for equal values, so a change still shows,
-and errors are masked like every other output.
+and errors are masked like every other output. A service whose revision would not change
+but whose deployment is not steady says what the deploy would do: wait for a deployment
+still in progress, or deploy again after one that failed.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from ecs_deploy_many.deploy.taskdef import (
     diff_task_definitions,
     same_content,
 )
+from ecs_deploy_many.deploy.wait import Rollout, rollout_of
 from ecs_deploy_many.plan.model import Plan
 
 __all__ = ["TargetPreview", "format_preview", "preview_plan", "preview_target"]
@@ -63,6 +66,9 @@ class TargetPreview:
     """What the new revision changes relative to the current one, a line each."""
     unchanged: bool = False
     """The new revision would hold exactly what the current one does."""
+    rollout: Rollout | None = None
+    """How the service's deployment stands: an unchanged revision whose deployment is
+    still rolling out is waited for, one whose deployment failed is deployed again."""
     force_new_deployment: bool = False
     """Tasks are replaced even when the revision is unchanged."""
     error: str | None = None
@@ -91,8 +97,9 @@ async def preview_target(
     try:
         gateway = await accounts.gateway(target.scope)
         if target.kind == "service":
-            arn = (await describe_target_service(accounts, target))["taskDefinition"]
-            preview = replace(preview, current_task_definition=arn)
+            service = await describe_target_service(accounts, target)
+            arn = service["taskDefinition"]
+            preview = replace(preview, current_task_definition=arn, rollout=rollout_of(service))
             if not registers_revision(target):
                 return replace(preview, unchanged=True)
             base = await base_definition(gateway, target, arn)
@@ -192,6 +199,10 @@ def _block(preview: TargetPreview) -> str:
     if preview.error is not None:
         return f"{preview.name}  error: {preview.error}"
     if preview.unchanged and not preview.force_new_deployment:
+        if preview.rollout is Rollout.IN_PROGRESS:
+            return f"{preview.name}  unchanged, its deployment still in progress: waited for"
+        if preview.rollout is Rollout.FAILED:
+            return f"{preview.name}  unchanged, its last deployment failed: deployed again"
         return f"{preview.name}  unchanged"
     lines = [f"{preview.name}  ({_where(preview)})"]
     current = preview.current_task_definition
