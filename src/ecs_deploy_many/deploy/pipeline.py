@@ -2,17 +2,23 @@
 
 service target:          resolve -> render -> register -> update -> wait -> cleanup
                                                                  \\-> rollback (on failure)
+                         (unchanged when the service runs the rendered revision and its
+                         deployment is steady; a deployment of that revision still under
+                         way is followed instead of updating, one that failed is redone)
 task-definition target:  resolve -> render -> register [-> run_task] -> cleanup
                          (an identical revision in use is reused, not registered again;
                          its task runs again unless the target says otherwise)
 
 Expected failures become a ``TargetResult`` (one bad service never takes others down);
 anything unexpected propagates. Every step emits ``TargetEvent``s (``deploy.steps``);
-the wait is judged in ``deploy.wait``, a rollback runs in ``deploy.rollback``.
+the wait is judged in ``deploy.wait``, a rollback runs in ``deploy.rollback``. A target
+of a continued run starts where ``deploy.resume`` says: following the earlier run's
+deployment, reusing its revision, or finishing its rollback.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -118,6 +124,18 @@ def render_revision(target: Target, base: TaskDefinition) -> RenderedTaskDefinit
         tag_only=target.tag_only,
         tags=base.tags if target.copy_task_definition_tags and base.tags else None,
     )
+
+
+@dataclass(frozen=True)
+class _NextStep:
+    """What a service target does after resolving: update to ``task_definition``
+    (forcing a new deployment when the revision is the same), or follow ``deployment``,
+    under way already, for ``why``."""
+
+    task_definition: str
+    force: bool = False
+    deployment: dict[str, Any] | None = None
+    why: str = ""
 
 
 class _Pipeline(TargetSteps):
@@ -278,43 +296,19 @@ class _Pipeline(TargetSteps):
         if self.resumption.start is Start.ROLLBACK:
             await self._finish_rollback(gateway, service)
             return
-
-        current: str = service["taskDefinition"]
-        force = target.force_new_deployment
-        deployment, new_arn = self._earlier_deployment(service)
-        if deployment is not None:
-            why = "the deployment the earlier run started"
-        elif registers_revision(target):
-            with self.answered_in_time():
-                base = await base_definition(gateway, target, current)
-                rendered = self._render(base)
-                on_rendered = await self._on_rendered_revision(gateway, service, rendered)
-            rollout = rollout_of(service) if on_rendered else None
-            if rollout is Rollout.STEADY:
-                self.result.new_task_definition = current
-                self.result.status = Status.UNCHANGED
-                self.emit(EventName.UNCHANGED, old_task_definition=current)
-                return
-            if rollout is Rollout.IN_PROGRESS:
-                # Someone (an interrupted run, say) is rolling out this very revision: its
-                # outcome is this target's. A rollback returns to what that one replaces.
-                deployment, new_arn = primary_deployment(service), current
-                self.result.old_task_definition = revision_replaced(service)
-                why = "a deployment of the rendered revision was under way"
-            elif rollout is Rollout.FAILED:
-                new_arn, force = current, True  # the same revision, deployed again
-            else:
-                new_arn = (await self._register(gateway, rendered)).arn
-        else:
-            new_arn = current  # --force-new-deployment alone: same revision, fresh tasks
-        self.result.new_task_definition = new_arn
-
+        step = await self._next_step(gateway, service)
+        if step is None:
+            return
+        self.result.new_task_definition = step.task_definition
         try:
-            if deployment is None:
-                deployment = await self._update(gateway, service, new_arn, force)
+            if step.deployment is None:
+                deployment = await self._update(gateway, service, step)
             else:
-                self._attach(deployment, why)
-            expect = Expectation(deployment["id"], new_arn, target.skip_deployments_check)
+                deployment = step.deployment
+                self._attach(deployment, step.why)
+            expect = Expectation(
+                deployment["id"], step.task_definition, target.skip_deployments_check
+            )
             self.enter("wait")
             await self.wait(expect, deployment)
         except EcsDeployError as failure:
@@ -326,6 +320,39 @@ class _Pipeline(TargetSteps):
             raise
         await self._cleanup(gateway)
         self.result.status = Status.SUCCEEDED
+
+    async def _next_step(self, gateway: Gateway, service: dict[str, Any]) -> _NextStep | None:
+        """Which revision the service gets and whether a deployment under way is followed
+        instead of updating; None when the target is unchanged (recorded here)."""
+        target = self.target
+        current: str = service["taskDefinition"]
+        earlier = self._earlier_deployment(service)
+        if earlier is not None:
+            return earlier
+        if not registers_revision(target):
+            # --force-new-deployment alone: same revision, fresh tasks
+            return _NextStep(current, force=target.force_new_deployment)
+        with self.answered_in_time():
+            base = await base_definition(gateway, target, current)
+            rendered = self._render(base)
+            on_rendered = await self._on_rendered_revision(gateway, service, rendered)
+        rollout = rollout_of(service) if on_rendered else None
+        if rollout is Rollout.STEADY:
+            self.result.new_task_definition = current
+            self.result.status = Status.UNCHANGED
+            self.emit(EventName.UNCHANGED, old_task_definition=current)
+            return None
+        if rollout is Rollout.IN_PROGRESS:
+            # Someone (an interrupted run, say) is rolling out this very revision: its
+            # outcome is this target's. A rollback returns to what that one replaces.
+            if not self.resumption.in_flight:
+                self.result.old_task_definition = revision_replaced(service)
+            why = "a deployment of the rendered revision was under way"
+            return _NextStep(current, deployment=primary_deployment(service), why=why)
+        if rollout is Rollout.FAILED:
+            return _NextStep(current, force=True)  # the same revision, deployed again
+        registered = await self._register(gateway, rendered)
+        return _NextStep(registered.arn, force=target.force_new_deployment)
 
     def _resolve(self, service: dict[str, Any]) -> None:
         """Record what the service runs before the run changes it (for a target the
@@ -354,12 +381,12 @@ class _Pipeline(TargetSteps):
             deployment_ids=list(history.deployments_before) if before else deployments,
         )
 
-    def _earlier_deployment(self, service: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
-        """The deployment a resumed target follows instead of updating, and its revision.
+    def _earlier_deployment(self, service: dict[str, Any]) -> _NextStep | None:
+        """The deployment a resumed target follows instead of updating, if any.
 
         The earlier run's deployment when ECS had answered with it. When the update went
         out unanswered: a deployment of the run's revision that began after the run
-        resolved the service, if ECS shows one. (None, "") otherwise.
+        resolved the service, if ECS shows one.
         """
         history, start = self.resumption.history, self.resumption.start
         deployments: list[dict[str, Any]] = service.get("deployments", [])
@@ -367,19 +394,23 @@ class _Pipeline(TargetSteps):
             assert history.deployment_id
             found = next((d for d in deployments if d.get("id") == history.deployment_id), None)
             revision = history.new_task_definition or service["taskDefinition"]
-            return dict(found or {"id": history.deployment_id}), revision
-        if start is Start.RECONCILE:
-            revision = history.new_task_definition or history.old_task_definition
-            later = [
-                d
-                for d in deployments
-                if d.get("id") not in history.deployments_before
-                and d.get("taskDefinition") == revision
-            ]
-            later.sort(key=lambda d: d.get("status") != "PRIMARY")
-            if later and revision:
-                return dict(later[0]), revision
-        return None, ""
+            why = "the deployment the earlier run started"
+            return _NextStep(
+                revision, deployment=dict(found or {"id": history.deployment_id}), why=why
+            )
+        revision = history.new_task_definition or history.old_task_definition
+        if start is not Start.RECONCILE or revision is None:
+            return None
+        later = [
+            d
+            for d in deployments
+            if d.get("id") not in history.deployments_before and d.get("taskDefinition") == revision
+        ]
+        if not later:
+            return None
+        later.sort(key=lambda d: d.get("status") != "PRIMARY")
+        why = "the deployment the earlier run's update started"
+        return _NextStep(revision, deployment=dict(later[0]), why=why)
 
     def _attach(self, deployment: dict[str, Any], why: str) -> None:
         """Follow ``deployment`` as if this run's UpdateService had started it."""
@@ -395,20 +426,20 @@ class _Pipeline(TargetSteps):
         )
 
     async def _update(
-        self, gateway: Gateway, service: dict[str, Any], new_arn: str, force: bool
+        self, gateway: Gateway, service: dict[str, Any], step: _NextStep
     ) -> dict[str, Any]:
-        """UpdateService to ``new_arn``; the deployment ECS answers with."""
+        """UpdateService to the step's revision; the deployment ECS answers with."""
         self.enter("update")
         with self.answered_in_time():
             updated = await gateway.update_service(
-                **self._update_params(service, new_arn, force=force)
+                **self._update_params(service, step.task_definition, force=step.force)
             )
         deployment = primary_deployment(updated)
         self.result.deployment_id = deployment["id"]
         self.emit(
             EventName.SERVICE_UPDATED,
             deployment_id=deployment["id"],
-            new_task_definition=new_arn,
+            new_task_definition=step.task_definition,
             desired=deployment.get("desiredCount"),
         )
         return deployment
