@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.anyio
 
-SERVICES = [f"svc{i:02d}" for i in range(8)]
+SERVICES = [f"svc{i:02d}" for i in range(20)]
 BROKEN = "svc00"
 """Its image never starts: no progress for 30 s fails it, and it is rolled back."""
 FLEET = Fleet.model_validate(
@@ -60,7 +60,7 @@ def arn(family: str, revision: int) -> str:
     return f"arn:aws:ecs:{REGION}:123456789012:task-definition/{family}:{revision}"
 
 
-def plan(head: str = "concurrency: {max_parallel: 4}", broken: str = "") -> Plan:
+def plan(head: str = "concurrency: {max_parallel: 8}", broken: str = "") -> Plan:
     broken = broken or "rollback: true, allow_failure: true"
     lines = [
         f"  - {{service: {BROKEN}, image: 'example/app:broken', progress_deadline: 30, {broken}}}"
@@ -88,9 +88,12 @@ async def sim() -> AsyncIterator[Simulator]:
 
 async def services(sim: Simulator) -> dict[str, dict[str, Any]]:
     ecs: ECSClient
+    found: dict[str, dict[str, Any]] = {}
     async with ecs_client(sim) as ecs:
-        found = (await ecs.describe_services(cluster="prod", services=SERVICES))["services"]
-    return {svc["serviceName"]: dict(svc) for svc in found}
+        for batch in (SERVICES[:10], SERVICES[10:]):  # ten at most per call
+            described = await ecs.describe_services(cluster="prod", services=batch)
+            found.update((svc["serviceName"], dict(svc)) for svc in described["services"])
+    return found
 
 
 def nth(count: int, event: EventName, step: str | None = None, *, lost: bool = False) -> Moment:
@@ -196,3 +199,29 @@ async def test_a_run_that_had_halted_stays_halted_and_sees_its_deployments_throu
             assert changes.updates[service] == 0
         assert changes.updates[service] <= 1
     assert result.results[f"prod/{BROKEN}"].status is Status.FAILED
+
+
+async def test_a_registered_revision_no_longer_usable_is_not_reused(sim: Simulator) -> None:
+    changes = Changes(sim)
+    deploy = plan()
+    _, journal = await killed_run(sim, deploy, nth(1, EventName.REGISTERED))
+    histories = fold(journal)
+    [(name, registered)] = [
+        (name, history.new_task_definition)
+        for name, history in histories.items()
+        if history.new_task_definition
+    ]
+    assert registered is not None
+    ecs: ECSClient
+    async with ecs_client(sim) as ecs:
+        await ecs.deregister_task_definition(taskDefinition=registered)
+
+    result, events = await resumed_run(sim, deploy, histories)
+
+    service = name.split("/")[1]
+    ended = Status.ROLLED_BACK if service == BROKEN else Status.SUCCEEDED
+    assert result.results[name].status is ended
+    assert result.results[name].new_task_definition == arn(service, 3)
+    assert changes.registrations[service] == 2
+    [again] = [e for e in events if e.event is EventName.REGISTERED and e.target.name == name]
+    assert again.facts["reused"] is False
