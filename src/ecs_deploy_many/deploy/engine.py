@@ -167,15 +167,15 @@ class FleetRun:
 
     def _keep_finished(self) -> None:
         """Take over the results of the targets the earlier run finished."""
-        kept = False
+        failed = False
         for target in self.plan.targets:
             start = self._starts[target.name]
             if start.start is Start.KEEP:
                 result = self.result.results[target.name] = kept_result(target, start.history)
                 event = target_finished(result, self.context.clock.now())
                 self.context.observe(replace(event, facts={**event.facts, "resumed": True}))
-                kept = kept or result.status.counts_as_failure
-        if kept:
+                failed = failed or result.status.counts_as_failure
+        if failed:
             self._check_budget()
 
     def interrupt(self, reason: str) -> None:
