@@ -87,12 +87,14 @@ async def test_status_shows_what_runs_and_what_the_plan_would_change(
     assert code == 0
     lines = out.splitlines()
     api, web, jobs = (lines.index(line) for line in lines if line.startswith("prod/"))
-    assert lines[api + 1].endswith("task-definition/api:1, steady")
+    assert "task-definition/api:1, steady (2/2 tasks running: ECS deployment " in lines[api + 1]
     assert lines[api + 2].strip() == "repo/api:1"
     assert lines[api + 3].strip() == "plan     unchanged"
-    assert "task-definition/web:2, deploying: " in lines[web + 1]
-    assert lines[web + 3].strip() == "plan     unchanged"  # the plan's image is on its way
-    assert "task-definition/jobs:2, failed: " in lines[jobs + 1]
+    assert "task-definition/web:2, deploying (" in lines[web + 1]
+    assert "1 older deployment" in lines[web + 1]
+    assert lines[web + 3].strip() == "plan     unchanged"  # its deployment is followed
+    assert "task-definition/jobs:2, failed (" in lines[jobs + 1]
+    assert "circuit breaker" in lines[jobs + 1]
     assert lines[jobs + 2].strip() == "repo/jobs:broken"
     assert lines[jobs + 3].strip() == "plan     new revision"
     assert lines[jobs + 4].strip() == "container jobs: image repo/jobs:broken -> repo/jobs:2"

@@ -6,9 +6,11 @@ with the revision in use now. It calls only DescribeServices and DescribeTaskDef
 it is safe to run against production at any time. No secret appears in a preview: every
 place a task definition holds one (``replace_task_definition_secrets``) shows ``***1``,
 ``***2``... in both revisions, equal numbers for equal values, so a change still shows,
-and errors are masked like every other output. ``status`` shows the same reading the
-other way round: what runs now (revision, images, whether its deployment is steady),
-then what the plan would change.
+and errors are masked like every other output. A service whose revision would not change
+but whose deployment is not steady says what the deploy would do: wait for a deployment
+still in progress, or deploy again after one that failed. ``status`` shows the same
+reading the other way round: what runs now (revision, images, how its deployment
+stands), then what the plan would change.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from ecs_deploy_many.deploy.taskdef import (
     diff_task_definitions,
     same_content,
 )
-from ecs_deploy_many.deploy.wait import Expectation, Verdict, judge
+from ecs_deploy_many.deploy.wait import Rollout, rollout_of
 from ecs_deploy_many.plan.model import Plan
 
 __all__ = ["TargetPreview", "format_preview", "format_status", "preview_plan", "preview_target"]
@@ -67,13 +69,15 @@ class TargetPreview:
     """What the new revision changes relative to the current one, a line each."""
     unchanged: bool = False
     """The new revision would hold exactly what the current one does."""
+    rollout: Rollout | None = None
+    """How the service's deployment stands: an unchanged revision whose deployment is
+    still rolling out is waited for, one whose deployment failed is deployed again."""
     force_new_deployment: bool = False
     """Tasks are replaced even when the revision is unchanged."""
     running_images: tuple[str, ...] = ()
     """The images of ``current_task_definition``, container by container."""
-    rollout: str | None = None
-    """How the service's newest deployment stands (``steady``, ``deploying: ...``,
-    ``failed: ...``), judged as a deploy judges its own; None for a task definition."""
+    rollout_detail: str = ""
+    """The PRIMARY deployment's task counts and ECS's rollout state reason."""
     error: str | None = None
 
 
@@ -102,7 +106,12 @@ async def preview_target(
         if target.kind == "service":
             service = await describe_target_service(accounts, target)
             arn = service["taskDefinition"]
-            preview = replace(preview, current_task_definition=arn, rollout=_rollout(service))
+            preview = replace(
+                preview,
+                current_task_definition=arn,
+                rollout=rollout_of(service),
+                rollout_detail=_rollout_detail(service),
+            )
             if not registers_revision(target):
                 running = await gateway.describe_task_definition(arn)
                 return replace(preview, unchanged=True, running_images=_images(running))
@@ -139,18 +148,18 @@ async def _current(
         return None
 
 
-def _rollout(service: dict[str, Any]) -> str:
-    """The newest (PRIMARY) deployment judged as if a deploy were waiting for it."""
+def _rollout_detail(service: dict[str, Any]) -> str:
+    """The PRIMARY deployment's counts and ECS's own words on its rollout."""
     try:
         primary = primary_deployment(service)
     except DeployError:
-        return "no deployment"
-    judgement = judge(service, Expectation(primary["id"], primary.get("taskDefinition", "")))
-    if judgement.verdict is Verdict.SUCCEEDED:
-        return "steady"
-    if judgement.verdict is Verdict.WAITING:
-        return f"deploying: {judgement.reason}"
-    return f"failed: {judgement.reason}"
+        return "no PRIMARY deployment"
+    counts = f"{primary.get('runningCount', 0)}/{primary.get('desiredCount', 0)} tasks running"
+    others = len(service.get("deployments", [])) - 1
+    if others:
+        counts += f", {others} older deployment{'s' * (others != 1)}"
+    reason = primary.get("rolloutStateReason")
+    return f"{counts}: {reason}" if reason else counts
 
 
 def _images(definition: TaskDefinition) -> tuple[str, ...]:
@@ -225,6 +234,10 @@ def _block(preview: TargetPreview) -> str:
     if preview.error is not None:
         return f"{preview.name}  error: {preview.error}"
     if preview.unchanged and not preview.force_new_deployment:
+        if preview.rollout is Rollout.IN_PROGRESS:
+            return f"{preview.name}  unchanged, its deployment still in progress: waited for"
+        if preview.rollout is Rollout.FAILED:
+            return f"{preview.name}  unchanged, its last deployment failed: deployed again"
         return f"{preview.name}  unchanged"
     lines = [f"{preview.name}  ({_where(preview)})"]
     current = preview.current_task_definition
@@ -247,6 +260,13 @@ def _where(preview: TargetPreview) -> str:
     return ", ".join(parts)
 
 
+_ROLLOUT_WORDS = {
+    Rollout.STEADY: "steady",
+    Rollout.IN_PROGRESS: "deploying",
+    Rollout.FAILED: "failed",
+}
+
+
 def format_status(previews: Iterable[TargetPreview]) -> str:
     """Plain text for a terminal: per target, what runs now and what the plan would do."""
     return "\n".join(_status_block(preview) for preview in previews)
@@ -257,7 +277,9 @@ def _status_block(preview: TargetPreview) -> str:
         return f"{preview.name}  error: {preview.error}"
     lines = [f"{preview.name}  ({_where(preview)})"]
     running = preview.current_task_definition or "(no revision yet)"
-    state = f", {preview.rollout}" if preview.rollout else ""
+    state = (
+        f", {_ROLLOUT_WORDS[preview.rollout]} ({preview.rollout_detail})" if preview.rollout else ""
+    )
     lines.append(f"  runs     {running}{state}")
     lines.extend(f"           {image}" for image in preview.running_images)
     if preview.unchanged and not preview.force_new_deployment:
