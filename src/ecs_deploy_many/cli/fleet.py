@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable, Sequence, Sized
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -36,7 +37,7 @@ from ecs_deploy_many.cli.options import start_logging
 from ecs_deploy_many.cli.rehearsal import fleet_for_plan
 from ecs_deploy_many.cli.signals import HeldSignals, ProcessEnd, cancel_on_signal
 from ecs_deploy_many.core.clock import Clock, ScaledClock, real_clock
-from ecs_deploy_many.core.errors import FleetError, PlanError
+from ecs_deploy_many.core.errors import FleetError, JournalError, PlanError
 from ecs_deploy_many.core.events import Observer, fan_out, target_finished
 from ecs_deploy_many.core.redact import Redactor, run_redactor
 from ecs_deploy_many.core.result import Status, TargetResult
@@ -44,6 +45,15 @@ from ecs_deploy_many.core.scope import AwsScope
 from ecs_deploy_many.deploy.dryrun import format_preview, preview_plan
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
 from ecs_deploy_many.deploy.pipeline import RunContext
+from ecs_deploy_many.journal import (
+    JournalLocation,
+    JournalWriter,
+    RunStart,
+    file_digest,
+    locate,
+    new_run_id,
+    open_journal,
+)
 from ecs_deploy_many.observe.github import append_github_summary
 from ecs_deploy_many.observe.html import write_html_report
 from ecs_deploy_many.observe.junit import write_junit
@@ -56,7 +66,7 @@ from ecs_deploy_many.plan import DependencyChoice, Plan, load_plan, select
 from ecs_deploy_many.sim.fleet import Fleet, load_fleet
 from ecs_deploy_many.sim.server import Simulator
 
-__all__ = ["deploy", "validate"]
+__all__ = ["deploy", "journal_location", "validate", "write_outputs"]
 
 EXIT_FAILED = 1
 EXIT_PLAN = 2
@@ -341,40 +351,147 @@ async def _deploy(
 ) -> int:
     """Run the plan, then write every output and the summary, however the run ended."""
     plan = where.plan
+    run_id = new_run_id()
     progress, timeline = ProgressView(len(plan.targets)), Timeline()
     watchers: list[Observer] = [log_observer(), progress]
     if options["html_path"]:
         watchers.append(timeline)
-    observe = fan_out(*watchers)
-    run, during_run = None, 0
-    try:
-        async with _connected(where, verbose=options["verbose"]) as pool:
-            run = FleetRun(plan, RunContext(pool, where.clock, observe, redactor=redactor))
-            async with show_progress(progress, where.clock, console):
-                try:
-                    await _run(run, options["interrupt_grace"], signals)
-                finally:
-                    during_run = len(signals.received)
-    except Exception as error:
-        result = run.result if run is not None else RunResult(plan)
-        _record_crash(result, error, where.clock, observe)
-    else:
-        result = run.result
-    written = _write_outputs(result, timeline, plan_path, redactor, options)
+    async with AsyncExitStack() as stack:
+        journal = await _journal(stack, where, plan_path, options, redactor, run_id)
+        observe = fan_out(*([journal] if journal else []), *watchers)
+        run, during_run = None, 0
+        try:
+            async with _connected(where, verbose=options["verbose"]) as pool:
+                run = FleetRun(plan, RunContext(pool, where.clock, observe, redactor=redactor))
+                async with show_progress(progress, where.clock, console):
+                    try:
+                        await _run(run, options["interrupt_grace"], signals)
+                    finally:
+                        during_run = len(signals.received)
+        except Exception as error:
+            result = run.result if run is not None else RunResult(plan)
+            _record_crash(result, error, where.clock, observe)
+        else:
+            result = run.result
+        if journal is not None:
+            journal.finish(
+                verdict=str(result.verdict),
+                halted=result.halted,
+                counts=result.statistics(),
+                failures=result.failures,
+                started_at=result.started_at,
+                finished_at=result.finished_at,
+                rolled_back_by_policy=sorted(result.rolled_back_by_policy),
+            )
+    journal_error = journal.error if journal is not None else None
+    written = write_outputs(
+        result, timeline, plan_path, redactor, options, run_id=run_id, journal_error=journal_error
+    )
     print_summary(result, redactor=redactor, simulated_at=where.simulated_at)
     late = signals.received[during_run:]
     if late:
         _say(f"{late[0].name} came after the run had ended; every output is written")
     code = _exit_code(result)
-    return code if written or code else EXIT_FAILED
+    return code if (written and not journal_error) or code else EXIT_FAILED
 
 
-def _write_outputs(
+def journal_location(options: dict[str, Any]) -> JournalLocation:
+    """Where ``--journal`` says journals are (the default location without it)."""
+    try:
+        return locate(options["journal"], os.environ)
+    except JournalError as error:
+        raise click.UsageError(str(error)) from None
+
+
+async def _journal(
+    stack: AsyncExitStack,
+    where: _Where,
+    plan_path: str,
+    options: dict[str, Any],
+    redactor: Redactor,
+    run_id: str,
+) -> JournalWriter | None:
+    """The run's journal, ``run_started`` written, or None with ``--no-journal``.
+
+    One that cannot be written ends the command (exit 2) before any call to ECS.
+    """
+    if options["no_journal"]:
+        if options["journal"]:
+            raise click.UsageError("--journal and --no-journal contradict each other")
+        _say(f"run {run_id} (not journaled)")
+        return None
+    location = journal_location(options)
+    start = _run_start(where.plan, plan_path, options, where.simulated_at)
+
+    def journal_failed(message: str) -> None:
+        _say(
+            f"error: {message}; the deploys go on, but this run cannot be resumed or rolled "
+            "back from its journal, and it will exit 1"
+        )
+
+    try:
+        journal = await stack.enter_async_context(
+            open_journal(
+                location,
+                start,
+                run_id=run_id,
+                clock=where.clock,
+                redactor=redactor,
+                on_failure=journal_failed,
+            )
+        )
+    except JournalError as error:
+        click.echo(f"error: {error}", err=True)
+        click.echo(
+            f"{plan_path}: nothing was changed (--journal names another place, "
+            "--no-journal runs without one)",
+            err=True,
+        )
+        raise click.exceptions.Exit(EXIT_PLAN) from None
+    _say(f"run {run_id}: journal at {journal.where}")
+    return journal
+
+
+def _run_start(
+    plan: Plan, plan_path: str, options: dict[str, Any], simulated_at: float | None
+) -> RunStart:
+    """What the journal records of the run before its first target."""
+    return RunStart(
+        plan=plan_path,
+        plan_digest=file_digest(Path(plan_path).read_bytes()),
+        targets=plan.targets,
+        waves=[{"name": w.name, "targets": list(w.targets), "bake": w.bake} for w in plan.waves],
+        policy={
+            "max_parallel": plan.max_parallel,
+            "per_cluster": plan.per_cluster,
+            "failure_budget": {
+                "amount": plan.failure_budget.amount,
+                "percent": plan.failure_budget.percent,
+            },
+            "on_failure": plan.on_failure,
+        },
+        options={
+            "only": list(options["only"]),
+            "exclude": list(options["exclude"]),
+            "dependencies": options["dependencies"],
+            "max_parallel": options["max_parallel"],
+            "simulate": options["simulate"],
+            "endpoint_url": options["endpoint_url"],
+            "simulated_at": simulated_at,
+        },
+    )
+
+
+def write_outputs(
     result: RunResult,
     timeline: Timeline,
     plan_path: str,
     redactor: Redactor,
     options: dict[str, Any],
+    *,
+    run_id: str | None,
+    journal_error: str | None = None,
+    github: bool = True,
 ) -> bool:
     """The files asked for, and the GitHub job summary when running in GitHub Actions.
 
@@ -383,7 +500,13 @@ def _write_outputs(
     """
     writers: list[tuple[str, Callable[[], None]]] = []
     if path := options["report_path"]:
-        report = run_report(result, plan_path=plan_path, redactor=redactor)
+        report = run_report(
+            result,
+            plan_path=plan_path,
+            redactor=redactor,
+            run_id=run_id,
+            journal_error=journal_error,
+        )
         writers.append((f"the report to {path}", partial(write_report, path, report)))
     if path := options["junit_path"]:
         junit = partial(write_junit, path, result, plan_path=plan_path, redactor=redactor)
@@ -393,8 +516,9 @@ def _write_outputs(
             write_html_report, path, result, timeline, plan_path=plan_path, redactor=redactor
         )
         writers.append((f"the HTML report to {path}", html))
-    github = partial(append_github_summary, result, plan_path=plan_path, redactor=redactor)
-    writers.append(("the GitHub job summary", github))
+    if github:
+        summary = partial(append_github_summary, result, plan_path=plan_path, redactor=redactor)
+        writers.append(("the GitHub job summary", summary))
     written = True
     for what, write in writers:
         try:
