@@ -283,7 +283,8 @@ async def test_an_unexpected_error_in_one_target_loses_no_output(
         "interrupted", "succeeded",
     }  # fmt: skip
     captured = capsys.readouterr()
-    crashes = [json.loads(line) for line in captured.err.splitlines() if "unexpected_error" in line]
+    lines = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
+    crashes = [line for line in lines if line["event"] == "unexpected_error"]
     assert len(crashes) == 1
     assert crashes[0]["error"] == "RuntimeError: a bug in rendering"
     assert crashes[0]["exception"].startswith("Traceback (most recent call last):")

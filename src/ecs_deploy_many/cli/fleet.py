@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence, Sized
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence, Sized
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import partial
@@ -66,7 +66,7 @@ from ecs_deploy_many.plan import DependencyChoice, Plan, load_plan, select
 from ecs_deploy_many.sim.fleet import Fleet, load_fleet
 from ecs_deploy_many.sim.server import Simulator
 
-__all__ = ["deploy", "journal_location", "validate", "write_outputs"]
+__all__ = ["deploy", "journal_location", "journal_start", "validate", "write_outputs"]
 
 EXIT_FAILED = 1
 EXIT_PLAN = 2
@@ -374,15 +374,7 @@ async def _deploy(
         else:
             result = run.result
         if journal is not None:
-            journal.finish(
-                verdict=str(result.verdict),
-                halted=result.halted,
-                counts=result.statistics(),
-                failures=result.failures,
-                started_at=result.started_at,
-                finished_at=result.finished_at,
-                rolled_back_by_policy=sorted(result.rolled_back_by_policy),
-            )
+            journal.finish(result)
     journal_error = journal.error if journal is not None else None
     written = write_outputs(
         result, timeline, plan_path, redactor, options, run_id=run_id, journal_error=journal_error
@@ -421,7 +413,7 @@ async def _journal(
         _say(f"run {run_id} (not journaled)")
         return None
     location = journal_location(options)
-    start = _run_start(where.plan, plan_path, options, where.simulated_at)
+    start = journal_start(where.plan, plan_path, options, where.simulated_at)
 
     def journal_failed(message: str) -> None:
         _say(
@@ -452,10 +444,11 @@ async def _journal(
     return journal
 
 
-def _run_start(
-    plan: Plan, plan_path: str, options: dict[str, Any], simulated_at: float | None
+def journal_start(
+    plan: Plan, plan_path: str, options: Mapping[str, Any], simulated_at: float | None
 ) -> RunStart:
-    """What the journal records of the run before its first target."""
+    """What the journal records of a run of ``plan`` before its first target: ``options``
+    are the command's (``--only``, ``--exclude``...)."""
     return RunStart(
         plan=plan_path,
         plan_digest=file_digest(Path(plan_path).read_bytes()),

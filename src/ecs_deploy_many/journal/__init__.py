@@ -30,7 +30,7 @@ from ecs_deploy_many.journal.records import (
     new_run_id,
     target_digest,
 )
-from ecs_deploy_many.journal.writer import JournalWriter, open_journal
+from ecs_deploy_many.journal.writer import JournalWriter, RunOutcome, open_journal
 
 __all__ = [
     "FORMAT_VERSION",
@@ -41,6 +41,7 @@ __all__ = [
     "ListedRun",
     "RunFinished",
     "RunJournal",
+    "RunOutcome",
     "RunStart",
     "RunStarted",
     "S3Location",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -36,7 +36,7 @@ from ecs_deploy_many.journal.records import (
 )
 from ecs_deploy_many.journal.stores import DirectorySink, S3Sink, s3_client
 
-__all__ = ["JournalWriter", "open_journal"]
+__all__ = ["JournalWriter", "RunOutcome", "open_journal"]
 
 CHANGING_STEPS = frozenset({"register", "update", "rollback", "run_task", "cleanup"})
 """Steps that change something in AWS: their start is journaled before they call it."""
@@ -50,6 +50,24 @@ CHANGED = frozenset(
     }
 )
 """Events saying a change happened (or a target's final state)."""
+
+
+class RunOutcome(Protocol):
+    """How a run ended, as ``run_finished`` records it (``deploy.engine.RunResult``)."""
+
+    @property
+    def verdict(self) -> str: ...
+    @property
+    def halted(self) -> str | None: ...
+    @property
+    def failures(self) -> int: ...
+    @property
+    def started_at(self) -> float | None: ...
+    @property
+    def finished_at(self) -> float | None: ...
+    @property
+    def rolled_back_by_policy(self) -> Collection[str]: ...
+    def statistics(self) -> dict[str, int]: ...
 
 
 class _Sink(Protocol):
@@ -94,28 +112,18 @@ class JournalWriter:
     def __call__(self, event: TargetEvent) -> None:
         self._write(event_record(event, self._seq, self._redactor), urgent=_urgent(event))
 
-    def finish(
-        self,
-        *,
-        verdict: str,
-        halted: str | None,
-        counts: Mapping[str, int],
-        failures: int,
-        started_at: float | None,
-        finished_at: float | None,
-        rolled_back_by_policy: Sequence[str] = (),
-    ) -> None:
+    def finish(self, outcome: RunOutcome) -> None:
         """Write ``run_finished``: the run's outcome is known."""
         record = run_finished_record(
             self._seq,
             self._clock.now(),
-            verdict=verdict,
-            halted=halted,
-            counts=counts,
-            failures=failures,
-            started_at=started_at,
-            finished_at=finished_at,
-            rolled_back_by_policy=rolled_back_by_policy,
+            verdict=str(outcome.verdict),
+            halted=outcome.halted,
+            counts=outcome.statistics(),
+            failures=outcome.failures,
+            started_at=outcome.started_at,
+            finished_at=outcome.finished_at,
+            rolled_back_by_policy=sorted(outcome.rolled_back_by_policy),
             redactor=self._redactor,
         )
         self._write(record, urgent=True)
