@@ -170,7 +170,7 @@ async def test_a_journal_that_cannot_be_created_is_an_error_before_the_run(
 ) -> None:
     (tmp_path / "file").write_text("")
     location = DirectoryLocation(tmp_path / "file" / "runs")
-    with pytest.raises(JournalError, match="cannot write the run journal at .*file/runs"):
+    with pytest.raises(JournalError, match=r"cannot write the run journal at .*file/runs"):
         async with open_journal(
             location, START, run_id=new_run_id(), clock=ScaledClock(), redactor=Redactor(),
             on_failure=print,
