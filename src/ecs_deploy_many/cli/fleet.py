@@ -299,6 +299,8 @@ def _exit_code(result: RunResult) -> int:
 async def deploy(plan_path: str, options: dict[str, Any]) -> None:
     """``ecs-deploy-many deploy``: run, check, preview or rehearse the plan; exits with
     the outcome's code."""
+    if options["journal"] and options["no_journal"]:
+        raise click.UsageError("--journal and --no-journal contradict each other")
     plan = _plan_or_exit(
         plan_path, options["only"], options["exclude"], options["dependencies"] or "refuse"
     )
@@ -408,8 +410,6 @@ async def _journal(
     One that cannot be written ends the command (exit 2) before any call to ECS.
     """
     if options["no_journal"]:
-        if options["journal"]:
-            raise click.UsageError("--journal and --no-journal contradict each other")
         _say(f"run {run_id} (not journaled)")
         return None
     location = journal_location(options)
