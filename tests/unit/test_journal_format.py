@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -18,14 +19,18 @@ from ecs_deploy_many.core.target import Target, target_as_data, target_from_data
 from ecs_deploy_many.deploy.engine import RunResult
 from ecs_deploy_many.journal import (
     DirectoryLocation,
+    RunJournal,
     RunStart,
+    RunStarted,
     S3Location,
+    TargetRecord,
     find_run,
     list_runs,
     load_run,
     locate,
     new_run_id,
     open_journal,
+    stores,
     target_digest,
 )
 from ecs_deploy_many.plan.model import Plan
@@ -176,3 +181,49 @@ async def test_a_journal_that_cannot_be_created_is_an_error_before_the_run(
             on_failure=print,
         ):  # fmt: skip
             pytest.fail("the journal opened")
+
+
+async def test_every_record_is_written_at_once_and_transitions_reach_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGKILL loses no record the observer was given; a power loss no transition."""
+    synced: list[int] = []
+    fsync = os.fsync
+    monkeypatch.setattr(stores.os, "fsync", lambda fd: synced.append(fd) or fsync(fd))
+    location = DirectoryLocation(tmp_path)
+    run_id = new_run_id()
+    async with open_journal(
+        location, START, run_id=run_id, clock=ScaledClock(), redactor=Redactor(), on_failure=print
+    ) as journal:
+        synced.clear()
+        journal(TargetEvent(API, "wait", EventName.PROGRESS, 1.0, {"running": 1}))
+        assert not synced  # routine: flushed, not synced
+        assert [e.event for e in (await load_run(location, run_id)).events] == [EventName.PROGRESS]
+        journal(TargetEvent(API, "update", EventName.STEP_STARTED, 2.0, {}, "debug"))
+        assert len(synced) == 1  # before UpdateService goes out
+        journal(TargetEvent(API, "update", EventName.SERVICE_UPDATED, 3.0, {"deployment_id": "d"}))
+        assert len(synced) == 2  # and after
+
+
+def test_a_changed_plan_is_told_apart_from_the_run(tmp_path: Path) -> None:
+    """What a later command (a resume) is told changed since the run."""
+    run = RunJournal(
+        "20261202T031500Z-1a2b3c",
+        started=RunStarted(
+            run_id="20261202T031500Z-1a2b3c", plan="plan.yaml", plan_digest="sha256:1",
+            targets=tuple(TargetRecord(t, target_digest(t)) for t in (MIGRATE, API)),
+            waves=(), policy={}, options={}, shard="1/1", runner="abcdef", host="ci",
+            pid=1, version="0", started="2026-12-02T03:15:00Z", at=0.0,
+        ),
+        runners=(),
+        events=(),
+    )  # fmt: skip
+    assert run.changes("sha256:1", [MIGRATE, API]) == []
+    assert run.changes("sha256:2", [MIGRATE, API]) == ["the plan file plan.yaml changed"]
+    changed_api = Target(**{**API.__dict__, "image": "example/api:3"})
+    web = Target("prod/web", cluster="prod", service="web")
+    assert run.changes("sha256:2", [changed_api, web]) == [
+        "target prod/web is new",
+        "target migrate is no longer selected",
+        "target prod/api changed",
+    ]
