@@ -17,9 +17,11 @@ import asyncclick as click
 import pytest
 from moto.server import ThreadedMotoServer
 
+from ecs_deploy_many.journal import stores
 from ecs_deploy_many.sim.fleet import load_fleet
 from ecs_deploy_many.sim.server import Simulator
 from tests.e2e.test_fleet_cli import FLEET, PLAN, many
+from tests.integration.test_journal import DiskFillingUp
 
 pytestmark = pytest.mark.anyio
 
@@ -129,6 +131,28 @@ async def test_read_only_modes_and_no_journal_write_no_journal(
     assert not (tmp_path / "runs").exists()
     with pytest.raises(click.UsageError, match="--journal and --no-journal contradict"):
         await many("plan.yaml", "--journal", "elsewhere", "--no-journal")
+
+
+async def test_a_journal_failing_mid_run_is_said_reported_and_fails_the_run(
+    files: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every target succeeds, but the run cannot be resumed from its journal: exit 1."""
+    (files / "plan.yaml").write_text(PLAN)
+    monkeypatch.setattr(stores, "os", DiskFillingUp(after=6))
+    capsys.readouterr()
+    code = await many(
+        "plan.yaml", "--simulate", "--speed", "100", "--fleet", "fleet.yaml",
+        "--log-format", "json", "--report", "run.json",
+    )  # fmt: skip
+    assert code == 1
+    report = read("run.json")
+    assert set(report["counts"].items()) >= {("succeeded", 4)}
+    assert report["result"] == "succeeded"
+    assert "could not be written: No space left on device" in report["journal_error"]
+    err = capsys.readouterr().err
+    loud = [line for line in err.splitlines() if line.startswith("error: the run journal")]
+    assert len(loud) == 1
+    assert "the deploys go on" in loud[0]
 
 
 async def test_show_of_an_unknown_run_is_a_clear_error(

@@ -129,6 +129,23 @@ def plan_path(tmp_path: Path) -> Path:
     return path
 
 
+class DiskFillingUp:
+    """The ``os`` module as the journal's store sees it, the disk full after ``after``
+    fsyncs: the deploys and the other outputs still have their disk."""
+
+    def __init__(self, after: int) -> None:
+        self._left = after
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    def fsync(self, descriptor: int) -> None:
+        self._left -= 1
+        if self._left < 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        os.fsync(descriptor)
+
+
 def as_journaled(event: TargetEvent) -> tuple[Any, ...]:
     facts = json.loads(json.dumps(dict(event.facts), default=str))
     return (event.target.name, event.step, event.event, event.level, event.at, facts)
@@ -186,19 +203,10 @@ async def test_the_journal_holds_every_event_of_the_run_in_order(
 async def test_a_journal_failing_mid_run_never_stops_the_deploys(
     plan_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The disk fills up a few transitions in: the run goes on and says why its journal
-    stopped, and what was journaled reads back as the start of the run."""
-    synced = 0
-    fsync = os.fsync
-
-    def fsync_until_the_disk_is_full(descriptor: int) -> None:
-        nonlocal synced
-        synced += 1
-        if synced > 5:  # two directories, run_started, then two transitions
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        fsync(descriptor)
-
-    monkeypatch.setattr(journal_stores.os, "fsync", fsync_until_the_disk_is_full)
+    """The disk fills up a few transitions in (two directories, run_started, then two
+    transitions are synced): the run goes on and says why its journal stopped, and what
+    was journaled reads back as the start of the run."""
+    monkeypatch.setattr(journal_stores, "os", DiskFillingUp(after=5))
     failures: list[str] = []
     location = DirectoryLocation(tmp_path / "runs")
     run_id = new_run_id()

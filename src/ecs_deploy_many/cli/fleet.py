@@ -4,8 +4,13 @@
 brings the AWS SDK, the engine, the outputs and the simulator with it.
 
 Exit codes: 0 every target succeeded or was unchanged; 1 at least one failed (after
-whatever rollback), an output could not be written, or an unexpected error stopped the
-run; 2 plan, fleet or usage error, nothing touched; 130 interrupted.
+whatever rollback), an output or the run journal could not be written, or an unexpected
+error stopped the run; 2 plan, fleet or usage error, or a journal that cannot be
+written at the start, nothing touched; 130 interrupted.
+
+Every run but a check or a dry run is journaled (``journal``): ``run_started`` before
+any call to ECS, each event as it happens, ``run_finished`` once the outcome is known,
+however the run ended.
 The first SIGINT or SIGTERM starts nothing new and gives in-flight targets
 ``--interrupt-grace`` seconds to finish; a second one (or the grace running out)
 cancels them. Either way every target's state is recorded and the report written: once
