@@ -10,9 +10,10 @@ S3 has no append, so each runner writes immutable objects,
 ``<prefix>/<run id>/<shard>-<runner>/<batch, 6 digits>.jsonl``, each holding the records
 since the previous one, with ``If-None-Match: *``: no write can replace an object,
 another runner's or its own. A background task writes a batch as soon as a record
-comes before or after a change to AWS (a step that changes something starts, a
-revision is registered, a service updated or rolled back, a target finishes), at least
-every ``FLUSH_INTERVAL`` seconds otherwise, and a last one when the run ends. A runner
+comes before or after a change to AWS (a register, update, run-task or rollback step
+starts, a revision is registered, a service updated or rolled back, a target
+finishes), at least every ``FLUSH_INTERVAL`` seconds otherwise, and a last one when the
+run ends. A runner
 killed meanwhile loses the records since its last batch: at most the steps its targets
 took since then, whose effect a resume reads back from ECS (what a service runs and its
 deployments) rather than from the journal.
@@ -55,9 +56,10 @@ class DirectorySink:
     ``append`` returns (a SIGKILL loses none), and the disk too when it is written
     before or after a change to AWS (a power loss loses no transition).
 
-    ``fsync`` costs about 4 ms on an ext4 virtual disk and holds the event loop meanwhile,
-    so routine records (progress, ECS events, debug) ride on the next transition's
-    ``fsync`` instead of paying their own: a power loss may lose those written since.
+    An ``fsync`` costs 0.2 to 4 ms on an ext4 virtual disk and holds the event loop
+    meanwhile, so routine records (progress, ECS events, debug) ride on the next
+    transition's ``fsync`` instead of paying their own: a power loss may lose those
+    written since.
     """
 
     def __init__(self, location: DirectoryLocation, run_id: str, name: str) -> None:

@@ -38,18 +38,18 @@ from ecs_deploy_many.journal.stores import DirectorySink, S3Sink, s3_client
 
 __all__ = ["JournalWriter", "RunOutcome", "open_journal"]
 
-CHANGING_STEPS = frozenset({"register", "update", "rollback", "run_task", "cleanup"})
-"""Steps that change something in AWS: their start is journaled before they call it."""
+CHANGING_STEPS = frozenset({"register", "update", "run_task", "rollback"})
+"""Steps whose change a resume must know of: their start is made durable before they
+call AWS. (Cleanup deregisters revisions too, but nothing later depends on it.)"""
 CHANGED = frozenset(
     {
         EventName.REGISTERED,
         EventName.SERVICE_UPDATED,
         EventName.ROLLED_BACK,
-        EventName.DEREGISTERED,
         EventName.TARGET_FINISHED,
     }
 )
-"""Events saying a change happened (or a target's final state)."""
+"""Events saying such a change happened, or a target's final state."""
 
 
 class RunOutcome(Protocol):
