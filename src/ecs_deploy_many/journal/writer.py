@@ -178,11 +178,13 @@ async def open_journal(
     if isinstance(location, DirectoryLocation):
         try:
             sink = DirectorySink(location, run_id, name)
+        except OSError as error:
+            raise _cannot_write(error, location) from None
+        try:
             sink.append(started, urgent=True)
         except OSError as error:
-            cause = error.strerror or str(error)
-            where = error.filename or location
-            raise JournalError(f"cannot write the run journal at {where}: {cause}") from None
+            sink.close()
+            raise _cannot_write(error, sink.path) from None
         writer = JournalWriter(
             sink,
             run_id=run_id,
@@ -213,3 +215,8 @@ async def open_journal(
         )
         async with s3.flushing(writer.failed):
             yield writer
+
+
+def _cannot_write(error: OSError, where: object) -> JournalError:
+    cause = error.strerror or str(error)
+    return JournalError(f"cannot write the run journal at {error.filename or where}: {cause}")
