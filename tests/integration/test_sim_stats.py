@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from ecs_deploy_many.core.ratelimit import BucketSpec
 from ecs_deploy_many.sim.server import Simulator
 from ecs_deploy_many.sim.stats import SimStats
-from tests.integration.helpers import SPEED, ecs_client
+from tests.integration.helpers import CLUSTER, SPEED, ecs_client
 
 if TYPE_CHECKING:
     from types_aiobotocore_ecs import ECSClient
@@ -49,6 +49,7 @@ async def test_stats_count_calls_throttles_and_errors() -> None:
             "injected_errors": {},
             "errors": {"ClientException": 1, "ThrottlingException": 1},
             "callers": {"AKIDEXAMPLE": 6},
+            "updates": {},
             "totals": {"calls": 6, "throttled": 1, "injected_errors": 0, "errors": 2},
         }
         assert SimStats.from_json(body) == sim.stats()
@@ -59,6 +60,18 @@ async def test_stats_count_calls_throttles_and_errors() -> None:
         assert sim.stats().calls == {"ListClusters": 1}
         sim.reset_stats()
         assert sim.stats() == SimStats()
+
+
+async def test_stats_count_the_updates_each_service_accepted(
+    fleet_sim: Simulator, fleet_ecs: ECSClient
+) -> None:
+    [arn] = (await fleet_ecs.list_services(cluster=CLUSTER))["serviceArns"][:1]
+    for count in (2, 3):
+        await fleet_ecs.update_service(cluster=CLUSTER, service=arn, desiredCount=count)
+    with pytest.raises(ClientError):  # refused: not an update
+        await fleet_ecs.update_service(cluster=CLUSTER, service=arn, desiredCount=-1)
+    assert fleet_sim.stats().updates == {arn: 2}
+    assert SimStats.from_json(await sim_route(fleet_sim, "GET", "/_sim/stats")) == fleet_sim.stats()
 
 
 async def test_clock_route_shows_simulated_time(sim: Simulator, ecs: ECSClient) -> None:

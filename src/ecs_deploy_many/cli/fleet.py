@@ -47,7 +47,12 @@ from ecs_deploy_many.core.events import Observer, fan_out, target_finished
 from ecs_deploy_many.core.redact import Redactor, run_redactor
 from ecs_deploy_many.core.result import Status, TargetResult
 from ecs_deploy_many.core.scope import AwsScope
-from ecs_deploy_many.deploy.dryrun import format_preview, preview_plan
+from ecs_deploy_many.deploy.dryrun import (
+    TargetPreview,
+    format_preview,
+    format_status,
+    preview_plan,
+)
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
 from ecs_deploy_many.deploy.pipeline import RunContext
 from ecs_deploy_many.journal import (
@@ -71,7 +76,7 @@ from ecs_deploy_many.plan import DependencyChoice, Plan, load_plan, select
 from ecs_deploy_many.sim.fleet import Fleet, load_fleet
 from ecs_deploy_many.sim.server import Simulator
 
-__all__ = ["deploy", "journal_location", "journal_start", "validate", "write_outputs"]
+__all__ = ["deploy", "journal_location", "journal_start", "status", "validate", "write_outputs"]
 
 EXIT_FAILED = 1
 EXIT_PLAN = 2
@@ -321,30 +326,53 @@ async def deploy(plan_path: str, options: dict[str, Any]) -> None:
     until_exit = isinstance(click.get_current_context().obj, ProcessEnd)
     with HeldSignals(until_exit=until_exit) as signals:
         if options["dry_run"]:
-            code = await _dry_run(where, signals, redactor, verbose=options["verbose"])
+            code = await _read_only(
+                where, signals, redactor, format_preview, "the dry run", verbose=options["verbose"]
+            )
         else:
             code = await _deploy(where, plan_path, options, signals, redactor, console)
     raise click.exceptions.Exit(code)
 
 
-async def _dry_run(
-    where: _Where, signals: HeldSignals, redactor: Redactor, *, verbose: bool
+async def status(plan_path: str, options: dict[str, Any]) -> None:
+    """``ecs-deploy-many status``: per target, what runs now and what the plan would do."""
+    plan = _plan_or_exit(plan_path, options["only"], options["exclude"], "skip")
+    where = _where(plan, {"simulate": False, "speed": None, **options})
+    redactor = run_redactor(os.environ, targets=plan.targets)
+    start_logging(options, redactor, where.clock)
+    until_exit = isinstance(click.get_current_context().obj, ProcessEnd)
+    with HeldSignals(until_exit=until_exit) as signals:
+        code = await _read_only(
+            where, signals, redactor, format_status, "status", verbose=options["verbose"]
+        )
+    raise click.exceptions.Exit(code)
+
+
+async def _read_only(
+    where: _Where,
+    signals: HeldSignals,
+    redactor: Redactor,
+    formatted: Callable[[list[TargetPreview]], str],
+    what: str,
+    *,
+    verbose: bool,
 ) -> int:
-    """Print what the run would change; a signal stops the reading, never the printing."""
+    """Read every target and print ``formatted`` previews (a dry run, a status); a
+    signal stops the reading, never the printing."""
     previews = None
     async with _connected(where, verbose=verbose) as pool, anyio.create_task_group() as group:
-        group.start_soon(cancel_on_signal, signals, group.cancel_scope, "the dry run")
+        group.start_soon(cancel_on_signal, signals, group.cancel_scope, what)
         previews = await preview_plan(
             where.plan, pool, max_parallel=where.plan.max_parallel, redactor=redactor
         )
         group.cancel_scope.cancel()
     if previews is None:
         click.echo(
-            "interrupted: the dry run stopped before reading every target; nothing was changed",
+            f"interrupted: {what} stopped before reading every target; nothing was changed",
             err=True,
         )
         return EXIT_INTERRUPTED
-    click.echo(format_preview(previews))
+    click.echo(formatted(previews))
     return EXIT_FAILED if any(p.error for p in previews) else 0
 
 

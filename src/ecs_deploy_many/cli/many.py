@@ -82,6 +82,7 @@ async def cli(**_: Any) -> None:
     \b
     ecs-deploy-many PLAN [OPTIONS]     deploy a plan (see `ecs-deploy-many deploy --help`)
     ecs-deploy-many validate PLAN      check a plan, calling nothing
+    ecs-deploy-many status PLAN        what runs now against what the plan would deploy
     ecs-deploy-many runs               list the journaled runs, newest first
     ecs-deploy-many show RUN           a journaled run's summary and reports
     ecs-deploy-many sim serve          run the local ECS simulator
@@ -152,6 +153,24 @@ async def validate(plan_path: str) -> None:
 
 
 @click.command()
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.option("--only", multiple=True, metavar="GLOB", help="Show only matching targets.")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Leave matching targets out.")
+@click.option("--endpoint-url", metavar="URL", help="ECS endpoint (e.g. a running simulator).")
+@log_options
+async def status(plan_path: str, **options: Any) -> None:
+    """Show, per target of PLAN, what runs now and what deploying PLAN would change.
+
+    Reads only (DescribeServices, DescribeTaskDefinition): the revision each service
+    runs, its images, whether its newest deployment is steady, still deploying or
+    failed, and the plan's change. Exit 0, or 1 when a target could not be read.
+    """
+    from ecs_deploy_many.cli import fleet
+
+    await fleet.status(plan_path, options)
+
+
+@click.command()
 @_journal_option
 @click.option(
     "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many."
@@ -177,6 +196,7 @@ async def show(run_id: str, journal: str | None, **outputs: Any) -> None:
 
 cli.add_command(deploy)
 cli.add_command(validate)
+cli.add_command(status)
 cli.add_command(runs)
 cli.add_command(show)
 cli.add_command(sim)

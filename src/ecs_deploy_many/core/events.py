@@ -43,6 +43,9 @@ class EventName(StrEnum):
     REGISTERED = "registered"
     UNCHANGED = "unchanged"
     SERVICE_UPDATED = "service_updated"
+    ATTACHED = "attached"
+    """Instead of updating the service, the target follows a deployment already under way
+    (the rendered revision rolling out, or, on resume, the run's own deployment)."""
     PROGRESS = "progress"
     ECS_EVENT = "ecs_event"
     DEPLOYMENT_COMPLETED = "deployment_completed"

@@ -1,4 +1,4 @@
-"""A dry run: what deploying each target would change, found by reading alone.
+"""A dry run and ``status``: what deploying each target would change, found by reading alone.
 
 A preview resolves the base revision and renders the new one with the pipeline's own
 functions, so it predicts the deploy rather than imitating it, then compares the result
@@ -6,7 +6,11 @@ with the revision in use now. It calls only DescribeServices and DescribeTaskDef
 it is safe to run against production at any time. No secret appears in a preview: every
 place a task definition holds one (``replace_task_definition_secrets``) shows ``***1``,
 ``***2``... in both revisions, equal numbers for equal values, so a change still shows,
-and errors are masked like every other output.
+and errors are masked like every other output. A service whose revision would not change
+but whose deployment is not steady says what the deploy would do: wait for a deployment
+still in progress, or deploy again after one that failed. ``status`` shows the same
+reading the other way round: what runs now (revision, images, how its deployment
+stands), then what the plan would change.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 import anyio
 
 from ecs_deploy_many.aws.gateway import Gateway, TaskDefinition
-from ecs_deploy_many.core.errors import AwsError, EcsDeployError
+from ecs_deploy_many.core.errors import AwsError, DeployError, EcsDeployError
 from ecs_deploy_many.core.redact import (
     MASK,
     Redactor,
@@ -34,15 +38,17 @@ from ecs_deploy_many.deploy.pipeline import (
     registers_revision,
     render_revision,
 )
+from ecs_deploy_many.deploy.steps import primary_deployment
 from ecs_deploy_many.deploy.taskdef import (
     ContainerChange,
     RenderedTaskDefinition,
     diff_task_definitions,
     same_content,
 )
+from ecs_deploy_many.deploy.wait import Rollout, rollout_of
 from ecs_deploy_many.plan.model import Plan
 
-__all__ = ["TargetPreview", "format_preview", "preview_plan", "preview_target"]
+__all__ = ["TargetPreview", "format_preview", "format_status", "preview_plan", "preview_target"]
 
 
 @dataclass(frozen=True)
@@ -63,8 +69,15 @@ class TargetPreview:
     """What the new revision changes relative to the current one, a line each."""
     unchanged: bool = False
     """The new revision would hold exactly what the current one does."""
+    rollout: Rollout | None = None
+    """How the service's deployment stands: an unchanged revision whose deployment is
+    still rolling out is waited for, one whose deployment failed is deployed again."""
     force_new_deployment: bool = False
     """Tasks are replaced even when the revision is unchanged."""
+    running_images: tuple[str, ...] = ()
+    """The images of ``current_task_definition``, container by container."""
+    rollout_detail: str = ""
+    """The PRIMARY deployment's task counts and ECS's rollout state reason."""
     error: str | None = None
 
 
@@ -91,10 +104,17 @@ async def preview_target(
     try:
         gateway = await accounts.gateway(target.scope)
         if target.kind == "service":
-            arn = (await describe_target_service(accounts, target))["taskDefinition"]
-            preview = replace(preview, current_task_definition=arn)
+            service = await describe_target_service(accounts, target)
+            arn = service["taskDefinition"]
+            preview = replace(
+                preview,
+                current_task_definition=arn,
+                rollout=rollout_of(service),
+                rollout_detail=_rollout_detail(service),
+            )
             if not registers_revision(target):
-                return replace(preview, unchanged=True)
+                running = await gateway.describe_task_definition(arn)
+                return replace(preview, unchanged=True, running_images=_images(running))
             base = await base_definition(gateway, target, arn)
         else:
             base = await base_definition(gateway, target)
@@ -102,7 +122,9 @@ async def preview_target(
         current = await _current(gateway, target, base, preview.current_task_definition)
         if current is not None:
             mask.add(task_definition_secrets(current.body))
-            preview = replace(preview, current_task_definition=current.arn)
+            preview = replace(
+                preview, current_task_definition=current.arn, running_images=_images(current)
+            )
         return _compared(preview, current, render_revision(target, base), mask)
     except EcsDeployError as error:
         return replace(preview, error=mask.scrub(str(error)))
@@ -124,6 +146,26 @@ async def _current(
         if arn is not None or error.code != "ClientException":  # ECS's code for "no such"
             raise
         return None
+
+
+def _rollout_detail(service: dict[str, Any]) -> str:
+    """The PRIMARY deployment's counts and ECS's own words on its rollout."""
+    try:
+        primary = primary_deployment(service)
+    except DeployError:
+        return "no PRIMARY deployment"
+    counts = f"{primary.get('runningCount', 0)}/{primary.get('desiredCount', 0)} tasks running"
+    others = len(service.get("deployments", [])) - 1
+    if others:
+        counts += f", {others} older deployment{'s' * (others != 1)}"
+    reason = primary.get("rolloutStateReason")
+    return f"{counts}: {reason}" if reason else counts
+
+
+def _images(definition: TaskDefinition) -> tuple[str, ...]:
+    return tuple(
+        str(container.get("image", "")) for container in definition.body["containerDefinitions"]
+    )
 
 
 def _compared(
@@ -192,6 +234,10 @@ def _block(preview: TargetPreview) -> str:
     if preview.error is not None:
         return f"{preview.name}  error: {preview.error}"
     if preview.unchanged and not preview.force_new_deployment:
+        if preview.rollout is Rollout.IN_PROGRESS:
+            return f"{preview.name}  unchanged, its deployment still in progress: waited for"
+        if preview.rollout is Rollout.FAILED:
+            return f"{preview.name}  unchanged, its last deployment failed: deployed again"
         return f"{preview.name}  unchanged"
     lines = [f"{preview.name}  ({_where(preview)})"]
     current = preview.current_task_definition
@@ -212,3 +258,35 @@ def _where(preview: TargetPreview) -> str:
     if preview.region:
         parts.append(preview.region)
     return ", ".join(parts)
+
+
+_ROLLOUT_WORDS = {
+    Rollout.STEADY: "steady",
+    Rollout.IN_PROGRESS: "deploying",
+    Rollout.FAILED: "failed",
+}
+
+
+def format_status(previews: Iterable[TargetPreview]) -> str:
+    """Plain text for a terminal: per target, what runs now and what the plan would do."""
+    return "\n".join(_status_block(preview) for preview in previews)
+
+
+def _status_block(preview: TargetPreview) -> str:
+    if preview.error is not None:
+        return f"{preview.name}  error: {preview.error}"
+    lines = [f"{preview.name}  ({_where(preview)})"]
+    running = preview.current_task_definition or "(no revision yet)"
+    state = (
+        f", {_ROLLOUT_WORDS[preview.rollout]} ({preview.rollout_detail})" if preview.rollout else ""
+    )
+    lines.append(f"  runs     {running}{state}")
+    lines.extend(f"           {image}" for image in preview.running_images)
+    if preview.unchanged and not preview.force_new_deployment:
+        lines.append("  plan     unchanged")
+    elif preview.unchanged:
+        lines.append("  plan     same revision, new deployment forced")
+    else:
+        lines.append("  plan     new revision")
+        lines.extend(f"           {line}" for line in preview.differences)
+    return "\n".join(lines)

@@ -16,23 +16,31 @@ exceed it, ``halt`` and ``rollback_all`` start nothing new, ``continue`` carries
 During a wave's ``bake`` the services it deployed are watched (``deploy.bake``); one
 that regresses fails, and is rolled back when its target asks for rollback. Rollbacks,
 ``rollback_all``'s included, live in ``deploy.rollback``.
+
+A run can continue an earlier one (``FleetRun(..., prior=histories)``): each target
+starts where ``deploy.resume`` says. Targets the earlier run finished keep their result
+(and their ``target_finished`` says ``resumed``); their failures count against the
+budget, so a run that had halted stays halted. A halt starts nothing new, but targets
+the earlier run had under way (an update or a rollback begun) are seen through.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import anyio
 
 from ecs_deploy_many.core.events import EventName, TargetEvent, target_finished
+from ecs_deploy_many.core.history import TargetHistory
 from ecs_deploy_many.core.result import Status, TargetResult
 from ecs_deploy_many.core.scope import AwsScope
 from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.deploy.bake import watch_during_bake
 from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
+from ecs_deploy_many.deploy.resume import Resumption, Start, kept_result, resumption
 from ecs_deploy_many.deploy.rollback import roll_back_all, roll_back_target
 from ecs_deploy_many.plan.model import Plan, Wave
 
@@ -101,12 +109,25 @@ async def run_plan(plan: Plan, context: RunContext) -> RunResult:
 
 
 class FleetRun:
-    """One run of a plan; ``result`` is complete once ``run`` returns or raises."""
+    """One run of a plan; ``result`` is complete once ``run`` returns or raises.
 
-    def __init__(self, plan: Plan, context: RunContext) -> None:
+    ``prior`` continues an earlier run of the same plan: its targets' histories, by
+    target name (a target without one starts afresh).
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        context: RunContext,
+        prior: Mapping[str, TargetHistory] | None = None,
+    ) -> None:
         self.plan = plan
         self.context = context
         self.result = RunResult(plan)
+        self._starts = {
+            target.name: resumption(target, (prior or {}).get(target.name))
+            for target in plan.targets
+        }
         self._interrupted = False
         self._run_slots = anyio.CapacityLimiter(plan.max_parallel)
         self._cluster_slots: dict[tuple[AwsScope, str], anyio.CapacityLimiter] = {}
@@ -115,6 +136,7 @@ class FleetRun:
         """Run every wave; re-raises cancellation once every target has a final state."""
         clock = self.context.clock
         self.result.started_at = clock.now()
+        self._keep_finished()
         try:
             for wave in self.plan.waves:
                 await self._run_wave(wave)
@@ -143,6 +165,19 @@ class FleetRun:
             self._conclude(RunVerdict.SUCCEEDED if ok else RunVerdict.FAILED)
         return self.result
 
+    def _keep_finished(self) -> None:
+        """Take over the results of the targets the earlier run finished."""
+        failed = False
+        for target in self.plan.targets:
+            start = self._starts[target.name]
+            if start.start is Start.KEEP:
+                result = self.result.results[target.name] = kept_result(target, start.history)
+                event = target_finished(result, self.context.clock.now())
+                self.context.observe(replace(event, facts={**event.facts, "resumed": True}))
+                failed = failed or result.status.counts_as_failure
+        if failed:
+            self._check_budget()
+
     def interrupt(self, reason: str) -> None:
         """Start nothing new (in-flight targets go on) and end the run as interrupted."""
         self._interrupted = True
@@ -165,25 +200,37 @@ class FleetRun:
                 group.start_soon(self._run_target, self.plan.target(name), finished)
 
     async def _run_target(self, target: Target, finished: dict[str, anyio.Event]) -> None:
+        start = self._starts[target.name]
         try:
+            if start.start is Start.KEEP:
+                return
             for name in target.depends_on:
                 if name in finished:  # same wave; earlier waves are over
                     await finished[name].wait()
-            blocked = self._blocking_dependency(target) or self.result.halted
+            blocked = self._blocking_dependency(target) or self._halted_for(start)
             if blocked is not None:
-                self._settle(target, Status.SKIPPED, blocked)
+                self._settle(target, _left_as(start), blocked)
                 return
             async with self._slots(target):
-                if self.result.halted:
-                    self._settle(target, Status.SKIPPED, self.result.halted)
+                blocked = self._halted_for(start)
+                if blocked is not None:
+                    self._settle(target, _left_as(start), blocked)
                     return
                 record = self.result.results[target.name] = TargetResult(target)
-                await deploy_target(target, self.context, record)
+                await deploy_target(target, self.context, record, start)
             # Counting failures reads every result: only a new failure can break the budget.
             if record.status.counts_as_failure:
                 self._check_budget()
         finally:
             finished[target.name].set()
+
+    def _halted_for(self, start: Resumption) -> str | None:
+        """Why the run starts nothing new, if it does not; a target the earlier run had
+        under way goes on through a halt (as one under way in this run does), not
+        through an interruption."""
+        if start.in_flight and not self._interrupted:
+            return None
+        return self.result.halted
 
     def _blocking_dependency(self, target: Target) -> str | None:
         for name in target.depends_on:
@@ -268,6 +315,12 @@ class FleetRun:
         """Record a target the run never deployed, and say so like a deployed one."""
         result = self.result.results[target.name] = TargetResult(target, status, error=reason)
         self.context.observe(target_finished(result, self.context.clock.now(), "warning"))
+
+
+def _left_as(start: Resumption) -> Status:
+    """A target the run does not deploy: skipped, or interrupted when the earlier run
+    may have left its service mid-change."""
+    return Status.INTERRUPTED if start.in_flight else Status.SKIPPED
 
 
 def _past_tense(status: Status) -> str:

@@ -2,17 +2,23 @@
 
 service target:          resolve -> render -> register -> update -> wait -> cleanup
                                                                  \\-> rollback (on failure)
+                         (unchanged when the service runs the rendered revision and its
+                         deployment is steady; a deployment of that revision still under
+                         way is followed instead of updating, one that failed is redone)
 task-definition target:  resolve -> render -> register [-> run_task] -> cleanup
                          (an identical revision in use is reused, not registered again;
                          its task runs again unless the target says otherwise)
 
 Expected failures become a ``TargetResult`` (one bad service never takes others down);
 anything unexpected propagates. Every step emits ``TargetEvent``s (``deploy.steps``);
-the wait is judged in ``deploy.wait``, a rollback runs in ``deploy.rollback``.
+the wait is judged in ``deploy.wait``, a rollback runs in ``deploy.rollback``. A target
+of a continued run starts where ``deploy.resume`` says: following the earlier run's
+deployment, reusing its revision, or finishing its rollback.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -24,6 +30,8 @@ from ecs_deploy_many.core.redact import task_definition_secrets
 from ecs_deploy_many.core.result import Status, TargetResult
 from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.deploy.cleanup import family_of
+from ecs_deploy_many.deploy.resume import Resumption, Start
+from ecs_deploy_many.deploy.resume import resumption as resumption_of
 from ecs_deploy_many.deploy.rollback import restore
 from ecs_deploy_many.deploy.runtask import run_one_off_task
 from ecs_deploy_many.deploy.steps import Accounts, RunContext, TargetSteps, primary_deployment
@@ -32,7 +40,7 @@ from ecs_deploy_many.deploy.taskdef import (
     render_task_definition,
     same_content,
 )
-from ecs_deploy_many.deploy.wait import Expectation
+from ecs_deploy_many.deploy.wait import Expectation, Rollout, revision_replaced, rollout_of
 
 __all__ = [
     "Accounts",
@@ -46,14 +54,18 @@ __all__ = [
 
 
 async def deploy_target(
-    target: Target, context: RunContext, result: TargetResult | None = None
+    target: Target,
+    context: RunContext,
+    result: TargetResult | None = None,
+    resumption: Resumption | None = None,
 ) -> TargetResult:
     """Deploy ``target``; always returns a result, re-raising only cancellation.
 
     Pass ``result`` to keep a hold on the record when the caller may cancel the
-    deployment: it is filled in as the steps go and marked ``interrupted`` then.
+    deployment: it is filled in as the steps go and marked ``interrupted`` then. Pass
+    ``resumption`` to pick up where an earlier run left the target (``deploy.resume``).
     """
-    return await _Pipeline(target, context, result).run()
+    return await _Pipeline(target, context, result, resumption).run()
 
 
 # -- resolve and render: shared with the dry run, which must predict the deploy exactly --
@@ -114,8 +126,30 @@ def render_revision(target: Target, base: TaskDefinition) -> RenderedTaskDefinit
     )
 
 
+@dataclass(frozen=True)
+class _NextStep:
+    """What a service target does after resolving: update to ``task_definition``
+    (forcing a new deployment when the revision is the same), or follow ``deployment``,
+    under way already, for ``why``."""
+
+    task_definition: str
+    force: bool = False
+    deployment: dict[str, Any] | None = None
+    why: str = ""
+
+
 class _Pipeline(TargetSteps):
     """A target's deploy: its steps in order, ending in one final record."""
+
+    def __init__(
+        self,
+        target: Target,
+        context: RunContext,
+        result: TargetResult | None,
+        resumption: Resumption | None,
+    ) -> None:
+        super().__init__(target, context, result)
+        self.resumption = resumption or resumption_of(target, None)
 
     async def run(self) -> TargetResult:
         result = self.result
@@ -153,14 +187,48 @@ class _Pipeline(TargetSteps):
         return rendered
 
     async def _register(self, gateway: Gateway, rendered: RenderedTaskDefinition) -> TaskDefinition:
-        """Register the rendered revision, or take the one another target registered."""
+        """Register the rendered revision, or take the one another target registered, or
+        the one the earlier run registered for this target."""
         self.enter("register")
+        earlier = await self._registered_earlier(gateway, rendered)
         registered, shared = await self.context.revisions.register(
-            gateway, self.target.scope, rendered.definition
+            gateway, self.target.scope, rendered.definition, earlier=earlier
         )
         self.result.new_task_definition = registered.arn
-        self.emit(EventName.REGISTERED, new_task_definition=registered.arn, shared=shared)
+        self.emit(
+            EventName.REGISTERED,
+            new_task_definition=registered.arn,
+            shared=shared,
+            reused=earlier is not None and not shared,
+        )
         return registered
+
+    async def _registered_earlier(
+        self, gateway: Gateway, rendered: RenderedTaskDefinition
+    ) -> TaskDefinition | None:
+        """The revision the earlier run registered for this target and did not use, if
+        it is still ACTIVE and holds exactly the rendered definition.
+
+        The journal names it; when the target had got as far as resolving and names
+        none, its registration may have gone out unrecorded, and the family's newest
+        revision is the one it would be.
+        """
+        history, start = self.resumption.history, self.resumption.start
+        if start in (Start.REUSE, Start.RECONCILE) and history.new_task_definition:
+            name = history.new_task_definition
+        elif start is Start.FRESH and history.old_task_definition:
+            name = str(rendered.definition["family"])
+        else:
+            return None
+        try:
+            with self.answered_in_time():
+                earlier = await gateway.describe_task_definition(name)
+        except AwsError as error:
+            if error.code != "ClientException":  # ECS's code for "no such revision"
+                raise
+            return None
+        active = earlier.body.get("status", "ACTIVE") == "ACTIVE"
+        return earlier if active and same_content(earlier.body, rendered.definition) else None
 
     async def _deploy_task_definition(self, gateway: Gateway) -> None:
         target = self.target
@@ -224,45 +292,23 @@ class _Pipeline(TargetSteps):
         target = self.target
         with self.answered_in_time():
             service = await describe_target_service(self.context.accounts, target)
-        current: str = service["taskDefinition"]
-        self.result.old_task_definition = current
-        self.result.old_desired_count = service.get("desiredCount")
-        self.context.revisions.in_use(current)  # what a rollback would return to
-        self.emit(
-            EventName.RESOLVED,
-            old_task_definition=current,
-            desired=service.get("desiredCount"),
-            deployment_configuration=service.get("deploymentConfiguration"),
-        )
-
-        if registers_revision(target):
-            with self.answered_in_time():
-                base = await base_definition(gateway, target, current)
-                rendered = self._render(base)
-                unchanged = await self._runs_already(gateway, service, rendered)
-            if unchanged:
-                self.result.new_task_definition = current
-                self.result.status = Status.UNCHANGED
-                self.emit(EventName.UNCHANGED, old_task_definition=current)
-                return
-            new_arn = (await self._register(gateway, rendered)).arn
-        else:
-            new_arn = current  # --force-new-deployment alone: same revision, fresh tasks
-            self.result.new_task_definition = current
-
+        self._resolve(service)
+        if self.resumption.start is Start.ROLLBACK:
+            await self._finish_rollback(gateway, service)
+            return
+        step = await self._next_step(gateway, service)
+        if step is None:
+            return
+        self.result.new_task_definition = step.task_definition
         try:
-            self.enter("update")
-            with self.answered_in_time():
-                updated = await gateway.update_service(**self._update_params(service, new_arn))
-            deployment = primary_deployment(updated)
-            self.result.deployment_id = deployment["id"]
-            self.emit(
-                EventName.SERVICE_UPDATED,
-                deployment_id=deployment["id"],
-                new_task_definition=new_arn,
-                desired=deployment.get("desiredCount"),
+            if step.deployment is None:
+                deployment = await self._update(gateway, service, step)
+            else:
+                deployment = step.deployment
+                self._attach(deployment, step.why)
+            expect = Expectation(
+                deployment["id"], step.task_definition, target.skip_deployments_check
             )
-            expect = Expectation(deployment["id"], new_arn, target.skip_deployments_check)
             self.enter("wait")
             await self.wait(expect, deployment)
         except EcsDeployError as failure:
@@ -270,15 +316,149 @@ class _Pipeline(TargetSteps):
             # repeats transient failures): nothing changed. After any other failure
             # the service may run our revision.
             if not (isinstance(failure, AwsError) and failure.operation == "UpdateService"):
-                await self._after_failure(gateway, service, failure)
+                await self._after_failure(gateway, failure)
             raise
         await self._cleanup(gateway)
         self.result.status = Status.SUCCEEDED
 
-    async def _runs_already(
+    async def _next_step(self, gateway: Gateway, service: dict[str, Any]) -> _NextStep | None:
+        """Which revision the service gets and whether a deployment under way is followed
+        instead of updating; None when the target is unchanged (recorded here)."""
+        target = self.target
+        current: str = service["taskDefinition"]
+        earlier = self._earlier_deployment(service)
+        if earlier is not None:
+            return earlier
+        if not registers_revision(target):
+            # --force-new-deployment alone: same revision, fresh tasks
+            return _NextStep(current, force=target.force_new_deployment)
+        with self.answered_in_time():
+            base = await base_definition(gateway, target, current)
+            rendered = self._render(base)
+            on_rendered = await self._on_rendered_revision(gateway, service, rendered)
+        rollout = rollout_of(service) if on_rendered else None
+        if rollout is Rollout.STEADY:
+            self.result.new_task_definition = current
+            self.result.status = Status.UNCHANGED
+            self.emit(EventName.UNCHANGED, old_task_definition=current)
+            return None
+        if rollout is Rollout.IN_PROGRESS:
+            # Someone (an interrupted run, say) is rolling out this very revision: its
+            # outcome is this target's. A rollback returns to what that one replaces.
+            if not self.resumption.in_flight:
+                self.result.old_task_definition = revision_replaced(service)
+            why = "a deployment of the rendered revision was under way"
+            return _NextStep(current, deployment=primary_deployment(service), why=why)
+        if rollout is Rollout.FAILED:
+            return _NextStep(current, force=True)  # the same revision, deployed again
+        registered = await self._register(gateway, rendered)
+        return _NextStep(registered.arn, force=target.force_new_deployment)
+
+    def _resolve(self, service: dict[str, Any]) -> None:
+        """Record what the service runs before the run changes it (for a target the
+        earlier run may have changed already: what it ran before that run)."""
+        history = self.resumption.history
+        before = self.resumption.in_flight
+        result = self.result
+        result.old_task_definition = (
+            history.old_task_definition if before else service["taskDefinition"]
+        )
+        result.old_desired_count = (
+            history.old_desired_count if before else service.get("desiredCount")
+        )
+        # what a rollback would return to, and what the service runs now
+        self.context.revisions.in_use(result.old_task_definition, service["taskDefinition"])
+        deployments = [d["id"] for d in service.get("deployments", [])]
+        self.emit(
+            EventName.RESOLVED,
+            old_task_definition=result.old_task_definition,
+            desired=result.old_desired_count,
+            deployment_configuration=(
+                history.old_deployment_configuration
+                if before
+                else service.get("deploymentConfiguration")
+            ),
+            deployment_ids=list(history.deployments_before) if before else deployments,
+        )
+
+    def _earlier_deployment(self, service: dict[str, Any]) -> _NextStep | None:
+        """The deployment a resumed target follows instead of updating, if any.
+
+        The earlier run's deployment when ECS had answered with it. When the update went
+        out unanswered: a deployment of the run's revision that began after the run
+        resolved the service, if ECS shows one.
+        """
+        history, start = self.resumption.history, self.resumption.start
+        deployments: list[dict[str, Any]] = service.get("deployments", [])
+        if start is Start.ATTACH:
+            assert history.deployment_id
+            found = next((d for d in deployments if d.get("id") == history.deployment_id), None)
+            revision = history.new_task_definition or service["taskDefinition"]
+            why = "the deployment the earlier run started"
+            return _NextStep(
+                revision, deployment=dict(found or {"id": history.deployment_id}), why=why
+            )
+        revision = history.new_task_definition or history.old_task_definition
+        if start is not Start.RECONCILE or revision is None:
+            return None
+        later = [
+            d
+            for d in deployments
+            if d.get("id") not in history.deployments_before and d.get("taskDefinition") == revision
+        ]
+        if not later:
+            return None
+        later.sort(key=lambda d: d.get("status") != "PRIMARY")
+        why = "the deployment the earlier run's update started"
+        return _NextStep(revision, deployment=dict(later[0]), why=why)
+
+    def _attach(self, deployment: dict[str, Any], why: str) -> None:
+        """Follow ``deployment`` as if this run's UpdateService had started it."""
+        self.result.deployment_id = deployment["id"]
+        self.context.revisions.in_use(self.result.old_task_definition)
+        self.emit(
+            EventName.ATTACHED,
+            deployment_id=deployment["id"],
+            new_task_definition=self.result.new_task_definition,
+            old_task_definition=self.result.old_task_definition,
+            rollout_state=deployment.get("rolloutState"),
+            reason=why,
+        )
+
+    async def _update(
+        self, gateway: Gateway, service: dict[str, Any], step: _NextStep
+    ) -> dict[str, Any]:
+        """UpdateService to the step's revision; the deployment ECS answers with."""
+        self.enter("update")
+        with self.answered_in_time():
+            updated = await gateway.update_service(
+                **self._update_params(service, step.task_definition, force=step.force)
+            )
+        deployment = primary_deployment(updated)
+        self.result.deployment_id = deployment["id"]
+        self.emit(
+            EventName.SERVICE_UPDATED,
+            deployment_id=deployment["id"],
+            new_task_definition=step.task_definition,
+            desired=deployment.get("desiredCount"),
+        )
+        return deployment
+
+    async def _finish_rollback(self, gateway: Gateway, service: dict[str, Any]) -> None:
+        """End a rollback the earlier run began: update only if the service is not on
+        the revision yet, then wait for it."""
+        history = self.resumption.history
+        self.result.new_task_definition = history.new_task_definition
+        self.result.deployment_id = history.deployment_id
+        reason = history.rollback_reason or "the earlier run began a rollback"
+        await restore(self, gateway, history.rollback_pending, reason, service=service)
+        self.result.error = reason
+
+    async def _on_rendered_revision(
         self, gateway: Gateway, service: dict[str, Any], rendered: RenderedTaskDefinition
     ) -> bool:
-        """Whether the service already runs this definition with these settings."""
+        """Whether the service's revision holds this definition, with these settings
+        (how its deployment stands is another question: ``wait.rollout_of``)."""
         target = self.target
         if not target.skip_unchanged or target.force_new_deployment:
             return False
@@ -290,14 +470,16 @@ class _Pipeline(TargetSteps):
         current = await gateway.describe_task_definition(service["taskDefinition"])
         return same_content(current.body, rendered.definition)
 
-    def _update_params(self, service: dict[str, Any], task_definition: str) -> dict[str, Any]:
+    def _update_params(
+        self, service: dict[str, Any], task_definition: str, *, force: bool
+    ) -> dict[str, Any]:
         target = self.target
         params: dict[str, Any] = {
             "cluster": target.cluster,
             "service": target.service,
             "taskDefinition": task_definition,
         }
-        if target.force_new_deployment:
+        if force:
             params["forceNewDeployment"] = True
         if target.desired_count is not None:
             params["desiredCount"] = target.desired_count
@@ -321,9 +503,7 @@ class _Pipeline(TargetSteps):
             config["maximumPercent"] = target.max_percent
         return config
 
-    async def _after_failure(
-        self, gateway: Gateway, service: dict[str, Any], failure: EcsDeployError
-    ) -> None:
+    async def _after_failure(self, gateway: Gateway, failure: EcsDeployError) -> None:
         """ECS rolled back, or we roll back when asked to (whatever the failure, even an
         unknown verdict); the result says which."""
         if isinstance(failure, DeploymentFailed) and failure.rolled_back_by_ecs:
@@ -332,7 +512,7 @@ class _Pipeline(TargetSteps):
             return
         if not self.target.rollback:
             return
-        await restore(self, gateway, service["taskDefinition"], str(failure))
+        await restore(self, gateway, self.result.old_task_definition, str(failure))
 
     async def _cleanup(self, gateway: Gateway) -> None:
         keep = self.target.max_definitions

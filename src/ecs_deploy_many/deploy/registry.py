@@ -71,15 +71,24 @@ class RunRevisions:
         self._in_use.update(arn for arn in arns if arn)
 
     async def register(
-        self, gateway: Gateway, scope: AwsScope, definition: Mapping[str, Any]
+        self,
+        gateway: Gateway,
+        scope: AwsScope,
+        definition: Mapping[str, Any],
+        *,
+        earlier: TaskDefinition | None = None,
     ) -> tuple[TaskDefinition, bool]:
-        """The revision for ``definition`` and whether another target registered it."""
+        """The revision for ``definition`` and whether another target registered it.
+
+        ``earlier`` is a revision holding ``definition`` that an earlier run registered:
+        it is taken instead of registering another.
+        """
         registered_here = False
 
         async def register() -> TaskDefinition:
             nonlocal registered_here
             registered_here = True
-            return await gateway.register_task_definition(definition)
+            return earlier or await gateway.register_task_definition(definition)
 
         revision = await self._registered.get((scope, fingerprint(definition)), register)
         self.in_use(revision.arn)

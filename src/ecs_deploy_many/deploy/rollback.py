@@ -32,10 +32,29 @@ from ecs_deploy_many.plan.model import Wave
 __all__ = ["restore", "roll_back_all", "roll_back_target"]
 
 
-async def restore(steps: TargetSteps, gateway: Gateway, previous: str, reason: str) -> None:
+async def restore(
+    steps: TargetSteps,
+    gateway: Gateway,
+    previous: str | None,
+    reason: str,
+    *,
+    service: dict[str, Any] | None = None,
+) -> None:
     """Update the service back to ``previous`` (and a desired count the run changed)
-    and wait for that deployment."""
+    and wait for that deployment.
+
+    Given a ``service`` described since the rollback may have begun (a run resumed
+    mid-rollback), a PRIMARY deployment already on ``previous`` is waited for instead
+    of updating again. Without a ``previous`` (the revision before a deployment the run
+    found under way was not known), there is nothing to return to: that is the failure.
+    """
     target, result = steps.target, steps.result
+    if previous is None:
+        raise RollbackFailed(
+            f"{reason}; no rollback: the revision the service ran before deployment "
+            f"{result.deployment_id} is not known (ECS showed no earlier deployment)",
+            step="rollback",
+        )
     steps.enter("rollback")
     steps.emit(EventName.ROLLBACK_STARTED, "warning", reason=reason, to_task_definition=previous)
     params: dict[str, Any] = {
@@ -46,8 +65,10 @@ async def restore(steps: TargetSteps, gateway: Gateway, previous: str, reason: s
     if target.desired_count is not None:
         params["desiredCount"] = result.old_desired_count
     try:
-        with steps.answered_in_time():
-            deployment = primary_deployment(await gateway.update_service(**params))
+        deployment = _restoring(service, previous)
+        if deployment is None:
+            with steps.answered_in_time():
+                deployment = primary_deployment(await gateway.update_service(**params))
         await steps.wait(Expectation(deployment["id"], previous), deployment)
     except EcsDeployError as error:  # ECS refused, timed out, or the wait failed
         raise RollbackFailed(
@@ -55,6 +76,14 @@ async def restore(steps: TargetSteps, gateway: Gateway, previous: str, reason: s
         ) from error
     result.status = Status.ROLLED_BACK
     steps.emit(EventName.ROLLED_BACK, "warning", to_task_definition=previous)
+
+
+def _restoring(service: dict[str, Any] | None, previous: str) -> dict[str, Any] | None:
+    """The PRIMARY deployment of ``service`` when it runs ``previous`` already."""
+    for deployment in (service or {}).get("deployments", []):
+        if deployment.get("status") == "PRIMARY" and deployment.get("taskDefinition") == previous:
+            return dict(deployment)
+    return None
 
 
 async def roll_back_target(result: TargetResult, context: RunContext, *, reason: str) -> None:
@@ -68,7 +97,6 @@ async def roll_back_target(result: TargetResult, context: RunContext, *, reason:
     steps = TargetSteps(result.target, context, result)
     previous = result.old_task_definition
     assert result.target.kind == "service", "only services can be rolled back"
-    assert previous, "a succeeded service target knows its previous revision"
     try:
         gateway = await context.accounts.gateway(result.target.scope)
         await restore(steps, gateway, previous, reason)

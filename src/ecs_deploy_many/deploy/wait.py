@@ -7,6 +7,10 @@ it COMPLETED (where ECS reports a rollout state) and its running count reached t
 desired count. FAILED, or the PRIMARY switching to another deployment, ends the wait at
 once. A verdict is only ever read from ECS: when ECS cannot be read by the deadline, it
 is unknown, never failed.
+
+Before deploying, ``rollout_of`` tells how a service's current deployment stands: a
+service on the rendered revision counts as unchanged only when that deployment is
+steady; one still rolling out is waited for and judged like our own.
 """
 
 from __future__ import annotations
@@ -29,9 +33,12 @@ __all__ = [
     "VERDICT_GRACE",
     "Expectation",
     "Judgement",
+    "Rollout",
     "Verdict",
     "epoch_seconds",
     "judge",
+    "revision_replaced",
+    "rollout_of",
     "wait_for_deployment",
 ]
 
@@ -45,6 +52,39 @@ class Verdict(Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     ROLLED_BACK_BY_ECS = "rolled_back_by_ecs"
+
+
+class Rollout(Enum):
+    """How a service's PRIMARY deployment stands, from one description."""
+
+    STEADY = "steady"
+    IN_PROGRESS = "in_progress"
+    FAILED = "failed"
+
+
+def rollout_of(service: dict[str, Any]) -> Rollout:
+    """Steady: one deployment, the PRIMARY, COMPLETED (or, where ECS reports no rollout
+    state, running its desired count). FAILED: ECS marked the PRIMARY FAILED, or there is
+    none. Anything else is still rolling out."""
+    deployments: list[dict[str, Any]] = service.get("deployments", [])
+    primary = next((d for d in deployments if d.get("status") == "PRIMARY"), None)
+    if primary is None or primary.get("rolloutState") == "FAILED":
+        return Rollout.FAILED
+    state = primary.get("rolloutState")
+    settled = state == "COMPLETED" or (
+        state is None and primary.get("runningCount") == primary.get("desiredCount")
+    )
+    return Rollout.STEADY if settled and len(deployments) == 1 else Rollout.IN_PROGRESS
+
+
+def revision_replaced(service: dict[str, Any]) -> str | None:
+    """The revision a deployment under way replaces, as far as one description shows:
+    that of the ACTIVE deployment (the one that completed, when there are several);
+    None when ECS shows none (it had drained, or there was none)."""
+    active = [d for d in service.get("deployments", []) if d.get("status") == "ACTIVE"]
+    completed = [d for d in active if d.get("rolloutState") == "COMPLETED"]
+    chosen = completed or active
+    return chosen[0].get("taskDefinition") if chosen else None
 
 
 @dataclass(frozen=True)

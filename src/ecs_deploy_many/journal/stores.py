@@ -11,12 +11,11 @@ S3 has no append, so each runner writes immutable objects,
 since the previous one, with ``If-None-Match: *``: no write can replace an object,
 another runner's or its own. A background task writes a batch as soon as a record
 comes before or after a change to AWS (a register, update, run-task or rollback step
-starts, a revision is registered, a service updated or rolled back, a target
+starts, a revision is registered, a service updated, followed or rolled back, a target
 finishes), at least every ``FLUSH_INTERVAL`` seconds otherwise, and a last one when the
-run ends. A runner
-killed meanwhile loses the records since its last batch: at most the steps its targets
-took since then, whose effect a resume reads back from ECS (what a service runs and its
-deployments) rather than from the journal.
+run ends. A runner killed meanwhile loses the records since its last batch: at most the
+steps its targets took since then, whose effect a resume reads back from ECS (what a
+service runs and its deployments) rather than from the journal.
 """
 
 from __future__ import annotations

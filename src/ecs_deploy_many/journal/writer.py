@@ -45,11 +45,14 @@ CHANGED = frozenset(
     {
         EventName.REGISTERED,
         EventName.SERVICE_UPDATED,
+        EventName.ATTACHED,
+        EventName.ROLLBACK_STARTED,
         EventName.ROLLED_BACK,
         EventName.TARGET_FINISHED,
     }
 )
-"""Events saying such a change happened, or a target's final state."""
+"""Events saying such a change happened or is under way (a deployment the target
+follows, the revision a rollback restores), or a target's final state."""
 
 
 class RunOutcome(Protocol):

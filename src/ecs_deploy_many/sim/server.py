@@ -374,6 +374,8 @@ class EcsServer:
             raise WireError(500, "ServerException", "Service unavailable.") from None
         if self._strict_output:
             self._checker.check_output(operation, result)
+        if operation == "UpdateService":
+            self.stats.updated(result["service"]["serviceArn"])
         return result
 
     def _operation(self, target: str) -> str:

@@ -26,7 +26,8 @@ class SimStats:
     ``calls``, ``throttled`` and ``injected_errors`` are keyed by operation; ``errors``
     by error code, counting every non-200 answer (throttling and injected faults too);
     ``callers`` by the access key id that signed the call (shows which credentials a
-    tool really used, e.g. an assumed role's).
+    tool really used, e.g. an assumed role's); ``updates`` by service ARN, counting the
+    UpdateService calls ECS accepted (shows that a service got each change once).
     """
 
     calls: Mapping[str, int] = field(default_factory=dict)
@@ -34,6 +35,7 @@ class SimStats:
     injected_errors: Mapping[str, int] = field(default_factory=dict)
     errors: Mapping[str, int] = field(default_factory=dict)
     callers: Mapping[str, int] = field(default_factory=dict)
+    updates: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def total_calls(self) -> int:
@@ -59,6 +61,7 @@ class SimStats:
             "injected_errors": dict(self.injected_errors),
             "errors": dict(self.errors),
             "callers": dict(self.callers),
+            "updates": dict(self.updates),
             "totals": {
                 "calls": self.total_calls,
                 "throttled": self.total_throttled,
@@ -76,6 +79,7 @@ class SimStats:
             injected_errors=dict(body["injected_errors"]),
             errors=dict(body["errors"]),
             callers=dict(body.get("callers", {})),
+            updates=dict(body.get("updates", {})),
         )
 
 
@@ -88,6 +92,7 @@ class StatsRecorder:
         self._injected: Counter[str] = Counter()
         self._errors: Counter[str] = Counter()
         self._callers: Counter[str] = Counter()
+        self._updates: Counter[str] = Counter()
 
     def call(self, operation: str, *, caller: str = "unsigned") -> None:
         self._calls[operation] += 1
@@ -102,6 +107,9 @@ class StatsRecorder:
     def error(self, code: str) -> None:
         self._errors[code] += 1
 
+    def updated(self, service_arn: str) -> None:
+        self._updates[service_arn] += 1
+
     def snapshot(self) -> SimStats:
         return SimStats(
             calls=_frozen(self._calls),
@@ -109,8 +117,16 @@ class StatsRecorder:
             injected_errors=_frozen(self._injected),
             errors=_frozen(self._errors),
             callers=_frozen(self._callers),
+            updates=_frozen(self._updates),
         )
 
     def reset(self) -> None:
-        for counter in (self._calls, self._throttled, self._injected, self._errors, self._callers):
+        for counter in (
+            self._calls,
+            self._throttled,
+            self._injected,
+            self._errors,
+            self._callers,
+            self._updates,
+        ):
             counter.clear()
