@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aioboto3
+import anyio
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -39,6 +40,7 @@ from ecs_deploy_many.plan import parse_plan
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
 from tests.integration.helpers import FAST_TIMINGS, ecs_client, sim_pool
+from tests.integration.interrupted_runs import Changes
 
 pytestmark = pytest.mark.anyio
 
@@ -225,6 +227,50 @@ async def test_a_journal_failing_mid_run_never_stops_the_deploys(
     assert 0 < len(run.events) < len(emitted) / 2
     journaled = [(e.target, e.step, e.event, e.level, e.at, dict(e.facts)) for e in run.events]
     assert journaled == [as_journaled(e) for e in emitted[: len(run.events)]]
+
+
+async def test_a_run_killed_mid_write_resumes_from_its_journal(
+    plan_path: Path, tmp_path: Path
+) -> None:
+    """Killed just after api's UpdateService went out, mid-way through the next record:
+    the histories read back continue the run, and no service is updated twice."""
+    location = DirectoryLocation(tmp_path / "runs")
+    run_id = new_run_id()
+    plan = parse_plan(PLAN.replace("example/app:broken", "example/app:2"), environ={})
+    start = journal_start(plan, str(plan_path), OPTIONS, simulated_at=None)
+    async with Simulator(FLEET, speed=40, listen=False) as sim:
+        changes = Changes(sim)
+        async with (
+            open_journal(
+                location, start, run_id=run_id, clock=sim.clock, redactor=Redactor(),
+                on_failure=print,
+            ) as journal,
+            sim_pool(sim) as pool,
+        ):  # fmt: skip
+            with anyio.CancelScope() as killed:
+
+                def kill_after_api_updated(event: TargetEvent) -> None:
+                    if event.target.name == "prod/api" and event.event is EventName.SERVICE_UPDATED:
+                        killed.cancel()
+                        # Nothing the process did on its way out reaches a killed journal.
+                        journal.failed(RuntimeError("killed"))
+
+                context = RunContext(pool, sim.clock, fan_out(journal, kill_after_api_updated))
+                await FleetRun(plan, context).run()
+        (path,) = (location.path / run_id).glob("*.jsonl")
+        with path.open("ab") as cut_short:
+            cut_short.write(b'{"v":1,"seq":99,"record":"event","at":')
+
+        earlier = await load_run(location, run_id)
+        assert earlier.finished is None
+        assert earlier.histories["prod/api"].deployment_id
+        assert changes.updates["api"] == 1
+        async with sim_pool(sim) as pool:
+            context = RunContext(pool, sim.clock, lambda event: None)
+            result = await FleetRun(plan, context, earlier.histories).run()
+    assert result.verdict is RunVerdict.SUCCEEDED
+    assert {str(r.status) for r in result.results.values()} == {"succeeded"}
+    assert dict(changes.updates) == {"api": 1, "web": 1, "worker": 1}
 
 
 # -- S3, on moto's server -----------------------------------------------------------
