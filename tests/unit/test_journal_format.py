@@ -148,8 +148,18 @@ async def test_a_malformed_line_elsewhere_is_an_error_naming_file_and_line(
         await load_run(location, run_id)
 
     record = json.loads(lines[1])
-    path.write_bytes(b"".join([lines[0], json.dumps({**record, "v": 9}).encode() + b"\n"]))
-    with pytest.raises(JournalError, match=rf"{path}:2: journal format version 9, not 1"):
+    for changed, problem in [
+        ({"v": 9}, "journal format version 9, not 1"),
+        ({"event": "teleported"}, "an event this version does not know: 'teleported'"),
+        ({"facts": None}, "event record with a wrong at or facts"),
+    ]:
+        line = json.dumps({**record, **changed}).encode()
+        path.write_bytes(b"".join([lines[0], line + b"\n", lines[2]]))
+        with pytest.raises(JournalError, match=rf"^{path}:2: {problem}$"):
+            await load_run(location, run_id)
+    del record["target"]
+    path.write_bytes(b"".join([lines[0], json.dumps(record).encode() + b"\n"]))
+    with pytest.raises(JournalError, match=rf"^{path}:2: event record without 'target'$"):
         await load_run(location, run_id)
 
 

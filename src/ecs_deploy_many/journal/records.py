@@ -224,11 +224,15 @@ def parse_record(data: Any) -> RunStarted | RunFinished | dict[str, Any]:
         raise JournalError("not a journal record (a JSON object)")
     if data.get("v") != FORMAT_VERSION:
         raise JournalError(f"journal format version {data.get('v')!r}, not {FORMAT_VERSION}")
+    kind = data.get("record")
     try:
-        kind = data["record"]
         if kind == "event":
-            EventName(data["event"])
-            str(data["target"]), float(data["at"]), dict(data["facts"])
+            if data["event"] not in set(EventName):
+                raise JournalError(f"an event this version does not know: {data['event']!r}")
+            if not all(isinstance(data[key], str) for key in ("target", "step", "level")):
+                raise TypeError("target, step or level")
+            if not isinstance(data["at"], int | float) or not isinstance(data["facts"], dict):
+                raise TypeError("at or facts")
             return data
         if kind == "run_started":
             return _run_started(data)
@@ -243,9 +247,11 @@ def parse_record(data: Any) -> RunStarted | RunFinished | dict[str, Any]:
                 rolled_back_by_policy=tuple(data["rolled_back_by_policy"]),
                 at=data["at"],
             )
-    except (KeyError, TypeError, ValueError) as error:
-        raise JournalError(f"a {data.get('record')} record without a valid {error}") from None
-    raise JournalError(f"unknown record {kind!r}")
+    except KeyError as error:
+        raise JournalError(f"{kind} record without {error}") from None
+    except TypeError as error:
+        raise JournalError(f"{kind} record with a wrong {error}") from None
+    raise JournalError(f"not a journal record: {kind!r}")
 
 
 def _run_started(data: dict[str, Any]) -> RunStarted:
