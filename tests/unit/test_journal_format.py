@@ -152,6 +152,7 @@ async def test_a_malformed_line_elsewhere_is_an_error_naming_file_and_line(
         ({"v": 9}, "journal format version 9, not 1"),
         ({"event": "teleported"}, "an event this version does not know: 'teleported'"),
         ({"facts": None}, "event record with a wrong at or facts"),
+        ({"event": "target_finished", "facts": {}}, "target_finished without a valid 'status'"),
     ]:
         line = json.dumps({**record, **changed}).encode()
         path.write_bytes(b"".join([lines[0], line + b"\n", lines[2]]))

@@ -178,7 +178,10 @@ async def load_run(location: JournalLocation, run_id: str) -> RunJournal:
             )
             events.append(event)
             history = histories.setdefault(event.target, TargetHistory(event.target))
-            history.record(event.event, event.step, event.facts)
+            try:
+                history.record(event.event, event.step, event.facts)
+            except (KeyError, ValueError) as error:  # a target_finished without a status
+                raise JournalError(f"{where}: {event.event} without a valid {error}") from None
     seen = {event.target for event in events}
     journal.events = tuple(events)
     journal.histories = {name: h for name, h in histories.items() if name in seen}
