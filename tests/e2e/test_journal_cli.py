@@ -119,6 +119,17 @@ async def test_runs_lists_runs_newest_first_with_verdict_and_counts(
     assert await many("runs", "--limit", "1") == 0
     assert capsys.readouterr().out.split()[0] == max(failed, succeeded, killed)
 
+    # What the killed run had not finished shows as interrupted, with what it had done.
+    assert await many("show", killed, "--report", "killed.json") == 0
+    assert capsys.readouterr().out.startswith("run interrupted in ")
+    report = read("killed.json")
+    assert report["result"] == "interrupted"
+    assert len(report["targets"]) == 4
+    cut = [t for t in report["targets"] if t["status"] == "interrupted"]
+    assert cut
+    assert all("the journal ends before this target finished" in t["error"] for t in cut)
+    assert all(t["new_task_definition"] for t in cut)
+
 
 async def test_read_only_modes_and_no_journal_write_no_journal(
     files: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path

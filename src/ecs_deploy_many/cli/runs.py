@@ -18,8 +18,10 @@ import asyncclick as click
 from ecs_deploy_many.cli.fleet import EXIT_PLAN, write_outputs
 from ecs_deploy_many.core.errors import JournalError
 from ecs_deploy_many.core.events import EventName
+from ecs_deploy_many.core.history import TargetHistory
 from ecs_deploy_many.core.redact import Redactor
 from ecs_deploy_many.core.result import Status, TargetResult
+from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.deploy.engine import RunResult, RunVerdict
 from ecs_deploy_many.journal import JournalLocation, RunJournal, find_run, load_run, locate
 from ecs_deploy_many.journal import list_runs as listed_runs
@@ -94,7 +96,9 @@ def plan_of(run: RunJournal) -> Plan:
 
 
 def result_of(run: RunJournal) -> RunResult:
-    """The run's result: each target as its last ``target_finished`` left it."""
+    """The run's result: each target as its last ``target_finished`` left it; when no
+    runner finished the run, the others ``interrupted`` (the default status) as far as
+    their events tell."""
     plan = plan_of(run)
     result = RunResult(plan)
     finished: dict[str, TargetResult] = {}
@@ -119,15 +123,34 @@ def result_of(run: RunJournal) -> RunResult:
                 finished_at=facts.get("finished_at"),
                 service_events=service_events.get(event.target, []),
             )
+    if run.finished is None:  # the runner died: what it had not finished is interrupted
+        for target in plan.targets:
+            if target.name not in finished:
+                finished[target.name] = _cut_short(target, run.histories.get(target.name))
     result.results = {t.name: finished[t.name] for t in plan.targets if t.name in finished}
     if run.finished is not None:
         result.verdict = RunVerdict(run.finished.verdict)
         result.halted = run.finished.halted
         result.started_at, result.finished_at = run.finished.started_at, run.finished.finished_at
         result.rolled_back_by_policy = set(run.finished.rolled_back_by_policy)
-    else:
+    else:  # it lasted at least until its last record
         result.started_at = run.started.at
+        result.finished_at = run.events[-1].at if run.events else run.started.at
     return result
+
+
+def _cut_short(target: Target, history: TargetHistory | None) -> TargetResult:
+    """A target whose outcome the journal never got: as far as its history tells."""
+    if history is None:
+        return TargetResult(target, error="not started when the journal ends")
+    return TargetResult(
+        target,
+        old_task_definition=history.old_task_definition,
+        old_desired_count=history.old_desired_count,
+        new_task_definition=history.new_task_definition,
+        deployment_id=history.deployment_id,
+        error="the journal ends before this target finished: its runner stopped",
+    )
 
 
 def _location(journal: str | None) -> JournalLocation:
