@@ -379,6 +379,29 @@ async def test_two_runners_of_one_run_never_overwrite_each_other_in_s3(
 
 
 @pytest.mark.real_time
+async def test_routine_records_reach_s3_within_the_flush_interval(
+    plan_path: Path, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Progress alone sends no batch at once, but it does not wait for the run's end."""
+    monkeypatch.setattr(journal_stores, "FLUSH_INTERVAL", 0.2)
+    plan = parse_plan(PLAN, environ={})
+    start = journal_start(plan, str(plan_path), OPTIONS, simulated_at=None)
+    api = plan.targets[0]
+    run_id = new_run_id()
+    async with open_journal(
+        S3Location(bucket, "runs"), start, run_id=run_id,
+        clock=Simulator(FLEET, listen=False).clock, redactor=Redactor(), on_failure=print,
+    ) as journal:  # fmt: skip
+        assert len(await keys(bucket)) == 1  # run_started, before anything else
+        journal(TargetEvent(api, "wait", EventName.PROGRESS, 1.0, {"running": 1}))
+        assert len(await keys(bucket)) == 1
+        await anyio.sleep(0.6)
+        stored = await keys(bucket)
+        assert len(stored) == 2
+        assert b'"event":"progress"' in stored[max(stored)]
+
+
+@pytest.mark.real_time
 async def test_an_s3_journal_that_cannot_be_written_is_an_error_before_the_run(
     plan_path: Path, moto_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
