@@ -481,10 +481,15 @@ def journal_start(
     plan: Plan, plan_path: str, options: Mapping[str, Any], simulated_at: float | None
 ) -> RunStart:
     """What the journal records of a run of ``plan`` before its first target: ``options``
-    are the command's (``--only``, ``--exclude``...)."""
+    are the command's (``only``, ``exclude``, ``dependencies``, ``max_parallel``,
+    ``simulate``, ``endpoint_url``; any may be left out)."""
+    try:
+        plan_digest: str | None = file_digest(Path(plan_path).read_bytes())
+    except OSError:  # a run made from a journal's plan, whose file is gone
+        plan_digest = None
     return RunStart(
         plan=plan_path,
-        plan_digest=file_digest(Path(plan_path).read_bytes()),
+        plan_digest=plan_digest,
         targets=plan.targets,
         waves=[{"name": w.name, "targets": list(w.targets), "bake": w.bake} for w in plan.waves],
         policy={
@@ -497,12 +502,12 @@ def journal_start(
             "on_failure": plan.on_failure,
         },
         options={
-            "only": list(options["only"]),
-            "exclude": list(options["exclude"]),
-            "dependencies": options["dependencies"],
-            "max_parallel": options["max_parallel"],
-            "simulate": options["simulate"],
-            "endpoint_url": options["endpoint_url"],
+            "only": list(options.get("only", ())),
+            "exclude": list(options.get("exclude", ())),
+            "dependencies": options.get("dependencies"),
+            "max_parallel": options.get("max_parallel"),
+            "simulate": options.get("simulate", False),
+            "endpoint_url": options.get("endpoint_url"),
             "simulated_at": simulated_at,
         },
     )
