@@ -8,15 +8,16 @@ whatever rollback), an output or the run journal could not be written, or an une
 error stopped the run; 2 plan, fleet or usage error, or a journal that cannot be
 written at the start, nothing touched; 130 interrupted.
 
-Every run but a check or a dry run is journaled (``journal``): ``run_started`` before
-any call to ECS, each event as it happens, ``run_finished`` once the outcome is known,
-however the run ended.
 The first SIGINT or SIGTERM starts nothing new and gives in-flight targets
 ``--interrupt-grace`` seconds to finish; a second one (or the grace running out)
 cancels them. Either way every target's state is recorded and the report written: once
 the plan is loaded and until the process exits, signals are held, never default-handled, so a
 late one cannot cut an output short. An unexpected error is logged with its traceback
 once, and the outputs are written with what is known of every target.
+
+Every run but a check or a dry run is journaled (``journal``): ``run_started`` before
+any call to ECS, each event as it happens, ``run_finished`` once the outcome is known,
+however the run ended.
 """
 
 from __future__ import annotations
