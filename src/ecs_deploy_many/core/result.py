@@ -51,6 +51,8 @@ class TargetResult:
     old_task_definition: str | None = None
     old_desired_count: int | None = None
     """The service's desired count before this run, for a rollback to restore."""
+    old_deployment_configuration: dict[str, Any] | None = None
+    """The service's deployment configuration before this run, likewise."""
     new_task_definition: str | None = None
     deployment_id: str | None = None
     error: str | None = None

@@ -41,7 +41,7 @@ from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.deploy.bake import watch_during_bake
 from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
 from ecs_deploy_many.deploy.resume import Resumption, Start, kept_result, resumption
-from ecs_deploy_many.deploy.rollback import roll_back_all, roll_back_target
+from ecs_deploy_many.deploy.rollback import roll_back_all, roll_back_run, roll_back_target
 from ecs_deploy_many.plan.model import Plan, Wave
 
 __all__ = ["FleetRun", "RunResult", "RunVerdict", "run_plan"]
@@ -177,6 +177,34 @@ class FleetRun:
                 failed = failed or result.status.counts_as_failure
         if failed:
             self._check_budget()
+
+    async def roll_back(
+        self, histories: Mapping[str, TargetHistory], *, reason: str, force: bool = False
+    ) -> RunResult:
+        """Instead of deploying: put back every service an earlier run of the plan changed
+        (``deploy.rollback.roll_back_run``), within the plan's limits.
+
+        The result holds the services handled. It succeeds when each is back on its
+        previous revision, was there already, or moved on since and was left alone.
+        """
+        self.result.started_at = self.context.clock.now()
+        try:
+            await roll_back_run(
+                self.plan.waves,
+                self.plan.targets,
+                histories,
+                self.context,
+                reason=reason,
+                force=force,
+                slots=self._slots,
+                results=self.result.results,
+            )
+        except anyio.get_cancelled_exc_class():
+            self._conclude(RunVerdict.INTERRUPTED)
+            raise
+        failed = any(r.status.needs_attention for r in self.result.results.values())
+        self._conclude(RunVerdict.FAILED if failed else RunVerdict.SUCCEEDED)
+        return self.result
 
     def interrupt(self, reason: str) -> None:
         """Start nothing new (in-flight targets go on) and end the run as interrupted."""

@@ -366,6 +366,11 @@ class _Pipeline(TargetSteps):
         result.old_desired_count = (
             history.old_desired_count if before else service.get("desiredCount")
         )
+        result.old_deployment_configuration = (
+            history.old_deployment_configuration
+            if before
+            else service.get("deploymentConfiguration")
+        )
         # what a rollback would return to, and what the service runs now
         self.context.revisions.in_use(result.old_task_definition, service["taskDefinition"])
         deployments = [d["id"] for d in service.get("deployments", [])]
@@ -373,11 +378,7 @@ class _Pipeline(TargetSteps):
             EventName.RESOLVED,
             old_task_definition=result.old_task_definition,
             desired=result.old_desired_count,
-            deployment_configuration=(
-                history.old_deployment_configuration
-                if before
-                else service.get("deploymentConfiguration")
-            ),
+            deployment_configuration=result.old_deployment_configuration,
             deployment_ids=list(history.deployments_before) if before else deployments,
         )
 

@@ -85,6 +85,7 @@ def kept_result(target: Target, history: TargetHistory) -> TargetResult:
         history.status,
         old_task_definition=history.old_task_definition,
         old_desired_count=history.old_desired_count,
+        old_deployment_configuration=history.old_deployment_configuration,
         new_task_definition=history.new_task_definition,
         deployment_id=history.deployment_id,
         error=history.error,
