@@ -1,6 +1,9 @@
-"""Fixtures shared by every test: a clean AWS environment and the anyio backend."""
+"""Fixtures shared by every test: a clean AWS environment, journals kept in the test's
+directory, and the anyio backend."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +21,12 @@ def _clean_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture(autouse=True)
+def _journals_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs journal into the test's own directory, never the developer's state directory."""
+    monkeypatch.setenv("ECS_DEPLOY_MANY_STATE_DIR", str(tmp_path / "runs"))
 
 
 @pytest.fixture

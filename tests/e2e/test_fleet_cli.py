@@ -197,6 +197,12 @@ def test_sigterm_mid_run_leaves_a_truthful_report(files: Path) -> None:
     assert api["new_task_definition"]
     assert api["deployment_id"]
     assert "interrupted" in out
+    # The journal ends with the outcome too, the interrupted target's state before it.
+    (journal,) = (files / "runs").glob("*/*.jsonl")
+    *_, last_target, outcome = map(json.loads, journal.read_text().splitlines())
+    assert (outcome["record"], outcome["verdict"]) == ("run_finished", "interrupted")
+    assert outcome["counts"]["interrupted"] >= 1
+    assert last_target["event"] == "target_finished"
 
 
 @pytest.mark.parametrize(
@@ -283,7 +289,8 @@ async def test_an_unexpected_error_in_one_target_loses_no_output(
         "interrupted", "succeeded",
     }  # fmt: skip
     captured = capsys.readouterr()
-    crashes = [json.loads(line) for line in captured.err.splitlines() if "unexpected_error" in line]
+    lines = [json.loads(line) for line in captured.err.splitlines() if line.startswith("{")]
+    crashes = [line for line in lines if line["event"] == "unexpected_error"]
     assert len(crashes) == 1
     assert crashes[0]["error"] == "RuntimeError: a bug in rendering"
     assert crashes[0]["exception"].startswith("Traceback (most recent call last):")
@@ -292,6 +299,10 @@ async def test_an_unexpected_error_in_one_target_loses_no_output(
     )
     assert (files / "junit.xml").read_text().count("<testcase") == 4
     assert "prod/web" in (files / "report.html").read_text()
+    (journal,) = (files / "runs").glob("*/*.jsonl")
+    outcome = json.loads(journal.read_text().splitlines()[-1])
+    assert (outcome["record"], outcome["verdict"]) == ("run_finished", "failed")
+    assert "unexpected error: RuntimeError: a bug in rendering" in outcome["halted"]
 
 
 async def test_validate_counts_in_words(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

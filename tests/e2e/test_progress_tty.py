@@ -57,6 +57,8 @@ LOG_LINE = re.compile(r"\d\d:\d\d:\d\d (prod|jobs)/\w+  \S.*")
 TABLE_HEADER = re.compile(r"^target +wave +step +tasks +elapsed$")
 TASKS_ROW = re.compile(r"(prod|jobs)/\w+ +rest +wait +\d+/\d+ +[\dms. ]+")
 FINISHED_ROW = re.compile(r"prod/api +first +succeeded +[\dms ]+")
+PREAMBLE = re.compile(r"rehearsing against |run \d{8}T\d{6}Z-[0-9a-f]{6}: journal at ")
+"""The lines before the logs: where a rehearsal runs, and the run's id and journal."""
 
 
 class Screen:
@@ -183,7 +185,7 @@ def test_live_view_on_a_terminal(tmp_path: Path) -> None:
 
     # Afterwards: every log line whole, nothing of the view left, then the summary.
     summary_at = next(i for i, line in enumerate(final) if line.startswith("run failed in"))
-    logs = [line for line in final[:summary_at] if line and not line.startswith("rehearsing")]
+    logs = [line for line in final[:summary_at] if line and not PREAMBLE.match(line)]
     torn = [line for line in logs if not LOG_LINE.fullmatch(line)]
     assert not torn, "\n".join(torn)
     said = [line.split(" ", 1)[1] for line in logs]
@@ -252,7 +254,7 @@ def test_no_live_view_with_json_logs_on_a_terminal(tmp_path: Path) -> None:
     assert code == 1
     assert not any(live_view(lines) for lines in seen)
     summary_at = next(i for i, line in enumerate(final) if line.startswith("run failed in"))
-    logs = [line for line in final[:summary_at] if line and not line.startswith("rehearsing")]
+    logs = [line for line in final[:summary_at] if line and not PREAMBLE.match(line)]
     assert all(line.startswith("{") and line.endswith("}") for line in logs)
 
 
@@ -268,7 +270,7 @@ def test_log_lines_fit_an_80_column_terminal(tmp_path: Path) -> None:
     )
     assert code == 1
     summary_at = next(i for i, line in enumerate(final) if line.startswith("run failed in"))
-    logs = [line for line in final[:summary_at] if line and not line.startswith("rehearsing")]
+    logs = [line for line in final[:summary_at] if line and not PREAMBLE.match(line)]
     assert all(LOG_LINE.fullmatch(line) and len(line) <= 80 for line in logs), "\n".join(logs)
     # each target starts and finishes; the failing one adds its trouble and rollback
     assert len(logs) <= 2 * 5 + 6, "\n".join(logs)

@@ -8,9 +8,9 @@ mapping where a list belongs), which the AWS client refuses with an error quotin
 value. One target succeeds, one fails on that error, one is rolled back by ECS after its
 events, one registers from the file. Then every output is searched: console logs, JSON
 logs, ``-v`` logs, the summary, the JSON, JUnit and HTML reports, the GitHub step
-summary, and a dry run of the same plan. No marker may appear, in any form; and names
-that contain an environment value of the run (``KEY=value`` beside services named
-``...-value``) appear whole.
+summary, the run's journal, and a dry run of the same plan. No marker may appear, in
+any form; and names that contain an environment value of the run (``KEY=value`` beside
+services named ``...-value``) appear whole.
 """
 
 from __future__ import annotations
@@ -228,15 +228,21 @@ def assert_no_marker(outputs: dict[str, str]) -> None:
 @pytest.mark.parametrize("logs", [["--log-format", "console"], ["--log-format", "json", "-v"]])
 def test_no_marker_in_any_output_of_a_run(files: Path, logs: list[str]) -> None:
     files_written = ["--report", "report.json", "--junit", "junit.xml", "--html", "report.html"]
-    run = ecs_deploy_many(files, "--speed", "100", *logs, *files_written)
+    journal = ["--journal", "journal"]
+    run = ecs_deploy_many(files, "--speed", "100", *logs, *files_written, *journal)
     assert run.returncode == 1, run.stderr
+    (journal_file,) = (files / "journal").glob("*/*.jsonl")
     outputs = {
         "logs": run.stderr,
         "summary": run.stdout,
         **{name: (files / name).read_text() for name in ("report.json", "junit.xml")},
         **{name: (files / name).read_text() for name in ("report.html", "step-summary.md")},
+        "journal": journal_file.read_text(),
     }
     assert_no_marker(outputs)
+    # The journal holds the whole run: the file's task definition (masked) and every event.
+    assert '"task_definition_body":{' in outputs["journal"]
+    assert outputs["journal"].count('"event":"target_finished"') == len(SERVICES)
 
     report = {t["name"]: t for t in json.loads(outputs["report.json"])["targets"]}
     assert {name: t["status"] for name, t in report.items()} == {
@@ -254,7 +260,7 @@ def test_no_marker_in_any_output_of_a_run(files: Path, logs: list[str]) -> None:
     for name in SERVICES:
         assert report[f"silorg/{name}"]["service"] == name
         assert report[f"silorg/{name}"]["old_task_definition"].startswith("arn:aws:ecs:")
-        for output in ("logs", "report.json", "junit.xml", "report.html"):
+        for output in ("logs", "report.json", "junit.xml", "report.html", "journal"):
             assert name in outputs[output], (output, name)
     for output in ("summary", "step-summary.md"):
         assert "silorg/typo-value" in outputs[output]

@@ -27,7 +27,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "sim": frozenset({"core"}),
     "deploy": frozenset({"core", "plan", "aws"}),
     "observe": frozenset({"core", "plan", "deploy"}),
-    "cli": frozenset({"core", "plan", "aws", "sim", "deploy", "observe"}),
+    "journal": frozenset({"core"}),
+    "cli": frozenset({"core", "plan", "aws", "sim", "deploy", "observe", "journal"}),
 }
 """What each layer may import besides itself; ``cli`` wires everything."""
 

@@ -4,24 +4,31 @@
 brings the AWS SDK, the engine, the outputs and the simulator with it.
 
 Exit codes: 0 every target succeeded or was unchanged; 1 at least one failed (after
-whatever rollback), an output could not be written, or an unexpected error stopped the
-run; 2 plan, fleet or usage error, nothing touched; 130 interrupted.
+whatever rollback), an output or the run journal could not be written, or an unexpected
+error stopped the run; 2 plan, fleet or usage error, or a journal that cannot be
+written at the start, nothing touched; 130 interrupted.
+
 The first SIGINT or SIGTERM starts nothing new and gives in-flight targets
 ``--interrupt-grace`` seconds to finish; a second one (or the grace running out)
 cancels them. Either way every target's state is recorded and the report written: once
 the plan is loaded and until the process exits, signals are held, never default-handled, so a
 late one cannot cut an output short. An unexpected error is logged with its traceback
 once, and the outputs are written with what is known of every target.
+
+Every run but a check or a dry run is journaled (``journal``): ``run_started`` before
+any call to ECS, each event as it happens, ``run_finished`` once the outcome is known,
+however the run ended.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence, Sized
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence, Sized
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -36,7 +43,7 @@ from ecs_deploy_many.cli.options import start_logging
 from ecs_deploy_many.cli.rehearsal import fleet_for_plan
 from ecs_deploy_many.cli.signals import HeldSignals, ProcessEnd, cancel_on_signal
 from ecs_deploy_many.core.clock import Clock, ScaledClock, real_clock
-from ecs_deploy_many.core.errors import FleetError, PlanError
+from ecs_deploy_many.core.errors import FleetError, JournalError, PlanError
 from ecs_deploy_many.core.events import Observer, fan_out, target_finished
 from ecs_deploy_many.core.redact import Redactor, run_redactor
 from ecs_deploy_many.core.result import Status, TargetResult
@@ -49,6 +56,15 @@ from ecs_deploy_many.deploy.dryrun import (
 )
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
 from ecs_deploy_many.deploy.pipeline import RunContext
+from ecs_deploy_many.journal import (
+    JournalLocation,
+    JournalWriter,
+    RunStart,
+    file_digest,
+    locate,
+    new_run_id,
+    open_journal,
+)
 from ecs_deploy_many.observe.github import append_github_summary
 from ecs_deploy_many.observe.html import write_html_report
 from ecs_deploy_many.observe.junit import write_junit
@@ -61,7 +77,7 @@ from ecs_deploy_many.plan import DependencyChoice, Plan, load_plan, select
 from ecs_deploy_many.sim.fleet import Fleet, load_fleet
 from ecs_deploy_many.sim.server import Simulator
 
-__all__ = ["deploy", "status", "validate"]
+__all__ = ["deploy", "journal_location", "journal_start", "status", "validate", "write_outputs"]
 
 EXIT_FAILED = 1
 EXIT_PLAN = 2
@@ -294,6 +310,8 @@ def _exit_code(result: RunResult) -> int:
 async def deploy(plan_path: str, options: dict[str, Any]) -> None:
     """``ecs-deploy-many deploy``: run, check, preview or rehearse the plan; exits with
     the outcome's code."""
+    if options["journal"] and options["no_journal"]:
+        raise click.UsageError("--journal and --no-journal contradict each other")
     plan = _plan_or_exit(
         plan_path, options["only"], options["exclude"], options["dependencies"] or "refuse"
     )
@@ -369,40 +387,143 @@ async def _deploy(
 ) -> int:
     """Run the plan, then write every output and the summary, however the run ended."""
     plan = where.plan
+    run_id = new_run_id()
     progress, timeline = ProgressView(len(plan.targets)), Timeline()
     watchers: list[Observer] = [log_observer(), progress]
     if options["html_path"]:
         watchers.append(timeline)
-    observe = fan_out(*watchers)
-    run, during_run = None, 0
-    try:
-        async with _connected(where, verbose=options["verbose"]) as pool:
-            run = FleetRun(plan, RunContext(pool, where.clock, observe, redactor=redactor))
-            async with show_progress(progress, where.clock, console):
-                try:
-                    await _run(run, options["interrupt_grace"], signals)
-                finally:
-                    during_run = len(signals.received)
-    except Exception as error:
-        result = run.result if run is not None else RunResult(plan)
-        _record_crash(result, error, where.clock, observe)
-    else:
-        result = run.result
-    written = _write_outputs(result, timeline, plan_path, redactor, options)
+    async with AsyncExitStack() as stack:
+        journal = await _journal(stack, where, plan_path, options, redactor, run_id)
+        observe = fan_out(*([journal] if journal else []), *watchers)
+        run, during_run = None, 0
+        try:
+            async with _connected(where, verbose=options["verbose"]) as pool:
+                run = FleetRun(plan, RunContext(pool, where.clock, observe, redactor=redactor))
+                async with show_progress(progress, where.clock, console):
+                    try:
+                        await _run(run, options["interrupt_grace"], signals)
+                    finally:
+                        during_run = len(signals.received)
+        except Exception as error:
+            result = run.result if run is not None else RunResult(plan)
+            _record_crash(result, error, where.clock, observe)
+        else:
+            result = run.result
+        if journal is not None:
+            journal.finish(result)
+    journal_error = journal.error if journal is not None else None
+    written = write_outputs(
+        result, timeline, plan_path, redactor, options, run_id=run_id, journal_error=journal_error
+    )
     print_summary(result, redactor=redactor, simulated_at=where.simulated_at)
     late = signals.received[during_run:]
     if late:
         _say(f"{late[0].name} came after the run had ended; every output is written")
     code = _exit_code(result)
-    return code if written or code else EXIT_FAILED
+    return code if (written and not journal_error) or code else EXIT_FAILED
 
 
-def _write_outputs(
+def journal_location(options: dict[str, Any]) -> JournalLocation:
+    """Where ``--journal`` says journals are (the default location without it)."""
+    try:
+        return locate(options["journal"], os.environ)
+    except JournalError as error:
+        raise click.UsageError(str(error)) from None
+
+
+async def _journal(
+    stack: AsyncExitStack,
+    where: _Where,
+    plan_path: str,
+    options: dict[str, Any],
+    redactor: Redactor,
+    run_id: str,
+) -> JournalWriter | None:
+    """The run's journal, ``run_started`` written, or None with ``--no-journal``.
+
+    One that cannot be written ends the command (exit 2) before any call to ECS.
+    """
+    if options["no_journal"]:
+        _say(f"run {run_id} (not journaled)")
+        return None
+    location = journal_location(options)
+    start = journal_start(where.plan, plan_path, options, where.simulated_at)
+
+    def journal_failed(message: str) -> None:
+        _say(
+            f"error: {message}; the deploys go on, but this run cannot be resumed or rolled "
+            "back from its journal, and it will exit 1"
+        )
+
+    try:
+        journal = await stack.enter_async_context(
+            open_journal(
+                location,
+                start,
+                run_id=run_id,
+                clock=where.clock,
+                redactor=redactor,
+                on_failure=journal_failed,
+            )
+        )
+    except JournalError as error:
+        click.echo(f"error: {error}", err=True)
+        click.echo(
+            f"{plan_path}: nothing was changed (--journal names another place, "
+            "--no-journal runs without one)",
+            err=True,
+        )
+        raise click.exceptions.Exit(EXIT_PLAN) from None
+    _say(f"run {run_id}: journal at {journal.where}")
+    return journal
+
+
+def journal_start(
+    plan: Plan, plan_path: str, options: Mapping[str, Any], simulated_at: float | None
+) -> RunStart:
+    """What the journal records of a run of ``plan`` before its first target: ``options``
+    are the command's (``only``, ``exclude``, ``dependencies``, ``max_parallel``,
+    ``simulate``, ``endpoint_url``; any may be left out)."""
+    try:
+        plan_digest: str | None = file_digest(Path(plan_path).read_bytes())
+    except OSError:  # a run made from a journal's plan, whose file is gone
+        plan_digest = None
+    return RunStart(
+        plan=plan_path,
+        plan_digest=plan_digest,
+        targets=plan.targets,
+        waves=[{"name": w.name, "targets": list(w.targets), "bake": w.bake} for w in plan.waves],
+        policy={
+            "max_parallel": plan.max_parallel,
+            "per_cluster": plan.per_cluster,
+            "failure_budget": {
+                "amount": plan.failure_budget.amount,
+                "percent": plan.failure_budget.percent,
+            },
+            "on_failure": plan.on_failure,
+        },
+        options={
+            "only": list(options.get("only", ())),
+            "exclude": list(options.get("exclude", ())),
+            "dependencies": options.get("dependencies"),
+            "max_parallel": options.get("max_parallel"),
+            "simulate": options.get("simulate", False),
+            "endpoint_url": options.get("endpoint_url"),
+            "simulated_at": simulated_at,
+        },
+    )
+
+
+def write_outputs(
     result: RunResult,
     timeline: Timeline,
     plan_path: str,
     redactor: Redactor,
     options: dict[str, Any],
+    *,
+    run_id: str | None,
+    journal_error: str | None = None,
+    github: bool = True,
 ) -> bool:
     """The files asked for, and the GitHub job summary when running in GitHub Actions.
 
@@ -411,7 +532,13 @@ def _write_outputs(
     """
     writers: list[tuple[str, Callable[[], None]]] = []
     if path := options["report_path"]:
-        report = run_report(result, plan_path=plan_path, redactor=redactor)
+        report = run_report(
+            result,
+            plan_path=plan_path,
+            redactor=redactor,
+            run_id=run_id,
+            journal_error=journal_error,
+        )
         writers.append((f"the report to {path}", partial(write_report, path, report)))
     if path := options["junit_path"]:
         junit = partial(write_junit, path, result, plan_path=plan_path, redactor=redactor)
@@ -421,8 +548,9 @@ def _write_outputs(
             write_html_report, path, result, timeline, plan_path=plan_path, redactor=redactor
         )
         writers.append((f"the HTML report to {path}", html))
-    github = partial(append_github_summary, result, plan_path=plan_path, redactor=redactor)
-    writers.append(("the GitHub job summary", github))
+    if github:
+        summary = partial(append_github_summary, result, plan_path=plan_path, redactor=redactor)
+        writers.append(("the GitHub job summary", summary))
     written = True
     for what, write in writers:
         try:

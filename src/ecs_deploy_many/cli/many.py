@@ -1,7 +1,7 @@
 """`ecs-deploy-many`: fleet rollouts from a deploy plan, and the local ECS simulator.
 
 ``ecs-deploy-many PLAN ...`` is short for ``ecs-deploy-many deploy PLAN ...``; the other
-subcommands are ``validate PLAN`` and ``sim serve``.
+subcommands are ``validate PLAN``, ``runs``, ``show RUN`` and ``sim serve``.
 
 This module only declares the commands and their flags, so ``--version`` and ``--help``
 start at once: a command imports what it uses (``cli.fleet``: the AWS SDK, the engine,
@@ -10,8 +10,9 @@ the outputs, the simulator) when it runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncclick as click
 
@@ -19,6 +20,48 @@ from ecs_deploy_many import __version__
 from ecs_deploy_many.cli.options import log_options
 from ecs_deploy_many.cli.signals import ProcessEnd
 from ecs_deploy_many.cli.sim import sim
+
+JOURNAL_HELP = (
+    "Where run journals are: a directory or s3://bucket/prefix (default: "
+    "$ECS_DEPLOY_MANY_STATE_DIR, else $XDG_STATE_HOME/ecs-deploy-many/runs, else "
+    "~/.local/state/ecs-deploy-many/runs)."
+)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _journal_option(command: F) -> F:
+    option = click.option("--journal", metavar="PATH|s3://BUCKET/PREFIX", help=JOURNAL_HELP)
+    return option(command)
+
+
+def _report_options(command: F) -> F:
+    """--report, --junit and --html: the files a run (or ``show``) writes."""
+    for option in reversed(
+        [
+            click.option(
+                "--report",
+                "report_path",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="Write a JSON report of every target here.",
+            ),
+            click.option(
+                "--junit",
+                "junit_path",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="Write JUnit XML here: one test case per target, for CI test reports.",
+            ),
+            click.option(
+                "--html",
+                "html_path",
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="Write a self-contained HTML report with each target's timeline here.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
 
 
 class _PlanFirstGroup(click.Group):
@@ -40,6 +83,8 @@ async def cli(**_: Any) -> None:
     ecs-deploy-many PLAN [OPTIONS]     deploy a plan (see `ecs-deploy-many deploy --help`)
     ecs-deploy-many validate PLAN      check a plan, calling nothing
     ecs-deploy-many status PLAN        what runs now against what the plan would deploy
+    ecs-deploy-many runs               list the journaled runs, newest first
+    ecs-deploy-many show RUN           a journaled run's summary and reports
     ecs-deploy-many sim serve          run the local ECS simulator
     """
 
@@ -80,24 +125,9 @@ async def cli(**_: Any) -> None:
     "--max-parallel", type=click.IntRange(min=1), help="Override concurrency.max_parallel."
 )
 @click.option("--endpoint-url", metavar="URL", help="ECS endpoint (e.g. a running simulator).")
-@click.option(
-    "--report",
-    "report_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a JSON report of every target here.",
-)
-@click.option(
-    "--junit",
-    "junit_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write JUnit XML here: one test case per target, for CI test reports.",
-)
-@click.option(
-    "--html",
-    "html_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a self-contained HTML report with each target's timeline here.",
-)
+@_report_options
+@_journal_option
+@click.option("--no-journal", is_flag=True, help="Keep no journal of this run.")
 @click.option(
     "--interrupt-grace",
     type=click.FloatRange(min=0),
@@ -140,9 +170,35 @@ async def status(plan_path: str, **options: Any) -> None:
     await fleet.status(plan_path, options)
 
 
+@click.command()
+@_journal_option
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many."
+)
+async def runs(journal: str | None, limit: int) -> None:
+    """List journaled runs, newest first: id, plan, start, verdict, counts."""
+    from ecs_deploy_many.cli import runs as commands
+
+    await commands.list_runs(journal, limit)
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@_journal_option
+@_report_options
+async def show(run_id: str, journal: str | None, **outputs: Any) -> None:
+    """Print the summary of RUN (its id, or the start of one) from its journal alone, and
+    write its reports."""
+    from ecs_deploy_many.cli import runs as commands
+
+    await commands.show_run(run_id, journal, outputs)
+
+
 cli.add_command(deploy)
 cli.add_command(validate)
 cli.add_command(status)
+cli.add_command(runs)
+cli.add_command(show)
 cli.add_command(sim)
 
 

@@ -9,6 +9,7 @@
     ├── TaskDefinitionError    a task definition cannot be rendered (no matching container...)
     ├── CredentialsError       no region or no credentials could be found
     ├── AwsError               an AWS call failed (operation, code, message)
+    ├── JournalError           a run journal cannot be written or read (names where)
     └── DeployError            a target did not reach its goal (target, step)
         ├── DeploymentFailed   ECS reported our deployment FAILED or rolled it back
         ├── DeploymentTimeout  the wait ran out of time
@@ -34,6 +35,7 @@ __all__ = [
     "FleetError",
     "ImageError",
     "InterpolationError",
+    "JournalError",
     "PlanError",
     "PlanIssue",
     "RollbackFailed",
@@ -119,6 +121,10 @@ class AwsError(EcsDeployError):
         self.operation = operation
         self.code = code
         self.aws_message = message
+
+
+class JournalError(EcsDeployError):
+    """A run journal cannot be written, found or read; the message names the place."""
 
 
 class DeployError(EcsDeployError):

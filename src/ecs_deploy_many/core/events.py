@@ -99,6 +99,9 @@ def target_finished(result: TargetResult, at: float, level: Level | None = None)
         "deployment_id": result.deployment_id,
         "error": result.error,
         "error_code": result.error_code,
+        "failed_step": result.failed_step,
+        "started_at": result.started_at,
+        "finished_at": result.finished_at,
         "elapsed_s": result.duration_s,
     }
     level = level or ("info" if result.status.ok else "error")

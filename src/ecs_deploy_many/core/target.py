@@ -7,12 +7,12 @@ plan. The pipeline and the engine consume them and nothing else.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from ecs_deploy_many.core.scope import AwsScope
 
-__all__ = ["AwsScope", "Target", "TargetKind"]
+__all__ = ["AwsScope", "Target", "TargetKind", "target_as_data", "target_from_data"]
 
 TargetKind = Literal["service", "task_definition"]
 
@@ -70,3 +70,27 @@ class Target:
     @property
     def kind(self) -> TargetKind:
         return "service" if self.service else "task_definition"
+
+
+def target_as_data(target: Target) -> dict[str, Any]:
+    """``target`` as JSON-ready data (a record of a run keeps it); ``target_from_data``
+    gives back an equal target."""
+    data = {f.name: _plain(getattr(target, f.name)) for f in fields(Target)}
+    data["scope"] = asdict(target.scope)
+    return data
+
+
+def target_from_data(data: Mapping[str, Any]) -> Target:
+    """The target ``target_as_data`` made ``data`` of; TypeError names an unknown field."""
+    known = {**data, "scope": AwsScope(**data.get("scope", {}))}
+    known["depends_on"] = tuple(data.get("depends_on", ()))
+    return Target(**known)
+
+
+def _plain(value: Any) -> Any:
+    """Mappings as dicts and sequences as lists, all the way down."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value

@@ -125,10 +125,9 @@ class TargetSteps:
         return judgement
 
     def _service_event(self, event: dict[str, Any]) -> None:
-        self.result.service_events.append(
-            {"at": epoch_seconds(event.get("createdAt")), "message": event.get("message", "")}
-        )
-        self.emit(EventName.ECS_EVENT, message=event.get("message", ""))
+        created_at = epoch_seconds(event.get("createdAt"))
+        self.result.service_events.append({"at": created_at, "message": event.get("message", "")})
+        self.emit(EventName.ECS_EVENT, message=event.get("message", ""), created_at=created_at)
 
     def _progress(self, judgement: Judgement) -> None:
         deployment = judgement.deployment or {}

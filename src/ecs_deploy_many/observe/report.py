@@ -26,12 +26,22 @@ __all__ = ["run_report", "write_report"]
 
 
 def run_report(
-    run: RunResult, *, plan_path: str, redactor: Redactor | None = None
+    run: RunResult,
+    *,
+    plan_path: str,
+    redactor: Redactor | None = None,
+    run_id: str | None = None,
+    journal_error: str | None = None,
 ) -> dict[str, Any]:
-    """The report of ``run``: the verdict, counts by status, and every target in plan order."""
+    """The report of ``run``: the verdict, counts by status, and every target in plan order.
+
+    ``run_id`` names the run's journal; ``journal_error`` says why the journal stopped
+    before the run ended, when it did.
+    """
     started, finished = run.started_at, run.finished_at
     results = [run.results[t.name] for t in run.plan.targets if t.name in run.results]
     report = {
+        "run_id": run_id,
         "plan": plan_path,
         "started_at": _iso(started),
         "finished_at": _iso(finished),
@@ -41,6 +51,7 @@ def run_report(
         "failures": run.failures,
         "failure_budget": str(run.plan.failure_budget),
         "counts": run.statistics(),
+        "journal_error": journal_error,
         "targets": [_target(result) for result in results],
     }
     if redactor is None:

@@ -1,0 +1,165 @@
+"""`ecs-deploy-many runs` and `show RUN`: what journaled runs did, from their journals alone.
+
+``show`` rebuilds the run's ``RunResult`` from each target's last ``target_finished``
+and replays the journaled events into the same observers the run had, so its summary
+and reports are the ones the run wrote (the JSON report's ``journal_error`` aside: a
+journal that failed mid-run cannot tell). The plan file is not read again: it may have
+changed since; the journal holds every target's definition.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, NoReturn
+
+import asyncclick as click
+
+from ecs_deploy_many.cli.fleet import EXIT_PLAN, write_outputs
+from ecs_deploy_many.core.errors import JournalError
+from ecs_deploy_many.core.events import EventName
+from ecs_deploy_many.core.history import TargetHistory
+from ecs_deploy_many.core.redact import Redactor
+from ecs_deploy_many.core.result import Status, TargetResult
+from ecs_deploy_many.core.target import Target
+from ecs_deploy_many.deploy.engine import RunResult, RunVerdict
+from ecs_deploy_many.journal import JournalLocation, RunJournal, find_run, load_run, locate
+from ecs_deploy_many.journal import list_runs as listed_runs
+from ecs_deploy_many.observe.summary import print_summary
+from ecs_deploy_many.observe.timeline import Timeline
+from ecs_deploy_many.plan.model import FailureBudget, Plan, Wave
+
+__all__ = ["list_runs", "plan_of", "result_of", "show_run"]
+
+
+async def list_runs(journal: str | None, limit: int) -> None:
+    """One line per run, newest first; a run that cannot be read says why."""
+    location = _location(journal)
+    try:
+        runs = await listed_runs(location, limit=limit)
+    except JournalError as error:
+        _fail(error)
+    if not runs:
+        click.echo(f"no runs in {location}", err=True)
+    for listed in runs:
+        run = listed.journal
+        if run is None:
+            click.echo(f"{listed.run_id}  unreadable: {listed.problem}")
+            continue
+        counts = ", ".join(
+            f"{count} {status.replace('_', ' ')}" for status, count in run.counts().items() if count
+        )
+        started = run.started
+        click.echo(
+            f"{run.run_id}  {started.plan}  {started.started}  {run.verdict}  "
+            f"{len(run.targets)} targets: {counts or 'none finished'}"
+        )
+
+
+async def show_run(wanted: str, journal: str | None, outputs: dict[str, Any]) -> None:
+    """The summary the run printed, and the reports ``outputs`` asks for."""
+    location = _location(journal)
+    try:
+        run = await load_run(location, await find_run(location, wanted))
+    except JournalError as error:
+        _fail(error)
+    started = run.started
+    click.echo(
+        f"run {run.run_id} of {started.plan}, started {started.started} on {started.host}: "
+        f"{run.verdict}",
+        err=True,
+    )
+    result = result_of(run)
+    timeline = Timeline()
+    run.replay(timeline)
+    redactor = Redactor()
+    written = write_outputs(
+        result, timeline, started.plan, redactor, outputs, run_id=run.run_id, github=False
+    )
+    print_summary(result, redactor=redactor, simulated_at=started.options.get("simulated_at"))
+    if not written:
+        raise click.exceptions.Exit(1)
+
+
+def plan_of(run: RunJournal) -> Plan:
+    """The run's plan as journaled: its targets (secrets masked), waves and policies."""
+    started, policy = run.started, run.started.policy
+    return Plan(
+        source=Path(started.plan),
+        targets=run.targets,
+        waves=tuple(Wave(w["name"], tuple(w["targets"]), w["bake"]) for w in started.waves),
+        max_parallel=policy["max_parallel"],
+        per_cluster=policy["per_cluster"],
+        failure_budget=FailureBudget(**policy["failure_budget"]),
+        on_failure=policy["on_failure"],
+    )
+
+
+def result_of(run: RunJournal) -> RunResult:
+    """The run's result: each target as its last ``target_finished`` left it; when no
+    runner finished the run, the others ``interrupted`` (the default status) as far as
+    their events tell."""
+    plan = plan_of(run)
+    result = RunResult(plan)
+    finished: dict[str, TargetResult] = {}
+    service_events: dict[str, list[dict[str, Any]]] = {}
+    for event in run.events:
+        if event.event is EventName.ECS_EVENT:
+            seen = {"at": event.facts.get("created_at"), "message": event.facts.get("message")}
+            service_events.setdefault(event.target, []).append(seen)
+        elif event.event is EventName.TARGET_FINISHED:
+            facts = event.facts
+            finished[event.target] = TargetResult(
+                run.target(event.target),
+                Status(facts["status"]),
+                old_task_definition=facts.get("old_task_definition"),
+                old_desired_count=run.histories[event.target].old_desired_count,
+                new_task_definition=facts.get("new_task_definition"),
+                deployment_id=facts.get("deployment_id"),
+                error=facts.get("error"),
+                error_code=facts.get("error_code"),
+                failed_step=facts.get("failed_step"),
+                started_at=facts.get("started_at"),
+                finished_at=facts.get("finished_at"),
+                service_events=service_events.get(event.target, []),
+            )
+    if run.finished is None:  # the runner died: what it had not finished is interrupted
+        for target in plan.targets:
+            if target.name not in finished:
+                finished[target.name] = _cut_short(target, run.histories.get(target.name))
+    result.results = {t.name: finished[t.name] for t in plan.targets if t.name in finished}
+    if run.finished is not None:
+        result.verdict = RunVerdict(run.finished.verdict)
+        result.halted = run.finished.halted
+        result.started_at, result.finished_at = run.finished.started_at, run.finished.finished_at
+        result.rolled_back_by_policy = set(run.finished.rolled_back_by_policy)
+    else:  # it lasted at least until its last record
+        result.started_at = run.started.at
+        result.finished_at = run.events[-1].at if run.events else run.started.at
+    return result
+
+
+def _cut_short(target: Target, history: TargetHistory | None) -> TargetResult:
+    """A target whose outcome the journal never got: as far as its history tells."""
+    if history is None:
+        return TargetResult(target, error="not started when the journal ends")
+    return TargetResult(
+        target,
+        old_task_definition=history.old_task_definition,
+        old_desired_count=history.old_desired_count,
+        new_task_definition=history.new_task_definition,
+        deployment_id=history.deployment_id,
+        error="the journal ends before this target finished: its runner stopped",
+    )
+
+
+def _location(journal: str | None) -> JournalLocation:
+    try:
+        return locate(journal, os.environ)
+    except JournalError as error:
+        raise click.UsageError(str(error)) from None
+
+
+def _fail(error: JournalError) -> NoReturn:
+    click.echo(f"error: {error}", err=True)
+    raise click.exceptions.Exit(EXIT_PLAN)
