@@ -26,7 +26,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence, Sized
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from ecs_deploy_many.cli.signals import HeldSignals, ProcessEnd, cancel_on_signa
 from ecs_deploy_many.core.clock import Clock, ScaledClock, real_clock
 from ecs_deploy_many.core.errors import FleetError, JournalError, PlanError
 from ecs_deploy_many.core.events import Observer, fan_out, target_finished
+from ecs_deploy_many.core.history import TargetHistory
 from ecs_deploy_many.core.redact import Redactor, run_redactor
 from ecs_deploy_many.core.result import Status, TargetResult
 from ecs_deploy_many.core.scope import AwsScope
@@ -77,7 +78,18 @@ from ecs_deploy_many.plan import DependencyChoice, Plan, load_plan, select
 from ecs_deploy_many.sim.fleet import Fleet, load_fleet
 from ecs_deploy_many.sim.server import Simulator
 
-__all__ = ["deploy", "journal_location", "journal_start", "status", "validate", "write_outputs"]
+__all__ = [
+    "Job",
+    "deploy",
+    "journal_location",
+    "journal_start",
+    "plan_digest",
+    "plan_or_exit",
+    "run_job",
+    "status",
+    "validate",
+    "write_outputs",
+]
 
 EXIT_FAILED = 1
 EXIT_PLAN = 2
@@ -95,7 +107,7 @@ def _load(
     return select(plan, only, exclude, dependencies=dependencies) if only or exclude else plan
 
 
-def _plan_or_exit(
+def plan_or_exit(
     path: str,
     only: Sequence[str] = (),
     exclude: Sequence[str] = (),
@@ -113,7 +125,7 @@ def _plan_or_exit(
 
 def validate(plan_path: str) -> None:
     """``ecs-deploy-many validate``: say whether the plan is valid; exit 2 when not."""
-    _say_valid(plan_path, _plan_or_exit(plan_path))
+    _say_valid(plan_path, plan_or_exit(plan_path))
 
 
 def _say_valid(plan_path: str, plan: Plan) -> None:
@@ -248,13 +260,13 @@ def _say(message: str) -> None:
     click.echo(message, file=sys.stderr)
 
 
-async def _run(run: FleetRun, grace: float, signals: HeldSignals) -> None:
-    """Run the plan, signals interrupting it; ``run.result`` is complete however it ends."""
+async def _run(run: FleetRun, job: Job, grace: float, signals: HeldSignals) -> None:
+    """Run the job, signals interrupting it; ``run.result`` is complete however it ends."""
     interruptions = _Interruptions(run, grace)
     async with anyio.create_task_group() as group:
         group.start_soon(interruptions.watch, signals, group)
         with interruptions.scope:
-            await run.run()
+            await job.run(run)
         group.cancel_scope.cancel()
 
 
@@ -312,7 +324,7 @@ async def deploy(plan_path: str, options: dict[str, Any]) -> None:
     the outcome's code."""
     if options["journal"] and options["no_journal"]:
         raise click.UsageError("--journal and --no-journal contradict each other")
-    plan = _plan_or_exit(
+    plan = plan_or_exit(
         plan_path, options["only"], options["exclude"], options["dependencies"] or "refuse"
     )
     if options["max_parallel"]:
@@ -320,24 +332,47 @@ async def deploy(plan_path: str, options: dict[str, Any]) -> None:
     if options["check_only"]:
         _say_valid(plan_path, plan)
         return
+    await run_job(plan, plan_path, options, None if options["dry_run"] else Job())
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a run of the plan does: deploy it (continuing an earlier run from ``prior``,
+    under that run's id), or put back what an earlier run changed (``roll_back``)."""
+
+    run_id: str = field(default_factory=new_run_id)
+    prior: Mapping[str, TargetHistory] | None = None
+    roll_back: Mapping[str, TargetHistory] | None = None
+    reason: str = ""
+    force: bool = False
+
+    async def run(self, run: FleetRun) -> RunResult:
+        if self.roll_back is not None:
+            return await run.roll_back(self.roll_back, reason=self.reason, force=self.force)
+        return await run.run()
+
+
+async def run_job(plan: Plan, plan_path: str, options: dict[str, Any], job: Job | None) -> None:
+    """Run ``job`` on ``plan`` where ``options`` say (a dry run without a job), write
+    every output, and exit with the outcome's code."""
     where = _where_or_exit(plan_path, plan, options)
     redactor = run_redactor(os.environ, targets=plan.targets)
     console = start_logging(options, redactor, where.clock)
     # From here to the last output a signal never takes Python's default course.
     until_exit = isinstance(click.get_current_context().obj, ProcessEnd)
     with HeldSignals(until_exit=until_exit) as signals:
-        if options["dry_run"]:
+        if job is None:
             code = await _read_only(
                 where, signals, redactor, format_preview, "the dry run", verbose=options["verbose"]
             )
         else:
-            code = await _deploy(where, plan_path, options, signals, redactor, console)
+            code = await _deploy(where, plan_path, options, signals, redactor, console, job)
     raise click.exceptions.Exit(code)
 
 
 async def status(plan_path: str, options: dict[str, Any]) -> None:
     """``ecs-deploy-many status``: per target, what runs now and what the plan would do."""
-    plan = _plan_or_exit(plan_path, options["only"], options["exclude"], "skip")
+    plan = plan_or_exit(plan_path, options["only"], options["exclude"], "skip")
     where = _where(plan, {"simulate": False, "speed": None, **options})
     redactor = run_redactor(os.environ, targets=plan.targets)
     start_logging(options, redactor, where.clock)
@@ -384,10 +419,11 @@ async def _deploy(
     signals: HeldSignals,
     redactor: Redactor,
     console: Console | None,
+    job: Job,
 ) -> int:
-    """Run the plan, then write every output and the summary, however the run ended."""
+    """Run the job, then write every output and the summary, however the run ended."""
     plan = where.plan
-    run_id = new_run_id()
+    run_id = job.run_id
     progress, timeline = ProgressView(len(plan.targets)), Timeline()
     watchers: list[Observer] = [log_observer(), progress]
     if options["html_path"]:
@@ -398,10 +434,11 @@ async def _deploy(
         run, during_run = None, 0
         try:
             async with _connected(where, verbose=options["verbose"]) as pool:
-                run = FleetRun(plan, RunContext(pool, where.clock, observe, redactor=redactor))
+                context = RunContext(pool, where.clock, observe, redactor=redactor)
+                run = FleetRun(plan, context, job.prior)
                 async with show_progress(progress, where.clock, console):
                     try:
-                        await _run(run, options["interrupt_grace"], signals)
+                        await _run(run, job, options["interrupt_grace"], signals)
                     finally:
                         during_run = len(signals.received)
         except Exception as error:
@@ -484,13 +521,9 @@ def journal_start(
     """What the journal records of a run of ``plan`` before its first target: ``options``
     are the command's (``only``, ``exclude``, ``dependencies``, ``max_parallel``,
     ``simulate``, ``endpoint_url``; any may be left out)."""
-    try:
-        plan_digest: str | None = file_digest(Path(plan_path).read_bytes())
-    except OSError:  # a run made from a journal's plan, whose file is gone
-        plan_digest = None
     return RunStart(
         plan=plan_path,
-        plan_digest=plan_digest,
+        plan_digest=plan_digest(plan_path),
         targets=plan.targets,
         waves=[{"name": w.name, "targets": list(w.targets), "bake": w.bake} for w in plan.waves],
         policy={
@@ -510,8 +543,19 @@ def journal_start(
             "simulate": options.get("simulate", False),
             "endpoint_url": options.get("endpoint_url"),
             "simulated_at": simulated_at,
+            "rollback_of": options.get("rollback_of"),
+            "reason": options.get("reason"),
         },
     )
+
+
+def plan_digest(plan_path: str) -> str | None:
+    """The plan file's digest, for a resume to see whether it changed; None when it is
+    gone (a run made from a journal's plan)."""
+    try:
+        return file_digest(Path(plan_path).read_bytes())
+    except OSError:
+        return None
 
 
 def write_outputs(

@@ -85,6 +85,8 @@ async def cli(**_: Any) -> None:
     ecs-deploy-many status PLAN        what runs now against what the plan would deploy
     ecs-deploy-many runs               list the journaled runs, newest first
     ecs-deploy-many show RUN           a journaled run's summary and reports
+    ecs-deploy-many resume RUN         continue a killed or interrupted run
+    ecs-deploy-many rollback RUN       put back every service a run changed
     ecs-deploy-many sim serve          run the local ECS simulator
     """
 
@@ -194,10 +196,77 @@ async def show(run_id: str, journal: str | None, **outputs: Any) -> None:
     await commands.show_run(run_id, journal, outputs)
 
 
+def _target_run_options(command: Any) -> Any:
+    """Where a resumed or rolled-back run's calls go, and its outputs."""
+    for option in reversed(
+        [
+            click.option(
+                "--endpoint-url", metavar="URL", help="ECS endpoint (e.g. a running simulator)."
+            ),
+            click.option(
+                "--speed",
+                type=click.FloatRange(min=0, min_open=True),
+                help="With --endpoint-url: that simulator's clock speed.",
+            ),
+            _report_options,
+            _journal_option,
+            click.option(
+                "--interrupt-grace",
+                type=click.FloatRange(min=0),
+                default=30.0,
+                show_default=True,
+                help="Seconds in-flight targets get after SIGINT/SIGTERM.",
+            ),
+            log_options,
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@click.option("--force", is_flag=True, help="Resume even though the plan changed since the run.")
+@_target_run_options
+async def resume(run_id: str, **options: Any) -> None:
+    """Continue RUN (its id, or the start of one), killed or interrupted, to the end.
+
+    The plan is read again with the run's selection and must not have changed (else exit
+    2, naming what changed, unless --force: changed targets then start afresh). Under
+    the run's id, finished targets keep their result, a deployment the run started is
+    followed (never a second UpdateService), a registered revision is reused, a begun
+    rollback is finished, and the failure budget and halt carry over.
+    """
+    from ecs_deploy_many.cli import runs as commands
+
+    await commands.resume_run(run_id, options)
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@click.option("--reason", required=True, help="Why: in the rollback's logs, journal and reports.")
+@click.option("--force", is_flag=True, help="Also put back services deployed again since the run.")
+@_target_run_options
+async def rollback(run_id: str, **options: Any) -> None:
+    """Put every service RUN changed back on its revision from before the run.
+
+    With its desired count and deployment percentages when the run changed them; newest
+    wave first, side by side within the plan's limits, each rollback waited for. A
+    service that moved on since the run is left alone (skipped) unless --force. The
+    rollback is a journaled run of its own. Exit 0 when every service is back (or was
+    left alone), 1 when one could not be put back.
+    """
+    from ecs_deploy_many.cli import runs as commands
+
+    await commands.roll_back_run(run_id, options)
+
+
 cli.add_command(deploy)
 cli.add_command(validate)
 cli.add_command(status)
 cli.add_command(runs)
+cli.add_command(resume)
+cli.add_command(rollback)
 cli.add_command(show)
 cli.add_command(sim)
 

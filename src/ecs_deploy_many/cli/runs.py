@@ -1,4 +1,8 @@
-"""`ecs-deploy-many runs` and `show RUN`: what journaled runs did, from their journals alone.
+"""`ecs-deploy-many runs`, `show RUN`, `resume RUN` and `rollback RUN`: journaled runs.
+
+``runs`` and ``show`` tell what runs did from their journals alone. ``resume`` continues
+a run under its id with the plan as it is now (refused when the plan changed, unless
+forced); ``rollback`` puts back what a run changed, as a new journaled run.
 
 ``show`` rebuilds the run's ``RunResult`` from each target's last ``target_finished``
 and replays the journaled events into the same observers the run had, so its summary
@@ -10,12 +14,20 @@ changed since; the journal holds every target's definition.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
 import asyncclick as click
 
-from ecs_deploy_many.cli.fleet import EXIT_PLAN, write_outputs
+from ecs_deploy_many.cli.fleet import (
+    EXIT_PLAN,
+    Job,
+    plan_digest,
+    plan_or_exit,
+    run_job,
+    write_outputs,
+)
 from ecs_deploy_many.core.errors import JournalError
 from ecs_deploy_many.core.events import EventName
 from ecs_deploy_many.core.history import TargetHistory
@@ -25,11 +37,12 @@ from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.deploy.engine import RunResult, RunVerdict
 from ecs_deploy_many.journal import JournalLocation, RunJournal, find_run, load_run, locate
 from ecs_deploy_many.journal import list_runs as listed_runs
+from ecs_deploy_many.journal.records import target_digest
 from ecs_deploy_many.observe.summary import print_summary
 from ecs_deploy_many.observe.timeline import Timeline
 from ecs_deploy_many.plan.model import FailureBudget, Plan, Wave
 
-__all__ = ["list_runs", "plan_of", "result_of", "show_run"]
+__all__ = ["list_runs", "plan_of", "result_of", "resume_run", "roll_back_run", "show_run"]
 
 
 async def list_runs(journal: str | None, limit: int) -> None:
@@ -79,6 +92,81 @@ async def show_run(wanted: str, journal: str | None, outputs: dict[str, Any]) ->
     print_summary(result, redactor=redactor, simulated_at=started.options.get("simulated_at"))
     if not written:
         raise click.exceptions.Exit(1)
+
+
+# What a resume or a rollback runs with besides its own flags: never a rehearsal.
+_RUN_DEFAULTS = {"simulate": False, "fleet_file": None, "no_journal": False, "speed": None}
+
+
+async def resume_run(wanted: str, options: dict[str, Any]) -> None:
+    """Continue RUN: the plan reloaded with the run's selection, under the run's id, each
+    target from where its events left it (``deploy.resume``)."""
+    run = await _journaled_run(wanted, options)
+    started = run.started
+    chosen = started.options
+    if chosen.get("rollback_of"):
+        _fail(
+            JournalError(
+                f"run {run.run_id} is a rollback of run {chosen['rollback_of']}: roll that "
+                "run back again instead (services already back are left as they are)"
+            )
+        )
+    plan = plan_or_exit(
+        started.plan,
+        chosen.get("only") or (),
+        chosen.get("exclude") or (),
+        chosen.get("dependencies") or "refuse",
+    )
+    if chosen.get("max_parallel"):
+        plan = replace(plan, max_parallel=chosen["max_parallel"])
+    changes = run.changes(plan_digest(started.plan), plan.targets)
+    if changes and not options["force"]:
+        for change in changes:
+            click.echo(f"error: {change} since run {run.run_id}", err=True)
+        click.echo(
+            f"{started.plan}: changed since the run; nothing was changed (--force resumes "
+            "with the plan as it is now: changed targets start afresh)",
+            err=True,
+        )
+        raise click.exceptions.Exit(EXIT_PLAN)
+    then = {record.target.name: record.digest for record in started.targets}
+    prior = {
+        name: history
+        for name, history in run.histories.items()
+        if then.get(name) == target_digest(plan.target(name))
+    }
+    click.echo(f"resuming run {run.run_id} of {started.plan}", err=True)
+    job = Job(run_id=run.run_id, prior=prior)
+    await run_job(plan, started.plan, {**_RUN_DEFAULTS, **chosen, **options}, job)
+
+
+async def roll_back_run(wanted: str, options: dict[str, Any]) -> None:
+    """Put back every service RUN changed, as a new journaled run (``deploy.rollback``)."""
+    run = await _journaled_run(wanted, options)
+    reason = f"rollback of run {run.run_id}: {options['reason']}"
+    click.echo(f"rolling back run {run.run_id} of {run.started.plan}", err=True)
+    job = Job(roll_back=run.histories, reason=reason, force=options["force"])
+    run_options = {**_RUN_DEFAULTS, **options, "rollback_of": run.run_id}
+    await run_job(plan_of(run), run.started.plan, run_options, job)
+
+
+async def _journaled_run(wanted: str, options: dict[str, Any]) -> RunJournal:
+    """The run ``wanted`` names; a rehearsal's cannot be continued (its ECS is gone)."""
+    if options.get("speed") is not None and not options.get("endpoint_url"):
+        raise click.UsageError("--speed only applies with --endpoint-url")
+    location = _location(options["journal"])
+    try:
+        run = await load_run(location, await find_run(location, wanted))
+    except JournalError as error:
+        _fail(error)
+    if run.started.options.get("simulate"):
+        _fail(
+            JournalError(
+                f"run {run.run_id} was a rehearsal (--simulate): its simulator ended with it; "
+                "rehearse the plan again instead"
+            )
+        )
+    return run
 
 
 def plan_of(run: RunJournal) -> Plan:

@@ -230,7 +230,7 @@ async def _put_back(
             result.old_deployment_configuration = history.old_deployment_configuration
             gateway = await context.accounts.gateway(target.scope)
             await restore(steps, gateway, previous, reason, service=service)
-            result.status = Status.SUCCEEDED
+            result.status, result.error = Status.SUCCEEDED, reason
     except EcsDeployError as error:
         steps.fail(error)
     except anyio.get_cancelled_exc_class():
