@@ -616,6 +616,8 @@ def run_many(
             str(plan_file),
             *("--endpoint-url", sim.endpoint, "--speed", f"{speed:g}"),
             *("--report", str(report), "--log-format", "json"),
+            # journaled as any run is (its cost is measured), in the run's own directory
+            *("--journal", str(run_dir / "journal")),
         ]
         lag_file = run_dir / "lag.json"
         env = {**client_env(), "ECS_BENCH_LAG_FILE": str(lag_file)}
