@@ -461,6 +461,8 @@ class RunLock:
         self._clock = clock
         self._lease = lease
         self.holder: Holder | None = None
+        self.lost: str | None = None
+        """Why the lock was lost mid-run, once it was."""
 
     async def acquire(
         self,
@@ -509,7 +511,7 @@ class RunLock:
                 with clock.fail_after(interval):
                     await self.store.renew(holder, renewed_until)
             except LockLost as error:
-                on_lost(str(error))
+                self._lose(str(error), on_lost)
                 return
             except (LockError, TimeoutError) as error:
                 why = str(error) or "no answer in time"
@@ -522,6 +524,10 @@ class RunLock:
                 pause = interval / RENEWALS_PER_LEASE
                 continue
             expires, pause = renewed_until, interval
+
+    def _lose(self, reason: str, on_lost: Callable[[str], None]) -> None:
+        self.lost = reason
+        on_lost(reason)
 
     async def release(self) -> bool:
         """Give the lock back if it is still ours; never raises (an unreleased lease
