@@ -516,9 +516,8 @@ class RunLock:
             except (LockError, TimeoutError) as error:
                 why = str(error) or "no answer in time"
                 if expires is not None and clock.now() >= expires:
-                    on_lost(
-                        f"{self.store.where} could not be reached until the lease ran out: {why}"
-                    )
+                    reason = f"{self.store.where} unreachable until the lease ran out: {why}"
+                    self._lose(reason, on_lost)
                     return
                 _log.warning("lock_renewal_failed", lock=self.store.where, error=why)
                 pause = interval / RENEWALS_PER_LEASE
