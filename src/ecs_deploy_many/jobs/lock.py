@@ -272,7 +272,7 @@ class DynamoStore:
             try:
                 await self._call(
                     "put_item",
-                    Item={**self._key, **_item(asdict(holder))},
+                    Item={**self._key, **_item(_stored(holder))},
                     ConditionExpression="attribute_not_exists(pk) OR lease_expires < :now",
                     ExpressionAttributeValues={":now": {"N": repr(now)}},
                 )
@@ -316,7 +316,10 @@ class DynamoStore:
     async def read(self) -> Holder | None:
         answer = await self._call("get_item", Key=self._key, ConsistentRead=True)
         item = answer.get("Item")
-        return None if item is None else Holder.from_fields(_fields(item))
+        if item is None:
+            return None
+        fields = _fields(item)
+        return Holder.from_fields({**fields, "token": fields.get("owner_token", "")})
 
     async def break_lock(self, reason: str, by: str, now: float) -> Holder | None:
         holder = await self.read()
@@ -324,8 +327,8 @@ class DynamoStore:
             return None
         if not await self.delete(holder):
             raise LockError(f"the run lock ({self.where}) changed hands meanwhile; look again")
-        record = {"reason": reason, "broken_by": by, "broken_at": now, **asdict(holder)}
-        record.pop("token")
+        record = {"reason": reason, "broken_by": by, "broken_at": now, **_stored(holder)}
+        record.pop("owner_token")
         await self._call(
             "put_item",
             Item={"pk": {"S": f"lockbreak#{self.name}#{utc_iso(now)}"}, **_item(record)},
@@ -363,6 +366,13 @@ class DynamoStore:
 
 class _Refused(Exception):
     """A conditional write's condition did not hold."""
+
+
+def _stored(holder: Holder) -> dict[str, Any]:
+    """The holder's fields as the item keeps them: the token as ``owner_token``."""
+    fields = asdict(holder)
+    fields["owner_token"] = fields.pop("token")
+    return fields
 
 
 def _item(fields: Mapping[str, Any]) -> dict[str, dict[str, str]]:
