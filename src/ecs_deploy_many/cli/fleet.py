@@ -4,9 +4,10 @@
 brings the AWS SDK, the engine, the outputs and the simulator with it.
 
 Exit codes: 0 every target succeeded or was unchanged; 1 at least one failed (after
-whatever rollback), an output or the run journal could not be written, or an unexpected
-error stopped the run; 2 plan, fleet or usage error, or a journal that cannot be
-written at the start, nothing touched; 130 interrupted.
+whatever rollback), an output or the run journal could not be written, the run lost its
+lock, or an unexpected error stopped the run; 2 plan, fleet or usage error, or a journal
+or lock table that cannot be used at the start, nothing touched; 73 another run holds
+the plan's lock (``cli.lock``), nothing touched; 130 interrupted.
 
 The first SIGINT or SIGTERM starts nothing new and gives in-flight targets
 ``--interrupt-grace`` seconds to finish; a second one (or the grace running out)

@@ -1,7 +1,8 @@
 """`ecs-deploy-many`: fleet rollouts from a deploy plan, and the local ECS simulator.
 
 ``ecs-deploy-many PLAN ...`` is short for ``ecs-deploy-many deploy PLAN ...``; the other
-subcommands are ``validate PLAN``, ``runs``, ``show RUN`` and ``sim serve``.
+subcommands are ``validate PLAN``, ``status PLAN``, ``runs``, ``show RUN``, ``resume RUN``,
+``rollback RUN``, ``lock status|break PLAN`` and ``sim serve``.
 
 This module only declares the commands and their flags, so ``--version`` and ``--help``
 start at once: a command imports what it uses (``cli.fleet``: the AWS SDK, the engine,

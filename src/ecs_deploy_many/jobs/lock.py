@@ -26,7 +26,7 @@ import os
 import secrets
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -444,20 +444,17 @@ async def open_store(spec: LockSpec, directory: Path) -> AsyncIterator[LockStore
     from botocore.exceptions import BotoCoreError
 
     config = Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 3})
-    try:
-        client_context = aioboto3.Session().client(
-            "dynamodb", region_name=spec.region, config=config
-        )
-        client = await client_context.__aenter__()
-    except BotoCoreError as error:
-        raise LockError(
-            f"cannot reach the lock table {spec.table}: {error} (name its region in "
-            "lock.region, or set AWS_REGION)"
-        ) from None
-    try:
+    async with AsyncExitStack() as stack:
+        try:
+            client = await stack.enter_async_context(
+                aioboto3.Session().client("dynamodb", region_name=spec.region, config=config)
+            )
+        except BotoCoreError as error:
+            raise LockError(
+                f"cannot reach the lock table {spec.table}: {error} (name its region in "
+                "lock.region, or set AWS_REGION)"
+            ) from None
         yield DynamoStore(client, spec.table, spec.name)
-    finally:
-        await client_context.__aexit__(None, None, None)
 
 
 # -- taking, keeping and giving back ---------------------------------------------------
