@@ -364,8 +364,9 @@ async def test_a_missing_lock_table_stops_the_run_before_any_call_to_ecs(
 
 
 async def test_lock_status_and_break_name_the_holder_and_record_the_reason(
-    table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    table: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    monkeypatch.chdir(tmp_path)
     write_plan(f"{{table: {table}, name: shop}}", bake=0)
     spec = LockSpec(name="shop", table=table, region=REGION)
     async with open_store(spec, Path()) as store:
