@@ -77,7 +77,7 @@ class Holder:
     lease_expires: float | None
     """When the lease runs out unless renewed; None for a file lock (no lease)."""
     token: str
-    """The owner's secret-free random token: renewals and the release are conditional on it."""
+    """A random token of the owner's: renewals and the release are conditional on it."""
 
     def describe(self, now: float | None = None) -> str:
         """``run R on host H (pid P), plan X, since T, lease until E``."""
@@ -189,8 +189,12 @@ class FileStore:
                 if self._names(fd):
                     break
                 os.close(fd)  # broken while we locked it: lock the new file
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(asdict(holder)).encode(), 0)
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps(asdict(holder)).encode(), 0)
+            except OSError:
+                os.close(fd)
+                raise
         except OSError as error:
             raise LockError(
                 f"cannot use the lock file {self.path}: {error.strerror or error}"
