@@ -264,8 +264,9 @@ async def test_of_two_runs_started_together_one_deploys_and_the_other_exits_73(
     table: str, sim: Simulator, tmp_path: Path
 ) -> None:
     # Each process's clock runs 100x from its own start: a long lease keeps their
-    # clocks' drift from expiring it.
-    write_plan(f"{{table: {table}, lease: 3600}}", bake=200)
+    # clocks' drift from expiring it. The holder bakes 1,000 simulated seconds (10 real
+    # ones), so the other, however much later a loaded machine starts it, meets the lock.
+    write_plan(f"{{table: {table}, lease: 3600}}", bake=1000)
     environ = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     command = [
         sys.executable,
