@@ -108,6 +108,7 @@ def parse_plan(
         on_failure=_value(top.get("on_failure"), "halt"),
         rate_limits=_rate_limits(_mapping(top.get("rate_limits"))),
         polling=_polling(_mapping(top.get("polling")), issues),
+        schedule=_value(top.get("schedule"), None),
     )
     issues.raise_if_any()
     return plan

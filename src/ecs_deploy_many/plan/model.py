@@ -13,6 +13,7 @@ from typing import Literal
 
 from ecs_deploy_many.core.ratelimit import ECS_BUCKETS, BucketSpec
 from ecs_deploy_many.core.target import Target
+from ecs_deploy_many.plan.schedule import Schedule
 
 __all__ = ["FailureBudget", "OnFailure", "Plan", "Polling", "Wave"]
 
@@ -84,6 +85,8 @@ class Plan:
     rate_limits: Mapping[str, BucketSpec] = field(default_factory=lambda: dict(ECS_BUCKETS))
     """Every ECS throttling category, with the plan's overrides applied."""
     polling: Polling = field(default_factory=Polling)
+    schedule: Schedule | None = None
+    """When runs may deploy (``jobs.windows`` decides); None: at any time."""
 
     @property
     def max_failures(self) -> int:

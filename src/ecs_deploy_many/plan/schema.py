@@ -26,6 +26,7 @@ from ecs_deploy_many.plan.checks import (
     string,
 )
 from ecs_deploy_many.plan.issues import Issues, KeyPath
+from ecs_deploy_many.plan.schedule import schedule
 
 __all__ = [
     "DEFAULTS",
@@ -322,6 +323,7 @@ PLAN: Final = fields(
         "polling": fields(
             {"initial_interval": number(unit="seconds"), "max_interval": number(unit="seconds")}
         ),
+        "schedule": schedule,
     },
     required=["version", "targets"],
 )

@@ -1,0 +1,1 @@
+"""Scheduled release jobs: what an unattended run checks before and while it deploys."""
