@@ -41,16 +41,18 @@ __all__ = ["Decision", "close_on_schedule", "decide", "local_instant", "shown"]
 _SEARCH_STEPS: Final = 1000
 """How many windows and freezes the search for the next opening steps over before it
 gives up (a recurring freeze that always covers every window never opens)."""
-_ONE_SECOND: Final = timedelta(seconds=1)
+_CLOCK_CHANGE: Final = timedelta(hours=3)
+"""More than any clock change of a time zone (daylight saving moves clocks by 2 hours at most)."""
+_WEEK_AND_A_DAY: Final = timedelta(days=8)
 
 
 @dataclass(frozen=True)
 class Decision:
     """What the schedule says at ``at``.
 
-    Allowed: ``closes_at`` is the first instant it no longer is (None: never), and
-    ``closing`` says what happens then. Not allowed: ``why`` says what forbids it and
-    ``opens_at`` when it is next allowed (None: not in the foreseeable future).
+    Allowed: ``closes_at`` is the first instant it no longer is (None: never). Not
+    allowed: ``why`` says what forbids it and ``opens_at`` when it is next allowed
+    (None: not in the foreseeable future).
     """
 
     at: datetime
@@ -59,13 +61,17 @@ class Decision:
     why: str = ""
     opens_at: datetime | None = None
     closes_at: datetime | None = None
-    closing: str = ""
+    freeze_begins: bool = False
+    """Allowed: what ends it at ``closes_at`` is a freeze, not the window closing."""
+    freeze_reason: str | None = None
 
     def __str__(self) -> str:
         if self.allowed:
             if self.closes_at is None:
                 return "allowed (no window closes and no freeze begins)"
-            return f"allowed until {shown(self.closes_at, self.zone)} ({self.closing})"
+            closing = "a freeze begins" if self.freeze_begins else "the release window closes"
+            reason = f": {self.freeze_reason}" if self.freeze_reason else ""
+            return f"allowed until {shown(self.closes_at, self.zone)} ({closing}{reason})"
         return f"not allowed: {self.why}; {self.next_opening}"
 
     @property
@@ -79,9 +85,11 @@ class Decision:
         """Why a run that was allowed until ``closes_at`` stopped: a halt's reason."""
         assert self.closes_at is not None
         when = shown(self.closes_at, self.zone)
-        if self.closing.startswith("a freeze"):
-            return f"{self.closing.replace('begins', 'began')} at {when}"
-        return f"the release window closed at {when}"
+        if not self.freeze_begins:
+            return f"the release window closed at {when}"
+        return f"a freeze began at {when}" + (
+            f": {self.freeze_reason}" if self.freeze_reason else ""
+        )
 
 
 def shown(instant: datetime, zone: ZoneInfo) -> str:
@@ -159,9 +167,12 @@ def _occurrences(window: Window, around: datetime) -> Iterator[tuple[datetime, d
             yield opens, closes
 
 
+_NEVER: Final = datetime.max.replace(tzinfo=UTC)
+
+
 def _window_close(windows: tuple[Window, ...], now: datetime) -> datetime | None:
     """When the windows open at ``now`` close, following windows that overlap or abut;
-    None when none is open."""
+    None when none is open, ``_NEVER`` when they cover every hour of the week."""
     closes: datetime | None = None
     moment = now
     for _ in range(_SEARCH_STEPS):
@@ -169,7 +180,9 @@ def _window_close(windows: tuple[Window, ...], now: datetime) -> datetime | None
         if not ends:
             return closes
         closes = moment = max(ends)
-    return closes
+        if closes - now > _WEEK_AND_A_DAY:  # the weekly pattern covers every hour
+            return _NEVER
+    return _NEVER
 
 
 def _next_window(windows: tuple[Window, ...], now: datetime) -> datetime | None:
@@ -211,13 +224,15 @@ def _fired(
 ) -> datetime | None:
     """The cron expression's last firing at or before ``now`` (``reverse``), or its
     first after ``now``; None when there is none within the library's 50 years."""
-    # The library counts whole seconds and excludes its starting point.
-    start = now.replace(microsecond=0) + (_ONE_SECOND if reverse else timedelta(0))
-    try:
-        fired = next(CronSim(expression, start.astimezone(zone), reverse=reverse))
-    except StopIteration:
-        return None
-    return fired.astimezone(UTC)
+    # The library starts from a wall time and ignores which pass of a repeated hour it
+    # is, so it may begin on the wrong side of ``now``: start a little late going back,
+    # and skip whatever lies on the wrong side.
+    start = now.replace(microsecond=0) + (_CLOCK_CHANGE if reverse else timedelta(0))
+    for fired in CronSim(expression, start.astimezone(zone), reverse=reverse):
+        instant = fired.astimezone(UTC)
+        if instant <= now if reverse else instant > now:
+            return instant
+    return None
 
 
 def _freeze_text(
@@ -234,14 +249,20 @@ def _freeze_text(
 def _allowed(schedule: Schedule, now: datetime) -> Decision:
     """Allowed at ``now``: until the windows close or a freeze begins, whichever first."""
     closes = _window_close(schedule.windows, now) if schedule.windows else None
-    closing = "the release window closes"
-    for freeze in schedule.freezes:
-        begins = _next_freeze(freeze, now)
+    closes = None if closes == _NEVER else closes
+    freeze: RecurringFreeze | OneOffFreeze | None = None
+    for candidate in schedule.freezes:
+        begins = _next_freeze(candidate, now)
         if begins is not None and (closes is None or begins < closes):
-            closes = begins
-            reason = f": {freeze.reason}" if freeze.reason else ""
-            closing = f"a freeze begins{reason}"
-    return Decision(now, True, schedule.zone, closes_at=closes, closing=closing)
+            closes, freeze = begins, candidate
+    return Decision(
+        now,
+        True,
+        schedule.zone,
+        closes_at=closes,
+        freeze_begins=freeze is not None,
+        freeze_reason=freeze.reason if freeze is not None else None,
+    )
 
 
 def _next_opening(schedule: Schedule, now: datetime) -> datetime | None:

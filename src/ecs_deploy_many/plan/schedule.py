@@ -95,7 +95,8 @@ class Schedule:
     """When a run may deploy: inside any window (or always, with none), never in a freeze."""
 
     zone: ZoneInfo
-    """The zone messages show instants in: the schedule's ``timezone``, else UTC."""
+    """The zone messages show instants in: the schedule's ``timezone``, else the first
+    entry's, else UTC."""
     windows: tuple[Window, ...] = ()
     freezes: tuple[Freeze, ...] = ()
 
@@ -243,7 +244,8 @@ def schedule(value: Any, path: KeyPath, issues: Issues) -> Any:
     ]
     if INVALID in (default_zone, given.get("windows"), given.get("freezes"), *windows, *freezes):
         return INVALID
-    return Schedule(default_zone or ZoneInfo("UTC"), tuple(windows), tuple(freezes))
+    zones = [default_zone, *(entry.zone for entry in [*windows, *freezes])]
+    return Schedule(next(filter(None, zones), ZoneInfo("UTC")), tuple(windows), tuple(freezes))
 
 
 def _each(entries: Any, path: KeyPath) -> list[tuple[KeyPath, Any]]:
