@@ -18,7 +18,7 @@ import asyncclick as click
 import pytest
 
 from ecs_deploy_many.sim.server import Simulator
-from tests.e2e.test_fleet_cli import PLAN, many
+from tests.e2e.test_fleet_cli import FLEET, PLAN, many
 from tests.e2e.test_run_commands import RUN_LINE, aws_credentials, report_of, revisions, sim
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("aws_credentials")]
@@ -43,8 +43,12 @@ def frozen_until(until: datetime) -> str:
     )
 
 
-def write_plan(schedule: str) -> None:
-    Path("plan.yaml").write_text(PLAN + schedule)
+def write_plan(schedule: str, *, timeout: int = 120) -> None:
+    Path("plan.yaml").write_text(PLAN.replace("timeout: 120", f"timeout: {timeout}") + schedule)
+
+
+def write_fleet(name: str, text: str) -> None:
+    Path(name).write_text(text)
 
 
 async def run(
@@ -196,3 +200,34 @@ async def test_a_rehearsal_reports_the_schedule_and_runs_anyway(
     assert code == 0, err[-2000:]
     assert f"not allowed: {REFUSED}: a real run now would exit 75; the rehearsal runs" in err
     assert report_of("r.json")["result"] == "succeeded"
+
+
+@pytest.mark.usefixtures("sim")  # the plan's directory
+async def test_a_freeze_beginning_mid_rehearsal_halts_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Allowed now, a freeze begins 2 to 3 minutes later, while each service takes 5."""
+    begins = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=3)
+    ends = begins + timedelta(days=1)
+    write_plan(
+        "schedule:\n  freezes:\n"
+        f"    - {{from: '{begins:%Y-%m-%dT%H:%M}', until: '{ends:%Y-%m-%dT%H:%M}',"
+        " timezone: UTC, reason: release train}\n",
+        timeout=900,
+    )
+    write_fleet("slow.yaml", FLEET.replace("health_grace: 10", "health_grace: 300"))
+    capsys.readouterr()
+    code = await many(
+        "plan.yaml", "--simulate", "--speed", "100", "--fleet", "slow.yaml", "--max-parallel",
+        "1", "--report", "r.json", "--log-format", "json",
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1, err[-2000:]  # halted like any run, not 75: a retry must not restart it
+    closed = f"a freeze began at {begins:%a %Y-%m-%d %H:%M} UTC: release train"
+    assert f"{closed}: starting nothing new; in-flight targets finish" in err
+    report = report_of("r.json")
+    assert report["halted"] == closed
+    skipped = [t for t in report["targets"] if t["status"] == "skipped"]
+    assert skipped
+    assert all(t["error"] == closed for t in skipped)
+    assert not [t for t in report["targets"] if t["status"] not in ("skipped", "succeeded")]
