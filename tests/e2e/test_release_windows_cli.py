@@ -87,6 +87,7 @@ async def test_waiting_gives_up_after_max_seconds_on_the_runs_clock(
     code, _, err = await run(sim, capsys, "plan.yaml", "--wait-for-window", "600")
     assert code == 75
     assert "; waiting for it (at most 600 s)" in err
+    assert f"not allowed: {REFUSED} (after waiting 600 s)" in err
     # 600 s on a clock at 100x is 6 s of the loop's (virtual) time.
     assert anyio.current_time() - started == pytest.approx(6, abs=0.5)
     assert sim.stats().total_calls == 0

@@ -311,8 +311,8 @@ def test_a_decision_takes_epoch_seconds_and_refuses_naive_times() -> None:
 
 
 def errors(body: str) -> list[str]:
+    text = HEAD + textwrap.indent(textwrap.dedent(body), "  ")
     with pytest.raises(PlanError) as caught:
-        text = HEAD + textwrap.indent(textwrap.dedent(body), "  ")
         parse_plan(text, source="release.yaml", environ={})
     return [str(issue) for issue in caught.value.issues]
 

@@ -540,7 +540,8 @@ async def _obey_schedule(
     if not decision.allowed and wait is not None:
         decision = await _wait_for_window(schedule, decision, where.clock, wait, signals)
     if not decision.allowed:
-        click.echo(f"error: {_schedule_line(decision)}", err=True)
+        waited = f" (after waiting {wait:g} s)" if wait is not None and wait != math.inf else ""
+        click.echo(f"error: {_schedule_line(decision)}{waited}", err=True)
         click.echo(
             f"{plan_path}: nothing was changed (--wait-for-window waits for the next "
             "opening; --ignore-windows --reason TEXT deploys anyway)",
