@@ -30,6 +30,8 @@ from ecs_deploy_many.plan.issues import Issues, KeyPath
 
 __all__ = [
     "DAY_NAMES",
+    "MINUTES_PER_DAY",
+    "Freeze",
     "OneOffFreeze",
     "RecurringFreeze",
     "Schedule",
@@ -60,10 +62,6 @@ class Window:
     @property
     def crosses_midnight(self) -> bool:
         return self.end <= self.start
-
-    def __str__(self) -> str:
-        days = ",".join(DAY_NAMES[d] for d in sorted(self.days))
-        return f"{days} {_clock(self.start)}-{_clock(self.end)} {self.zone.key}"
 
 
 @dataclass(frozen=True)
@@ -99,10 +97,6 @@ class Schedule:
     entry's, else UTC."""
     windows: tuple[Window, ...] = ()
     freezes: tuple[Freeze, ...] = ()
-
-
-def _clock(minutes: int) -> str:
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def _refuse(message: str, path: KeyPath, issues: Issues) -> Any:
