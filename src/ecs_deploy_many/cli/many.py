@@ -11,6 +11,7 @@ the outputs, the simulator) when it runs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,6 +69,36 @@ def _report_options(command: F) -> F:
                 "html_path",
                 type=click.Path(dir_okay=False, path_type=Path),
                 help="Write a self-contained HTML report with each target's timeline here.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _window_options(command: F) -> F:
+    """--wait-for-window, --ignore-windows and --reason: a run and the plan's schedule."""
+    for option in reversed(
+        [
+            click.option(
+                "--wait-for-window",
+                type=click.FloatRange(min=0),
+                is_flag=False,
+                flag_value=math.inf,
+                metavar="[MAX]",
+                help="Outside the plan's release windows or in a freeze, wait for the next "
+                "opening (at most MAX seconds; no value: however long) instead of exiting 75.",
+            ),
+            click.option(
+                "--ignore-windows",
+                is_flag=True,
+                help="Deploy regardless of the plan's release windows and freezes "
+                "(needs --reason).",
+            ),
+            click.option(
+                "--reason",
+                metavar="TEXT",
+                help="With --ignore-windows: why; it goes into the logs and the report.",
             ),
         ]
     ):
@@ -140,6 +171,7 @@ async def cli(**_: Any) -> None:
     "--max-parallel", type=click.IntRange(min=1), help="Override concurrency.max_parallel."
 )
 @click.option("--endpoint-url", metavar="URL", help="ECS endpoint (e.g. a running simulator).")
+@_window_options
 @_report_options
 @_journal_option
 @click.option("--no-journal", is_flag=True, help="Keep no journal of this run.")
@@ -242,6 +274,7 @@ def _target_run_options(command: Any) -> Any:
 @click.command()
 @click.argument("run_id", metavar="RUN")
 @click.option("--force", is_flag=True, help="Resume even though the plan changed since the run.")
+@_window_options
 @_target_run_options
 async def resume(run_id: str, **options: Any) -> None:
     """Continue RUN (its id, or the start of one), killed or interrupted, to the end.
@@ -250,7 +283,8 @@ async def resume(run_id: str, **options: Any) -> None:
     2, naming what changed, unless --force: changed targets then start afresh). Under
     the run's id, finished targets keep their result, a deployment the run started is
     followed (never a second UpdateService), a registered revision is reused, a begun
-    rollback is finished, and the failure budget and halt carry over.
+    rollback is finished, and the failure budget and halt carry over. The plan's release
+    windows and freezes apply as to a new run (exit 75 outside them).
     """
     from ecs_deploy_many.cli import runs as commands
 
@@ -268,8 +302,9 @@ async def rollback(run_id: str, **options: Any) -> None:
     With its desired count and deployment percentages when the run changed them; newest
     wave first, side by side within the plan's limits, each rollback waited for. A
     service that moved on since the run is left alone (skipped) unless --force. The
-    rollback is a journaled run of its own. Exit 0 when every service is back (or was
-    left alone), 1 when one could not be put back.
+    rollback is a journaled run of its own, at any time: the plan's release windows and
+    freezes do not apply to it. Exit 0 when every service is back (or was left alone),
+    1 when one could not be put back.
     """
     from ecs_deploy_many.cli import runs as commands
 

@@ -1,1 +1,2 @@
-"""Scheduled release jobs: what an unattended run needs besides deploying (its lock)."""
+"""Scheduled release jobs: what an unattended run checks before and while it deploys
+(its lock, its release windows)."""

@@ -111,6 +111,7 @@ def parse_plan(
         rate_limits=_rate_limits(_mapping(top.get("rate_limits"))),
         polling=_polling(_mapping(top.get("polling")), issues),
         lock=_lock(top.get("lock"), source),
+        schedule=_value(top.get("schedule"), None),
     )
     issues.raise_if_any()
     return plan

@@ -13,6 +13,7 @@ from typing import Literal
 
 from ecs_deploy_many.core.ratelimit import ECS_BUCKETS, BucketSpec
 from ecs_deploy_many.core.target import Target
+from ecs_deploy_many.plan.schedule import Schedule
 
 __all__ = ["FailureBudget", "LockSpec", "OnFailure", "Plan", "Polling", "Wave"]
 
@@ -105,6 +106,8 @@ class Plan:
     polling: Polling = field(default_factory=Polling)
     lock: LockSpec | None = None
     """The run lock a changing run takes first; None without ``lock:``."""
+    schedule: Schedule | None = None
+    """When runs may deploy (``jobs.windows`` decides); None: at any time."""
 
     @property
     def max_failures(self) -> int:

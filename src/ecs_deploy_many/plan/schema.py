@@ -26,6 +26,7 @@ from ecs_deploy_many.plan.checks import (
     string,
 )
 from ecs_deploy_many.plan.issues import Issues, KeyPath
+from ecs_deploy_many.plan.schedule import schedule
 
 __all__ = [
     "DEFAULTS",
@@ -346,6 +347,7 @@ PLAN: Final = fields(
             {"initial_interval": number(unit="seconds"), "max_interval": number(unit="seconds")}
         ),
         "lock": lock,
+        "schedule": schedule,
     },
     required=["version", "targets"],
 )
