@@ -10,6 +10,7 @@
     ├── CredentialsError       no region or no credentials could be found
     ├── AwsError               an AWS call failed (operation, code, message)
     ├── JournalError           a run journal cannot be written or read (names where)
+    ├── RunTableError          the shards' shared run record cannot be read or written
     └── DeployError            a target did not reach its goal (target, step)
         ├── DeploymentFailed   ECS reported our deployment FAILED or rolled it back
         ├── DeploymentTimeout  the wait ran out of time
@@ -39,6 +40,7 @@ __all__ = [
     "PlanError",
     "PlanIssue",
     "RollbackFailed",
+    "RunTableError",
     "TaskDefinitionError",
     "TaskRunFailed",
     "UsageError",
@@ -125,6 +127,11 @@ class AwsError(EcsDeployError):
 
 class JournalError(EcsDeployError):
     """A run journal cannot be written, found or read; the message names the place."""
+
+
+class RunTableError(EcsDeployError):
+    """The run record the shards of a run share (``--run-table``) cannot be read or
+    written; the message names the table."""
 
 
 class DeployError(EcsDeployError):
