@@ -64,6 +64,16 @@ def _report_options(command: F) -> F:
     return command
 
 
+def _shard(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    """``--shard K/N``, checked: ``1 <= K <= N``."""
+    if value is None:
+        return None
+    index, _slash, count = value.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise click.BadParameter(f"{value!r} is not K/N with 1 <= K <= N (e.g. 2/3)")
+    return f"{int(index)}/{int(count)}"
+
+
 class _PlanFirstGroup(click.Group):
     """A group whose first argument, when it names no subcommand, is a plan to deploy."""
 
@@ -127,6 +137,25 @@ async def cli(**_: Any) -> None:
     "--max-parallel", type=click.IntRange(min=1), help="Override concurrency.max_parallel."
 )
 @click.option("--endpoint-url", metavar="URL", help="ECS endpoint (e.g. a running simulator).")
+@click.option(
+    "--shard",
+    metavar="K/N",
+    callback=_shard,
+    help="Run shard K of N: a deterministic share of the (selected) targets, whole "
+    "clusters and scopes together, one runner each; needs --run-id when N > 1.",
+)
+@click.option(
+    "--run-id",
+    metavar="ID",
+    help="Journal under this run id (e.g. 20261202T031500Z-1a2b3c), the same for every "
+    "shard of the run.",
+)
+@click.option(
+    "--run-table",
+    metavar="TABLE",
+    help="A DynamoDB table (string partition key pk) where the shards of the run share "
+    "one failure budget and one halt.",
+)
 @_report_options
 @_journal_option
 @click.option("--no-journal", is_flag=True, help="Keep no journal of this run.")

@@ -64,9 +64,16 @@ async def list_runs(journal: str | None, limit: int) -> None:
         )
         started = run.started
         click.echo(
-            f"{run.run_id}  {started.plan}  {started.started}  {run.verdict}  "
+            f"{run.run_id}  {started.plan}  {started.started}  {_verdict(run)}  "
             f"{len(run.targets)} targets: {counts or 'none finished'}"
         )
+
+
+def _verdict(run: RunJournal) -> str:
+    """The run's verdict, with how many of its shards finished when it has several."""
+    if run.shard_count == 1:
+        return run.verdict
+    return f"{run.verdict} ({len(run.shard_finishes)}/{run.shard_count} shards finished)"
 
 
 async def show_run(wanted: str, journal: str | None, outputs: dict[str, Any]) -> None:
@@ -79,7 +86,7 @@ async def show_run(wanted: str, journal: str | None, outputs: dict[str, Any]) ->
     started = run.started
     click.echo(
         f"run {run.run_id} of {started.plan}, started {started.started} on {started.host}: "
-        f"{run.verdict}",
+        f"{_verdict(run)}",
         err=True,
     )
     result = result_of(run)
@@ -104,6 +111,14 @@ async def resume_run(wanted: str, options: dict[str, Any]) -> None:
     run = await _journaled_run(wanted, options)
     started = run.started
     chosen = started.options
+    if run.shard_count > 1:
+        _fail(
+            JournalError(
+                f"run {run.run_id} ran in {run.shard_count} shards: resume cannot continue "
+                "a sharded run yet; run each unfinished shard's plan again with --shard K/N "
+                "(finished services are left unchanged), or roll the run back"
+            )
+        )
     if chosen.get("rollback_of"):
         _fail(
             JournalError(
@@ -129,7 +144,7 @@ async def resume_run(wanted: str, options: dict[str, Any]) -> None:
             err=True,
         )
         raise click.exceptions.Exit(EXIT_PLAN)
-    then = {record.target.name: record.digest for record in started.targets}
+    then = {record.target.name: record.digest for record in run.target_records}
     prior = {
         name: history
         for name, history in run.histories.items()
@@ -175,7 +190,7 @@ def plan_of(run: RunJournal) -> Plan:
     return Plan(
         source=Path(started.plan),
         targets=run.targets,
-        waves=tuple(Wave(w["name"], tuple(w["targets"]), w["bake"]) for w in started.waves),
+        waves=tuple(Wave(w["name"], tuple(w["targets"]), w["bake"]) for w in run.waves),
         max_parallel=policy["max_parallel"],
         per_cluster=policy["per_cluster"],
         failure_budget=FailureBudget(**policy["failure_budget"]),

@@ -36,7 +36,8 @@ def run_report(
     """The report of ``run``: the verdict, counts by status, and every target in plan order.
 
     ``run_id`` names the run's journal; ``journal_error`` says why the journal stopped
-    before the run ended, when it did.
+    before the run ended, when it did; ``shared_budget_error`` why a shard stopped
+    sharing the run's failure budget (``--run-table``), when it did.
     """
     started, finished = run.started_at, run.finished_at
     results = [run.results[t.name] for t in run.plan.targets if t.name in run.results]
@@ -52,6 +53,7 @@ def run_report(
         "failure_budget": str(run.plan.failure_budget),
         "counts": run.statistics(),
         "journal_error": journal_error,
+        "shared_budget_error": run.shared_budget_error,
         "targets": [_target(result) for result in results],
     }
     if redactor is None:
