@@ -5,8 +5,9 @@ brings the AWS SDK, the engine, the outputs and the simulator with it.
 
 Exit codes: 0 every target succeeded or was unchanged; 1 at least one failed (after
 whatever rollback), an output or the run journal could not be written, or an unexpected
-error stopped the run; 2 plan, fleet or usage error, or a journal that cannot be
-written at the start, nothing touched; 130 interrupted.
+error stopped the run; 2 plan, fleet or usage error, or a journal or a run
+table (``--run-table``) that cannot be used at the start, nothing touched; 130
+interrupted.
 
 The first SIGINT or SIGTERM starts nothing new and gives in-flight targets
 ``--interrupt-grace`` seconds to finish; a second one (or the grace running out)
@@ -472,9 +473,9 @@ async def _deploy(
     if options["html_path"]:
         watchers.append(timeline)
     async with AsyncExitStack() as stack:
+        shared = await _run_table(stack, where, plan_path, options, run_id)
         journal = await _journal(stack, where, plan_path, options, redactor, run_id)
         observe = fan_out(*([journal] if journal else []), *watchers)
-        shared = await _run_table(stack, where, plan_path, options, run_id)
         run, during_run = None, 0
         try:
             async with _connected(where, verbose=options["verbose"]) as pool:
