@@ -9,7 +9,7 @@ starts (or not) long after shard 1's failure is in the run record.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,8 @@ from moto.server import ThreadedMotoServer
 
 from ecs_deploy_many.cli.fleet import journal_start
 from ecs_deploy_many.cli.many import cli
-from ecs_deploy_many.core.result import Status
 from ecs_deploy_many.core.redact import Redactor
+from ecs_deploy_many.core.result import Status
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
 from ecs_deploy_many.deploy.pipeline import RunContext
 from ecs_deploy_many.journal import DirectoryLocation, load_run, new_run_id, open_journal
@@ -165,10 +165,12 @@ async def test_a_failure_in_one_shard_halts_the_other(
             sim, plan, part, run_id=run_id, table=table, journals=journals, on_failure=lost
         )
 
-    async with Simulator(FLEET, speed=100, listen=False) as sim:
-        async with anyio.create_task_group() as group:
-            group.start_soon(run, "1/2")
-            group.start_soon(run, "2/2")
+    async with (
+        Simulator(FLEET, speed=100, listen=False) as sim,
+        anyio.create_task_group() as group,
+    ):
+        group.start_soon(run, "1/2")
+        group.start_soon(run, "2/2")
 
     first, second = results["1/2"], results["2/2"]
     assert lost == []
