@@ -9,7 +9,6 @@ on ``expires_at`` lets DynamoDB delete old records). A run's record is the item
   atomically (``ADD``), the new total read back in the same call;
 - ``budget`` (number): the failures the run tolerates, set by the first shard to start;
   a shard whose plan says otherwise is refused, as the shards would not agree;
-- ``shards`` (string set): the shards that started, ``K/N``;
 - ``halted`` and ``halted_by`` (strings): why the run halted and the shard that halted
   it, set once (on the condition that ``halted`` does not exist yet);
 - ``expires_at`` (number): epoch seconds, 30 days after the last shard started.
@@ -80,11 +79,10 @@ class RunTable:
                 TableName=self.table,
                 Key=self._key,
                 UpdateExpression="SET budget = if_not_exists(budget, :budget), "
-                "expires_at = :expires ADD shards :shard",
+                "expires_at = :expires",
                 ExpressionAttributeValues={
                     ":budget": {"N": str(budget)},
                     ":expires": {"N": str(int(time.time() + KEEP_FOR))},
-                    ":shard": {"SS": [self._shard]},
                 },
                 ReturnValues="ALL_NEW",
             )
