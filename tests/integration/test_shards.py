@@ -131,7 +131,7 @@ async def run_shard(
     async with AsyncExitStack() as stack:
         shared = await stack.enter_async_context(
             open_run_table(
-                table, run_id, shard=part, budget=mine.max_failures, clock=sim.clock,
+                table, run_id, shard=part, budget=mine.max_failures,
                 on_failure=on_failure.append,
             )
         )  # fmt: skip

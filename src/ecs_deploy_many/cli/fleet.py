@@ -587,7 +587,6 @@ async def _run_table(
                 run_id,
                 shard=options.get("shard") or "1/1",
                 budget=where.plan.max_failures,
-                clock=where.clock,
                 on_failure=sharing_failed,
             )
         )

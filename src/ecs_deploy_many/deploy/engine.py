@@ -41,6 +41,7 @@ from enum import StrEnum
 from typing import Protocol
 
 import anyio
+import anyio.abc
 
 from ecs_deploy_many.core.errors import RunTableError
 from ecs_deploy_many.core.events import EventName, TargetEvent, target_finished
@@ -54,7 +55,18 @@ from ecs_deploy_many.deploy.resume import Resumption, Start, kept_result, resump
 from ecs_deploy_many.deploy.rollback import roll_back_all, roll_back_run, roll_back_target
 from ecs_deploy_many.plan.model import Plan, Wave
 
-__all__ = ["FleetRun", "RunResult", "RunVerdict", "SharedBudget", "run_plan"]
+__all__ = [
+    "SHARED_POLL_INTERVAL",
+    "FleetRun",
+    "RunResult",
+    "RunVerdict",
+    "SharedBudget",
+    "run_plan",
+]
+
+SHARED_POLL_INTERVAL = 5.0
+"""Seconds of the run's clock between two reads of a shared halt: another shard's halt
+reaches this one within that (and a DynamoDB read costs that often, per shard)."""
 
 
 class RunVerdict(StrEnum):
@@ -85,8 +97,8 @@ class SharedBudget(Protocol):
         the first shard's)."""
         ...
 
-    async def halted(self) -> str:
-        """Wait until some shard halted the run; why it did."""
+    async def halted(self) -> str | None:
+        """Why the run halted, if a shard halted it."""
         ...
 
 
@@ -174,10 +186,10 @@ class FleetRun:
 
     async def run(self) -> RunResult:
         """Run every wave; re-raises cancellation once every target has a final state."""
-        if self._shared is None:
+        if self._shared is None or self.plan.on_failure == "continue":
             return await self._run()
         async with anyio.create_task_group() as group:
-            group.start_soon(self._follow_shared_halt, self._shared)
+            await group.start(self._follow_shared_halt, self._shared)
             try:
                 result = await self._run()
             finally:
@@ -373,15 +385,27 @@ class FleetRun:
             self._stop_sharing(error)
             self._check_budget()
 
-    async def _follow_shared_halt(self, shared: SharedBudget) -> None:
-        """Halt this shard as its own failures would once another shard halted the run."""
+    async def _follow_shared_halt(
+        self, shared: SharedBudget, *, task_status: anyio.abc.TaskStatus[None]
+    ) -> None:
+        """Halt this shard as its own failures would once another shard halted the run:
+        read before the first target starts (a shard started after the halt deploys
+        nothing), then every ``SHARED_POLL_INTERVAL`` seconds of the run's clock."""
+        self._adopt_halt(await self._read_halt(shared))
+        task_status.started()
+        while not self.result.halted and self.result.shared_budget_error is None:
+            await self.context.clock.sleep(SHARED_POLL_INTERVAL)
+            self._adopt_halt(await self._read_halt(shared))
+
+    async def _read_halt(self, shared: SharedBudget) -> str | None:
         try:
-            reason = await shared.halted()
+            return await shared.halted()
         except RunTableError as error:
             self._stop_sharing(error)
-            return
-        if self.plan.on_failure != "continue":
-            self.result.halted = self.result.halted or reason
+            return None
+
+    def _adopt_halt(self, reason: str | None) -> None:
+        self.result.halted = self.result.halted or reason
 
     def _stop_sharing(self, error: RunTableError) -> None:
         if self.result.shared_budget_error is None:

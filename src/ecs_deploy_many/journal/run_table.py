@@ -13,8 +13,9 @@ on ``expires_at`` lets DynamoDB delete old records). A run's record is the item
   it, set once (on the condition that ``halted`` does not exist yet);
 - ``expires_at`` (number): epoch seconds, 30 days after the last shard started.
 
-Each shard reads the record every ``POLL_INTERVAL`` seconds of the run's clock (a
-strongly consistent ``GetItem``) to see another shard's halt. IAM: ``dynamodb:UpdateItem``
+Each shard reads ``halted`` when it starts and then every few seconds of the run's clock
+(``deploy.engine.SHARED_POLL_INTERVAL``; a strongly consistent ``GetItem``) to see
+another shard's halt. IAM: ``dynamodb:UpdateItem``
 and ``dynamodb:GetItem`` on the table. The client is the SDK's usual one: credentials,
 region and ``AWS_ENDPOINT_URL_DYNAMODB`` come from the environment.
 """
@@ -26,13 +27,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from ecs_deploy_many.core.clock import Clock
 from ecs_deploy_many.core.errors import RunTableError
 
-__all__ = ["POLL_INTERVAL", "RunTable", "open_run_table"]
-
-POLL_INTERVAL = 5.0
-"""Seconds of the run's clock between two reads of the record."""
+__all__ = ["RunTable", "open_run_table"]
 KEEP_FOR = 30 * 24 * 3600.0
 """Seconds a record is kept (with a TTL on ``expires_at``) after its last shard started."""
 
@@ -53,7 +50,6 @@ class RunTable:
         run_id: str,
         *,
         shard: str,
-        clock: Clock,
         on_failure: Callable[[str], None],
     ) -> None:
         self.table = table
@@ -61,7 +57,6 @@ class RunTable:
         self._key = {"pk": {"S": f"run#{run_id}"}}
         self._run_id = run_id
         self._shard = shard
-        self._clock = clock
         self._on_failure = on_failure
         self._failed = False
 
@@ -70,8 +65,8 @@ class RunTable:
         return self._shard
 
     async def join(self, budget: int) -> None:
-        """Record this shard's start (the record made by the first shard); RunTableError
-        when the table cannot be used or the run's budget differs from ``budget``."""
+        """Make the run's record (the first shard to start does) or find it; RunTableError
+        when the table cannot be used or the run's budget is not ``budget``."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -139,12 +134,8 @@ class RunTable:
 
         return await self._call("record the halt", set_once)
 
-    async def halted(self) -> str:
-        while True:
-            reason = await self._call("be read", self._halted_now)
-            if reason is not None:
-                return reason
-            await self._clock.sleep(POLL_INTERVAL)
+    async def halted(self) -> str | None:
+        return await self._call("be read", self._halted_now)
 
     async def _halted_now(self) -> str | None:
         answer = await self._client.get_item(
@@ -174,7 +165,6 @@ async def open_run_table(
     *,
     shard: str,
     budget: int,
-    clock: Clock,
     on_failure: Callable[[str], None],
 ) -> AsyncIterator[RunTable]:
     """The record of run ``run_id`` in ``table``, this shard's start recorded.
@@ -189,6 +179,6 @@ async def open_run_table(
         connect_timeout=5, read_timeout=10, retries={"mode": "standard", "max_attempts": 3}
     )
     async with aioboto3.Session().client("dynamodb", config=config) as client:
-        run_table = RunTable(client, table, run_id, shard=shard, clock=clock, on_failure=on_failure)
+        run_table = RunTable(client, table, run_id, shard=shard, on_failure=on_failure)
         await run_table.join(budget)
         yield run_table
