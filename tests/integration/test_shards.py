@@ -9,7 +9,7 @@ starts (or not) long after shard 1's failure is in the run record.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
 from ecs_deploy_many.deploy.pipeline import RunContext
 from ecs_deploy_many.journal import DirectoryLocation, load_run, new_run_id, open_journal
 from ecs_deploy_many.journal.run_table import open_run_table
+from ecs_deploy_many.observe.report import run_report
 from ecs_deploy_many.plan import Plan, parse_plan, shard
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
@@ -123,8 +124,10 @@ async def run_shard(
     table: str,
     journals: Path,
     on_failure: list[str],
+    before_run: Callable[[], Awaitable[None]] | None = None,
 ) -> RunResult:
-    """One shard of ``plan``, journaled and sharing the run record, as ``--shard`` runs it."""
+    """One shard of ``plan``, journaled and sharing the run record, as ``--shard`` runs it
+    (``before_run`` once the record is found)."""
     index, _, count = part.partition("/")
     mine = shard(plan, int(index), int(count))
     start = journal_start(mine, "plan.yaml", {"shard": part}, simulated_at=None)
@@ -142,6 +145,8 @@ async def run_shard(
             )
         )  # fmt: skip
         pool = await stack.enter_async_context(sim_pool(sim))
+        if before_run is not None:
+            await before_run()
         result = await FleetRun(mine, RunContext(pool, sim.clock, journal), shared=shared).run()
         journal.finish(result)
     return result
@@ -217,3 +222,33 @@ async def test_a_failure_in_one_shard_halts_the_other(
     assert "failed (2/2 shards finished)" in shown.err
     assert "4 targets: 1 succeeded, 1 rolled back, 2 skipped" in shown.out
     assert reason in shown.out
+
+
+async def test_a_run_table_lost_mid_run_leaves_the_shard_its_own_budget(
+    plan: Plan, table: str, tmp_path: Path
+) -> None:
+    lost: list[str] = []
+
+    async def delete_table() -> None:
+        async with aioboto3.Session().client("dynamodb") as dynamodb:
+            await dynamodb.delete_table(TableName=table)
+
+    async with Simulator(FLEET, speed=100, listen=False) as sim:
+        result = await run_shard(
+            sim, plan, "1/2", run_id=new_run_id(), table=table, journals=tmp_path / "runs",
+            on_failure=lost, before_run=delete_table,
+        )  # fmt: skip
+    assert len(lost) == 1
+    assert lost[0].startswith(f"the run table {table} could not be read: ")
+    assert "ResourceNotFoundException" in lost[0]
+    assert (
+        result.shared_budget_error == f"{lost[0]}; this shard went on with its own failure budget"
+    )
+    # Its own budget still halts it.
+    assert {name: r.status for name, r in result.results.items()} == {
+        "blue/api": Status.ROLLED_BACK,
+        "blue/worker": Status.SKIPPED,
+    }
+    assert result.halted == "the run halted: 1 failed target(s) exceed the failure budget of 0"
+    report = run_report(result, plan_path="plan.yaml")
+    assert report["shared_budget_error"] == result.shared_budget_error
