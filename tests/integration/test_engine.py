@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
-from ecs_deploy_many.core.events import TargetEvent
+from ecs_deploy_many.core.events import EventName, TargetEvent
 from ecs_deploy_many.core.result import TargetResult
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict, run_plan
 from ecs_deploy_many.deploy.pipeline import RunContext
@@ -345,6 +345,32 @@ async def test_failures_within_budget_do_not_halt(
     await assert_untouched(ecs, "alpha", 0)
     await assert_runs(ecs, "alpha", 1, NEW)
     await assert_untouched(ecs, "alpha", 3)
+
+
+async def test_a_halt_from_outside_starts_nothing_new_and_lets_in_flight_targets_finish(
+    sim: Simulator, ecs: dict[str, ECSClient]
+) -> None:
+    """As a lost lock or a closing release window halts a run."""
+    text = plan(*(target("alpha", i) for i in range(3)), head="concurrency: {max_parallel: 1}")
+    events: list[TargetEvent] = []
+
+    def halt_once_updated(event: TargetEvent) -> None:
+        events.append(event)
+        if event.event is EventName.SERVICE_UPDATED:
+            run.halt("the release window closed at 18:00 Europe/Berlin")
+
+    async with sim_pool(sim) as pool:
+        run = FleetRun(parse_plan(text, environ={}), RunContext(pool, sim.clock, halt_once_updated))
+        result = await run.run()
+    assert statuses(result) == {
+        "alpha/svc00": "succeeded",  # in flight when halted: it finished
+        "alpha/svc01": "skipped",
+        "alpha/svc02": "skipped",
+    }
+    assert result.results["alpha/svc01"].error == "the release window closed at 18:00 Europe/Berlin"
+    assert result.verdict is RunVerdict.FAILED
+    await assert_runs(ecs, "alpha", 0, NEW)
+    await assert_untouched(ecs, "alpha", 1)
 
 
 async def test_allow_failure_never_counts(sim: Simulator, ecs: dict[str, ECSClient]) -> None:

@@ -26,7 +26,7 @@ from tests.integration.interrupted_runs import Changes, fold, killed_run, resume
 if TYPE_CHECKING:
     from types_aiobotocore_ecs import ECSClient
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("aws_credentials")]
 
 SERVICES: dict[str, dict[str, Any]] = {
     "plain": {},
@@ -73,12 +73,6 @@ def plan(service: str, image: str, **extra: Any) -> Any:
         f"targets:\n  - {{cluster: prod, service: {service}, image: '{image}'{keys}}}\n",
         environ={},
     )
-
-
-@pytest.fixture(autouse=True)
-def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from tests.integration.interrupted_runs import Changes, Moment, fold, killed_run
 if TYPE_CHECKING:
     from types_aiobotocore_ecs import ECSClient
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("aws_credentials")]
 
 SERVICES = [f"svc{i:02d}" for i in range(20)]
 BROKEN = "svc00"
@@ -72,12 +72,6 @@ def plan(head: str = "concurrency: {max_parallel: 8}", broken: str = "") -> Plan
         f"{head}\ntargets:\n" + "\n".join(lines) + "\n"
     )
     return parse_plan(text, environ={})
-
-
-@pytest.fixture(autouse=True)
-def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
 
 
 @pytest.fixture

@@ -31,12 +31,10 @@ def test_a_day_of_sleeps_takes_no_real_time_and_keeps_its_order() -> None:
                 group.start_soon(sleeper, seconds, name)
         return started
 
-    real_start = time.monotonic()
+    # On a real-time loop this would wait a day (pytest's timeout ends it first).
     started = run_virtual(main)
     assert [name for _, name in woke] == ["minute", "hour", "day"]
     assert [round(at - started, 6) for at, _ in woke] == [60, 3_600, 86_400]  # type: ignore[operator]
-    # A day of virtual time; a real-time loop would still be waiting for the first minute.
-    assert time.monotonic() - real_start < 60
 
 
 def test_deadlines_fire_on_virtual_time() -> None:

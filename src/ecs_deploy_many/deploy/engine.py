@@ -269,6 +269,12 @@ class FleetRun:
         self._conclude(RunVerdict.FAILED if failed else RunVerdict.SUCCEEDED)
         return self.result
 
+    def halt(self, reason: str) -> None:
+        """Start nothing new, from outside the run (a lost lock, a closing window):
+        in-flight targets finish (or roll back), the others end ``skipped`` with
+        ``reason``, and the run fails unless it had nothing left to start."""
+        self.result.halted = self.result.halted or reason
+
     def interrupt(self, reason: str) -> None:
         """Start nothing new (in-flight targets go on) and end the run as interrupted."""
         self._interrupted = True

@@ -21,8 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
-
 from ecs_deploy_many.aws.gateway import Gateway, TaskDefinition
 from ecs_deploy_many.core.errors import AwsError, DeployError, DeploymentFailed, EcsDeployError
 from ecs_deploy_many.core.events import EventName
@@ -155,20 +153,12 @@ class _Pipeline(TargetSteps):
         result = self.result
         result.started_at = self.clock.now()
         self.emit(EventName.TARGET_STARTED)
-        try:
+        with self.finishing():
             gateway = await self.context.accounts.gateway(self.target.scope)
             if self.target.kind == "service":
                 await self._deploy_service(gateway)
             else:
                 await self._deploy_task_definition(gateway)
-        except EcsDeployError as error:
-            self.fail(error)
-        except anyio.get_cancelled_exc_class():
-            result.status = Status.INTERRUPTED
-            result.error = result.error or f"interrupted during {self.step}"
-            self.finish()
-            raise
-        self.finish()
         return result
 
     # -- the steps -------------------------------------------------------------------

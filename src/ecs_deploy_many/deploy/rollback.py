@@ -103,18 +103,10 @@ async def roll_back_target(result: TargetResult, context: RunContext, *, reason:
     steps = TargetSteps(result.target, context, result)
     previous = result.old_task_definition
     assert result.target.kind == "service", "only services can be rolled back"
-    try:
+    with steps.finishing():
         gateway = await context.accounts.gateway(result.target.scope)
         await restore(steps, gateway, previous, reason)
         result.error = reason
-    except EcsDeployError as error:
-        steps.fail(error)
-    except anyio.get_cancelled_exc_class():
-        result.status = Status.INTERRUPTED
-        result.error = f"interrupted during rollback to {previous}"
-        steps.finish()
-        raise
-    steps.finish()
 
 
 Slots = Callable[[Target], AbstractAsyncContextManager[None]]
@@ -197,7 +189,7 @@ async def _put_back(
     previous = history.old_task_definition
     result.started_at = context.clock.now()
     steps.emit(EventName.TARGET_STARTED)
-    try:
+    with steps.finishing():
         assert target.cluster, "only services are put back"
         assert target.service, "only services are put back"
         with steps.answered_in_time():
@@ -231,14 +223,6 @@ async def _put_back(
             gateway = await context.accounts.gateway(target.scope)
             await restore(steps, gateway, previous, reason, service=service)
             result.status, result.error = Status.SUCCEEDED, reason
-    except EcsDeployError as error:
-        steps.fail(error)
-    except anyio.get_cancelled_exc_class():
-        result.status = Status.INTERRUPTED
-        result.error = f"interrupted while putting it back on {previous}"
-        steps.finish()
-        raise
-    steps.finish()
 
 
 async def _newest_wave_first(

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import anyio
+
 from ecs_deploy_many.aws.gateway import Gateway
 from ecs_deploy_many.aws.watch import ServiceWatcher
 from ecs_deploy_many.core.clock import Clock
@@ -90,6 +92,22 @@ class TargetSteps:
         self.result.finished_at = self.clock.now()
         self.step = "done"
         self.context.observe(target_finished_event(self.result, self.result.finished_at))
+
+    @contextmanager
+    def finishing(self) -> Iterator[None]:
+        """Run the steps inside, then ``finish`` however they end: an expected failure
+        is recorded (not raised), a cancellation leaves the target ``interrupted`` at its
+        step and goes on."""
+        try:
+            yield
+        except EcsDeployError as error:
+            self.fail(error)
+        except anyio.get_cancelled_exc_class():
+            self.result.status = Status.INTERRUPTED
+            self.result.error = self.result.error or f"interrupted during {self.step}"
+            self.finish()
+            raise
+        self.finish()
 
     @contextmanager
     def answered_in_time(self) -> Iterator[None]:
