@@ -397,21 +397,20 @@ class FleetRun:
         """Halt this shard as its own failures would once another shard halted the run:
         read before the first target starts (a shard started after the halt deploys
         nothing), then every ``SHARED_POLL_INTERVAL`` seconds of the run's clock."""
-        self._adopt_halt(await self._read_halt(shared))
+        await self._halt_if_shared_halted(shared)
         task_status.started()
         while not self.result.halted and self.result.shared_budget_error is None:
             await self.context.clock.sleep(SHARED_POLL_INTERVAL)
-            self._adopt_halt(await self._read_halt(shared))
+            await self._halt_if_shared_halted(shared)
 
-    async def _read_halt(self, shared: SharedBudget) -> str | None:
+    async def _halt_if_shared_halted(self, shared: SharedBudget) -> None:
         try:
-            return await shared.halted()
+            reason = await shared.halted()
         except RunTableError as error:
             self._stop_sharing(error)
-            return None
-
-    def _adopt_halt(self, reason: str | None) -> None:
-        self.result.halted = self.result.halted or reason
+            return
+        if reason is not None:
+            self.halt(reason)
 
     def _stop_sharing(self, error: RunTableError) -> None:
         if self.result.shared_budget_error is None:
