@@ -21,6 +21,7 @@ from moto.server import ThreadedMotoServer
 
 from ecs_deploy_many.cli.fleet import journal_start
 from ecs_deploy_many.cli.many import cli
+from ecs_deploy_many.core.errors import RunTableError
 from ecs_deploy_many.core.redact import Redactor
 from ecs_deploy_many.core.result import Status
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
@@ -252,3 +253,22 @@ async def test_a_run_table_lost_mid_run_leaves_the_shard_its_own_budget(
     assert result.halted == "the run halted: 1 failed target(s) exceed the failure budget of 0"
     report = run_report(result, plan_path="plan.yaml")
     assert report["shared_budget_error"] == result.shared_budget_error
+
+
+async def test_the_first_halt_holds_and_every_shard_must_agree_on_the_budget(table: str) -> None:
+    run_id = new_run_id()
+    async with (
+        open_run_table(table, run_id, shard="1/2", budget=3, on_failure=print) as first,
+        open_run_table(table, run_id, shard="2/2", budget=3, on_failure=print) as second,
+    ):
+        assert await first.halted() is None
+        assert [await first.count_failure(), await second.count_failure()] == [1, 2]
+        assert await second.halt("shard 2's reason") == "shard 2's reason"
+        assert await first.halt("shard 1's reason") == "shard 2's reason"  # set once
+        assert await first.halted() == "shard 2's reason"
+    record = await run_record(table, run_id)
+    assert (record["failures"], record["halted_by"]) == ({"N": "2"}, {"S": "2/2"})
+
+    with pytest.raises(RunTableError, match=r"tolerates 3 failure\(s\), this shard's plan 4"):
+        async with open_run_table(table, run_id, shard="2/2", budget=4, on_failure=print):
+            pytest.fail("a shard with another budget joined the run")

@@ -15,9 +15,9 @@ on ``expires_at`` lets DynamoDB delete old records). A run's record is the item
 
 Each shard reads ``halted`` when it starts and then every few seconds of the run's clock
 (``deploy.engine.SHARED_POLL_INTERVAL``; a strongly consistent ``GetItem``) to see
-another shard's halt. IAM: ``dynamodb:UpdateItem``
-and ``dynamodb:GetItem`` on the table. The client is the SDK's usual one: credentials,
-region and ``AWS_ENDPOINT_URL_DYNAMODB`` come from the environment.
+another shard's halt. IAM: ``dynamodb:UpdateItem`` and ``dynamodb:GetItem`` on the
+table. The client is the SDK's usual one: credentials, region and
+``AWS_ENDPOINT_URL_DYNAMODB`` come from the environment.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from ecs_deploy_many.core.errors import RunTableError
 
 __all__ = ["RunTable", "open_run_table"]
+
 KEEP_FOR = 30 * 24 * 3600.0
 """Seconds a record is kept (with a TTL on ``expires_at``) after its last shard started."""
 
