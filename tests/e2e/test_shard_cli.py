@@ -62,6 +62,19 @@ async def test_a_shard_needs_a_valid_run_id(args: list[str], message: str) -> No
 
 
 @pytest.mark.usefixtures("files")
+async def test_a_shard_is_checked_or_previewed_without_a_run_id(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    capsys.readouterr()
+    assert await many("plan.yaml", "--shard", "2/2", "--validate") == 0
+    assert capsys.readouterr().out == "plan.yaml: valid: 2 targets in 1 wave\n"
+    assert await many("plan.yaml", "--simulate", "--shard", "1/2", "--dry-run") == 0
+    preview = capsys.readouterr().out
+    assert "blue/api" in preview
+    assert "green/api" not in preview
+
+
+@pytest.mark.usefixtures("files")
 @pytest.mark.parametrize("part", ["0/2", "3/2", "1", "a/b"])
 async def test_k_of_n_is_checked(part: str) -> None:
     with pytest.raises(click.BadParameter, match="is not K/N with 1 <= K <= N"):

@@ -345,7 +345,7 @@ async def deploy(plan_path: str, options: dict[str, Any]) -> None:
     the outcome's code."""
     if options["journal"] and options["no_journal"]:
         raise click.UsageError("--journal and --no-journal contradict each other")
-    run_id = _run_id(options)
+    run_id = _run_id(options, journaled=not (options["dry_run"] or options["check_only"]))
     plan = plan_or_exit(
         plan_path,
         options["only"],
@@ -361,8 +361,9 @@ async def deploy(plan_path: str, options: dict[str, Any]) -> None:
     await run_job(plan, plan_path, options, None if options["dry_run"] else Job(run_id))
 
 
-def _run_id(options: Mapping[str, Any]) -> str:
-    """``--run-id``, checked, or a new id; the shards of a run must be given theirs."""
+def _run_id(options: Mapping[str, Any], *, journaled: bool) -> str:
+    """``--run-id``, checked, or a new id; the shards of a ``journaled`` run (not a dry
+    run or a check) must be given theirs."""
     run_id: str | None = options["run_id"]
     example = "e.g. $(date -u +%Y%m%dT%H%M%SZ)-$(openssl rand -hex 3)"
     if run_id is not None and not is_run_id(run_id):
@@ -371,7 +372,7 @@ def _run_id(options: Mapping[str, Any]) -> str:
             f"like 20261202T031500Z-1a2b3c ({example})"
         )
     part = options["shard"]
-    if part is not None and _shard_numbers(part)[1] > 1 and run_id is None:
+    if journaled and part is not None and _shard_numbers(part)[1] > 1 and run_id is None:
         raise click.UsageError(
             f"--shard {part} needs --run-id ID, the same for every shard of the run, so "
             f"their journals and run record meet ({example}, made once for all shards)"
