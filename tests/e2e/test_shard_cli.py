@@ -7,7 +7,7 @@ one run id in the test's state directory; the run table is on moto's DynamoDB.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aioboto3
@@ -15,7 +15,11 @@ import asyncclick as click
 import pytest
 from moto.server import ThreadedMotoServer
 
+from ecs_deploy_many.cli.rehearsal import fleet_for_plan
 from ecs_deploy_many.journal import new_run_id
+from ecs_deploy_many.plan import load_plan
+from ecs_deploy_many.sim.fleet import load_fleet
+from ecs_deploy_many.sim.server import Simulator
 from tests.e2e.test_fleet_cli import FLEET, many
 
 pytestmark = pytest.mark.anyio
@@ -163,3 +167,64 @@ async def test_a_shard_started_after_another_halted_the_run_deploys_nothing(
     assert ": failed (2/2 shards finished)" in shown.err
     assert "4 targets: " in shown.out
     assert "2 skipped" in shown.out
+
+
+# -- resume, against a simulator over HTTP ------------------------------------------
+
+
+@pytest.fixture
+async def sim(files: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Simulator]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    (files / "plan.yaml").write_text(PLAN.replace("example/api:broken", "example/api:2"))
+    plan = load_plan(files / "plan.yaml", environ={})
+    async with Simulator(fleet_for_plan(plan, load_fleet(files / "fleet.yaml")), speed=100) as s:
+        yield s
+
+
+async def against(
+    sim: Simulator, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str]:
+    """Exit code and stderr of one command aimed at ``sim``."""
+    capsys.readouterr()
+    code = await many(
+        *args, "--endpoint-url", sim.endpoint_url, "--speed", "100", "--log-format", "json"
+    )
+    return code, capsys.readouterr().err
+
+
+async def test_a_sharded_run_is_resumed_shard_by_shard(
+    sim: Simulator, files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = new_run_id()
+    assert (await against(sim, capsys, "plan.yaml", "--shard", "1/2", "--run-id", run_id))[0] == 0
+    # Shard 2 is killed right after its start was journaled.
+    assert (await against(sim, capsys, "plan.yaml", "--shard", "2/2", "--run-id", run_id))[0] == 0
+    (second,) = (files / "runs" / run_id).glob("2of2-*.jsonl")
+    second.write_bytes(second.read_bytes().splitlines(keepends=True)[0])
+    capsys.readouterr()
+    assert await many("runs") == 0
+    assert "unfinished (1/2 shards finished)" in capsys.readouterr().out
+
+    code, err = await against(sim, capsys, "resume", run_id)
+    assert code == 2
+    assert f"run {run_id} ran in 2 shard(s): resume one with --shard K/2" in err
+    code, err = await against(sim, capsys, "resume", run_id, "--shard", "2/2", "--report", "r.json")
+    assert (code, err.count("resuming shard 2/2 of run")) == (0, 1)
+    report = json.loads((files / "r.json").read_text())
+    assert [t["name"] for t in report["targets"]] == ["green/api", "green/web"]
+    assert report["result"] == "succeeded"
+    assert await many("show", run_id) == 0
+    assert ": succeeded (2/2 shards finished)" in capsys.readouterr().err
+
+
+async def test_a_shard_that_never_started_is_run_not_resumed(
+    sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = new_run_id()
+    assert (await against(sim, capsys, "plan.yaml", "--shard", "1/2", "--run-id", run_id))[0] == 0
+    code, err = await against(sim, capsys, "resume", run_id, "--shard", "2/2")
+    assert code == 2
+    assert f"shard 2/2 of run {run_id} never started, so there is nothing to resume" in err
+    assert f"--shard 2/2 --run-id {run_id}`" in err

@@ -256,6 +256,9 @@ def _target_run_options(command: Any) -> Any:
 @click.command()
 @click.argument("run_id", metavar="RUN")
 @click.option("--force", is_flag=True, help="Resume even though the plan changed since the run.")
+@click.option(
+    "--shard", metavar="K/N", callback=_shard, help="The shard to resume, for a sharded run."
+)
 @_target_run_options
 async def resume(run_id: str, **options: Any) -> None:
     """Continue RUN (its id, or the start of one), killed or interrupted, to the end.
@@ -264,7 +267,8 @@ async def resume(run_id: str, **options: Any) -> None:
     2, naming what changed, unless --force: changed targets then start afresh). Under
     the run's id, finished targets keep their result, a deployment the run started is
     followed (never a second UpdateService), a registered revision is reused, a begun
-    rollback is finished, and the failure budget and halt carry over.
+    rollback is finished, and the failure budget and halt carry over. A sharded run is
+    resumed one shard at a time (--shard K/N), each by its own runner.
     """
     from ecs_deploy_many.cli import runs as commands
 

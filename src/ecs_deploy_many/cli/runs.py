@@ -111,14 +111,7 @@ async def resume_run(wanted: str, options: dict[str, Any]) -> None:
     run = await _journaled_run(wanted, options)
     started = run.started
     chosen = started.options
-    if run.shard_count > 1:
-        _fail(
-            JournalError(
-                f"run {run.run_id} ran in {run.shard_count} shards: resume cannot continue "
-                "a sharded run yet; run each unfinished shard's plan again with --shard K/N "
-                "(finished services are left unchanged), or roll the run back"
-            )
-        )
+    part = _shard_to_resume(run, options.get("shard"))
     if chosen.get("rollback_of"):
         _fail(
             JournalError(
@@ -131,10 +124,11 @@ async def resume_run(wanted: str, options: dict[str, Any]) -> None:
         chosen.get("only") or (),
         chosen.get("exclude") or (),
         chosen.get("dependencies") or "refuse",
+        part,
     )
     if chosen.get("max_parallel"):
         plan = replace(plan, max_parallel=chosen["max_parallel"])
-    changes = run.changes(plan_digest(started.plan), plan.targets)
+    changes = run.changes(plan_digest(started.plan), plan.targets, shard=part)
     if changes and not options["force"]:
         for change in changes:
             click.echo(f"error: {change} since run {run.run_id}", err=True)
@@ -145,14 +139,38 @@ async def resume_run(wanted: str, options: dict[str, Any]) -> None:
         )
         raise click.exceptions.Exit(EXIT_PLAN)
     then = {record.target.name: record.digest for record in run.target_records}
+    now = {target.name: target_digest(target) for target in plan.targets}
     prior = {
         name: history
         for name, history in run.histories.items()
-        if then.get(name) == target_digest(plan.target(name))
+        if name in now and then.get(name) == now[name]
     }
-    click.echo(f"resuming run {run.run_id} of {started.plan}", err=True)
+    which = f"shard {part} of run" if part else "run"
+    click.echo(f"resuming {which} {run.run_id} of {started.plan}", err=True)
     job = Job(run_id=run.run_id, prior=prior)
-    await run_job(plan, started.plan, {**_RUN_DEFAULTS, **chosen, **options}, job)
+    await run_job(plan, started.plan, {**_RUN_DEFAULTS, **chosen, **options, "shard": part}, job)
+
+
+def _shard_to_resume(run: RunJournal, part: str | None) -> str | None:
+    """The shard ``--shard`` names, one the run journaled; None for an unsharded run."""
+    count = run.shard_count
+    if part is None and count == 1:
+        return None
+    if part is None or int(part.partition("/")[2]) != count:
+        _fail(
+            JournalError(
+                f"run {run.run_id} ran in {count} shard(s): resume one with --shard K/{count}"
+            )
+        )
+    if not any(runner.shard == part for runner in run.runners):
+        _fail(
+            JournalError(
+                f"shard {part} of run {run.run_id} never started, so there is nothing to "
+                f"resume: run it with `ecs-deploy-many {run.started.plan} --shard {part} "
+                f"--run-id {run.run_id}` and the run's other options"
+            )
+        )
+    return part
 
 
 async def roll_back_run(wanted: str, options: dict[str, Any]) -> None:

@@ -135,10 +135,16 @@ class RunJournal:
                 TargetEvent(target, event.step, event.event, event.at, event.facts, event.level)
             )
 
-    def changes(self, plan_digest: str | None, targets: Sequence[Target]) -> list[str]:
-        """What differs between the run's plan and ``targets`` (a plan loaded now):
-        targets added, removed or changed, and a changed plan file."""
-        then = {record.target.name: record.digest for record in self.target_records}
+    def changes(
+        self, plan_digest: str | None, targets: Sequence[Target], *, shard: str | None = None
+    ) -> list[str]:
+        """What differs between the run's plan (the targets of one ``shard``, ``K/N``,
+        when given) and ``targets`` (a plan loaded now): targets added, removed or
+        changed, and a changed plan file."""
+        records = self.target_records
+        if shard is not None:
+            records = tuple(r for run in self.runners if run.shard == shard for r in run.targets)
+        then = {record.target.name: record.digest for record in records}
         now = {target.name: target_digest(target) for target in targets}
         found = [f"target {name} is new" for name in now if name not in then]
         found += [f"target {name} is no longer selected" for name in then if name not in now]
