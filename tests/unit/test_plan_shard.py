@@ -163,3 +163,13 @@ def test_an_empty_plan_shard_keeps_its_policies() -> None:
         part, targets=plan.targets, waves=plan.waves, failure_budget=plan.failure_budget
     )
     assert restored == plan
+
+
+def test_each_shard_has_a_run_lock_of_its_own() -> None:
+    plan = load(FLEET + "lock: {name: release, table: locks}\n")
+    assert [shard(plan, k, 2).lock.name for k in (1, 2)] == [
+        "release-shard1of2",
+        "release-shard2of2",
+    ]
+    assert shard(plan, 1, 2).lock.table == "locks"
+    assert shard(load(), 1, 2).lock is None

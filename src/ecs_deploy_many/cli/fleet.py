@@ -4,9 +4,10 @@
 brings the AWS SDK, the engine, the outputs and the simulator with it.
 
 Exit codes: 0 every target succeeded or was unchanged; 1 at least one failed (after
-whatever rollback), an output or the run journal could not be written, or an unexpected
-error stopped the run; 2 plan, fleet or usage error, or a journal or a run
-table (``--run-table``) that cannot be used at the start, nothing touched; 130
+whatever rollback), an output or the run journal could not be written, the run lost its
+lock, or an unexpected error stopped the run; 2 plan, fleet or usage error, or a journal,
+lock table or run table (``--run-table``) that cannot be used at the start, nothing
+touched; 73 another run holds the plan's lock (``cli.lock``), nothing touched; 130
 interrupted.
 
 The first SIGINT or SIGTERM starts nothing new and gives in-flight targets
@@ -27,7 +28,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence, Sized
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from rich.console import Console
 
 from ecs_deploy_many.aws.session import ClientPool, StaticKeys
 from ecs_deploy_many.aws.watch import PollPolicy
+from ecs_deploy_many.cli.lock import held_lock
 from ecs_deploy_many.cli.options import start_logging
 from ecs_deploy_many.cli.rehearsal import fleet_for_plan
 from ecs_deploy_many.cli.signals import HeldSignals, ProcessEnd, cancel_on_signal
@@ -58,6 +60,7 @@ from ecs_deploy_many.deploy.dryrun import (
 )
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
 from ecs_deploy_many.deploy.pipeline import RunContext
+from ecs_deploy_many.jobs.lock import RunLock
 from ecs_deploy_many.journal import (
     JournalLocation,
     JournalWriter,
@@ -225,9 +228,10 @@ async def _connected(where: _Where, *, verbose: bool) -> AsyncIterator[ClientPoo
         if where.simulator is not None:
             simulator = await stack.enter_async_context(where.simulator)
             endpoint_url = simulator.endpoint_url
+            lock = "; the run lock is in the process (its table or file untouched)"
             click.echo(
                 f"rehearsing against an in-process ECS simulator at {where.simulated_at:g}x "
-                f"({endpoint_url})",
+                f"({endpoint_url}){lock if where.plan.lock else ''}",
                 err=True,
             )
         plan = where.plan
@@ -281,11 +285,24 @@ def _say(message: str) -> None:
     click.echo(message, file=sys.stderr)
 
 
-async def _run(run: FleetRun, job: Job, grace: float, signals: HeldSignals) -> None:
-    """Run the job, signals interrupting it; ``run.result`` is complete however it ends."""
+async def _run(
+    run: FleetRun, job: Job, grace: float, signals: HeldSignals, lock: RunLock | None
+) -> None:
+    """Run the job, signals interrupting it and a lost lock halting it; ``run.result`` is
+    complete however it ends."""
     interruptions = _Interruptions(run, grace)
+
+    def lost(reason: str) -> None:
+        _say(
+            f"error: lost the run lock: {reason}; starting nothing new, in-flight targets "
+            "finish or roll back, and the run will exit 1"
+        )
+        run.halt(f"lost the run lock: {reason}")
+
     async with anyio.create_task_group() as group:
         group.start_soon(interruptions.watch, signals, group)
+        if lock is not None:
+            group.start_soon(lock.keep, lost)
         with interruptions.scope:
             await job.run(run)
         group.cancel_scope.cancel()
@@ -474,6 +491,16 @@ async def _deploy(
     if options["html_path"]:
         watchers.append(timeline)
     async with AsyncExitStack() as stack:
+        lock = await stack.enter_async_context(
+            held_lock(
+                plan,
+                plan_path,
+                run_id,
+                where.clock,
+                wait=options.get("lock_wait") or 0.0,
+                rehearsal=where.simulator is not None,
+            )
+        )
         shared = await _run_table(stack, where, plan_path, options, run_id)
         journal = await _journal(stack, where, plan_path, options, redactor, run_id)
         observe = fan_out(*([journal] if journal else []), *watchers)
@@ -484,7 +511,7 @@ async def _deploy(
                 run = FleetRun(plan, context, job.prior, shared)
                 async with show_progress(progress, where.clock, console):
                     try:
-                        await _run(run, job, options["interrupt_grace"], signals)
+                        await _run(run, job, options["interrupt_grace"], signals, lock)
                     finally:
                         during_run = len(signals.received)
         except Exception as error:
@@ -503,7 +530,8 @@ async def _deploy(
     if late:
         _say(f"{late[0].name} came after the run had ended; every output is written")
     code = _exit_code(result)
-    return code if (written and not journal_error) or code else EXIT_FAILED
+    lost_lock = lock is not None and lock.lost is not None
+    return code if (written and not journal_error and not lost_lock) or code else EXIT_FAILED
 
 
 def journal_location(options: dict[str, Any]) -> JournalLocation:
@@ -616,6 +644,7 @@ def journal_start(
                 "percent": plan.failure_budget.percent,
             },
             "on_failure": plan.on_failure,
+            "lock": asdict(plan.lock) if plan.lock else None,
         },
         options={
             "only": list(options.get("only", ())),

@@ -1,7 +1,8 @@
 """`ecs-deploy-many`: fleet rollouts from a deploy plan, and the local ECS simulator.
 
 ``ecs-deploy-many PLAN ...`` is short for ``ecs-deploy-many deploy PLAN ...``; the other
-subcommands are ``validate PLAN``, ``runs``, ``show RUN`` and ``sim serve``.
+subcommands are ``validate PLAN``, ``status PLAN``, ``runs``, ``show RUN``, ``resume RUN``,
+``rollback RUN``, ``lock status|break PLAN`` and ``sim serve``.
 
 This module only declares the commands and their flags, so ``--version`` and ``--help``
 start at once: a command imports what it uses (``cli.fleet``: the AWS SDK, the engine,
@@ -33,6 +34,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _journal_option(command: F) -> F:
     option = click.option("--journal", metavar="PATH|s3://BUCKET/PREFIX", help=JOURNAL_HELP)
+    return option(command)
+
+
+def _lock_wait_option(command: F) -> F:
+    option = click.option(
+        "--lock-wait",
+        type=click.FloatRange(min=0),
+        metavar="SECONDS",
+        help="When another run holds the plan's lock, wait this long for it (else exit 73).",
+    )
     return option(command)
 
 
@@ -97,6 +108,8 @@ async def cli(**_: Any) -> None:
     ecs-deploy-many show RUN           a journaled run's summary and reports
     ecs-deploy-many resume RUN         continue a killed or interrupted run
     ecs-deploy-many rollback RUN       put back every service a run changed
+    ecs-deploy-many lock status PLAN   who holds the plan's run lock
+    ecs-deploy-many lock break PLAN    remove it (--reason is recorded)
     ecs-deploy-many sim serve          run the local ECS simulator
     """
 
@@ -159,6 +172,7 @@ async def cli(**_: Any) -> None:
 @_report_options
 @_journal_option
 @click.option("--no-journal", is_flag=True, help="Keep no journal of this run.")
+@_lock_wait_option
 @click.option(
     "--interrupt-grace",
     type=click.FloatRange(min=0),
@@ -239,6 +253,7 @@ def _target_run_options(command: Any) -> Any:
             ),
             _report_options,
             _journal_option,
+            _lock_wait_option,
             click.option(
                 "--interrupt-grace",
                 type=click.FloatRange(min=0),
@@ -294,6 +309,34 @@ async def rollback(run_id: str, **options: Any) -> None:
     await commands.roll_back_run(run_id, options)
 
 
+@click.group()
+async def lock() -> None:
+    """Show or break the run lock a plan names (`lock:`)."""
+
+
+@lock.command(name="status")
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+async def lock_status(plan_path: str) -> None:
+    """Who holds PLAN's run lock, since when, and until when its lease runs: exit 0 when
+    it is free, 73 when it is held."""
+    from ecs_deploy_many.cli import fleet
+    from ecs_deploy_many.cli import lock as locks
+
+    await locks.lock_status(fleet.plan_or_exit(plan_path), plan_path)
+
+
+@lock.command(name="break")
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.option("--reason", required=True, help="Why: recorded with who broke it.")
+async def lock_break(plan_path: str, reason: str) -> None:
+    """Remove PLAN's run lock whoever holds it (when that run is gone). The holder, if
+    still running, halts at its next heartbeat."""
+    from ecs_deploy_many.cli import fleet
+    from ecs_deploy_many.cli import lock as locks
+
+    await locks.break_lock(fleet.plan_or_exit(plan_path), plan_path, reason)
+
+
 cli.add_command(deploy)
 cli.add_command(validate)
 cli.add_command(status)
@@ -301,6 +344,7 @@ cli.add_command(runs)
 cli.add_command(resume)
 cli.add_command(rollback)
 cli.add_command(show)
+cli.add_command(lock)
 cli.add_command(sim)
 
 

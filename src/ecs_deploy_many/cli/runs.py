@@ -40,7 +40,7 @@ from ecs_deploy_many.journal import list_runs as listed_runs
 from ecs_deploy_many.journal.records import target_digest
 from ecs_deploy_many.observe.summary import print_summary
 from ecs_deploy_many.observe.timeline import Timeline
-from ecs_deploy_many.plan.model import FailureBudget, Plan, Wave
+from ecs_deploy_many.plan.model import FailureBudget, LockSpec, Plan, Wave
 
 __all__ = ["list_runs", "plan_of", "result_of", "resume_run", "roll_back_run", "show_run"]
 
@@ -203,7 +203,8 @@ async def _journaled_run(wanted: str, options: dict[str, Any]) -> RunJournal:
 
 
 def plan_of(run: RunJournal) -> Plan:
-    """The run's plan as journaled: its targets (secrets masked), waves and policies."""
+    """The run's plan as journaled: its targets (secrets masked), waves and policies (its
+    run lock too, so a rollback takes the lock the run took)."""
     started, policy = run.started, run.started.policy
     return Plan(
         source=Path(started.plan),
@@ -213,6 +214,7 @@ def plan_of(run: RunJournal) -> Plan:
         per_cluster=policy["per_cluster"],
         failure_budget=FailureBudget(**policy["failure_budget"]),
         on_failure=policy["on_failure"],
+        lock=LockSpec(**policy["lock"]) if policy.get("lock") else None,
     )
 
 

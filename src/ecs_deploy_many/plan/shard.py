@@ -18,6 +18,9 @@ A ``depends_on`` between targets of different shards is a plan error: no runner 
 wait for the other's target. Waves keep their order within a shard; a wave left with no
 target of the shard is dropped. A percentage failure budget is taken of every shard's
 targets and applied as that count, so the shards share one budget (``--run-table``).
+Each shard has a run lock of its own (the plan's ``lock:`` name, then ``-shard2of3``):
+the shards of a run must not lock each other out, and as shards never share a group,
+two runs of one plan still never change the same services at once.
 """
 
 from __future__ import annotations
@@ -86,4 +89,5 @@ def shard(plan: Plan, index: int, count: int) -> Plan:
             if (members := tuple(name for name in wave.targets if name in kept))
         ),
         failure_budget=FailureBudget(plan.max_failures),
+        lock=plan.lock and replace(plan.lock, name=f"{plan.lock.name}-shard{index}of{count}"),
     )
