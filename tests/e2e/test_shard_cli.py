@@ -10,10 +10,8 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import aioboto3
 import asyncclick as click
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ecs_deploy_many.cli.rehearsal import fleet_for_plan
 from ecs_deploy_many.journal import new_run_id
@@ -21,6 +19,7 @@ from ecs_deploy_many.plan import load_plan
 from ecs_deploy_many.sim.fleet import load_fleet
 from ecs_deploy_many.sim.server import Simulator
 from tests.e2e.test_fleet_cli import FLEET, many
+from tests.moto_server import create_pk_table, moto_server
 
 pytestmark = pytest.mark.anyio
 
@@ -102,17 +101,12 @@ async def test_a_dependency_across_shards_exits_2_before_anything(
 
 @pytest.fixture
 def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", f"http://{host}:{port}")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-key-for-moto")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", url)
+        yield url
 
 
 @pytest.mark.real_time
@@ -134,13 +128,7 @@ async def test_a_missing_run_table_exits_2_before_anything(
 async def test_a_shard_started_after_another_halted_the_run_deploys_nothing(
     files: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async with aioboto3.Session().client("dynamodb") as client:
-        await client.create_table(
-            TableName="runs",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    await create_pk_table("runs")
     run_id = new_run_id()
     shared = ("--run-id", run_id, "--run-table", "runs")
     assert await rehearse_shard("1/2", *shared, "--report", "first.json") == 1

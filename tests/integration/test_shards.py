@@ -18,7 +18,6 @@ from typing import Any
 import aioboto3
 import anyio
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ecs_deploy_many.cli.fleet import journal_start
 from ecs_deploy_many.cli.many import cli
@@ -34,6 +33,7 @@ from ecs_deploy_many.plan import Plan, parse_plan, shard
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
 from tests.integration.helpers import FAST_TIMINGS, sim_pool
+from tests.moto_server import create_pk_table, moto_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.real_time]
 
@@ -86,13 +86,8 @@ def _credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture
@@ -100,13 +95,7 @@ async def table(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """A new run table on moto's server, which DynamoDB clients reach by the environment."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", moto_url)
     name = f"runs-{new_run_id().lower()[-6:]}"
-    async with aioboto3.Session().client("dynamodb") as dynamodb:
-        await dynamodb.create_table(
-            TableName=name,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    await create_pk_table(name)
     return name
 
 
