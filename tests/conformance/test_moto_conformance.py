@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import datetime
 import re
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ecs_deploy_many.sim.server import Simulator
 from tests.integration.helpers import ecs_client
+from tests.moto_server import moto_server
 
 if TYPE_CHECKING:
     from types_aiobotocore_ecs import ECSClient
@@ -165,14 +164,8 @@ async def scenario(ecs: ECSClient) -> list[tuple[str, Any]]:
 
 @pytest.fixture
 def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    # moto keeps its backends per process, not per server: start from an empty account.
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).close()
-    yield url
-    server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture
