@@ -28,7 +28,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "deploy": frozenset({"core", "plan", "aws"}),
     "observe": frozenset({"core", "plan", "deploy"}),
     "journal": frozenset({"core"}),
-    "cli": frozenset({"core", "plan", "aws", "sim", "deploy", "observe", "journal"}),
+    "jobs": frozenset({"core", "plan"}),
+    "cli": frozenset({"core", "plan", "aws", "sim", "deploy", "observe", "journal", "jobs"}),
 }
 """What each layer may import besides itself; ``cli`` wires everything."""
 

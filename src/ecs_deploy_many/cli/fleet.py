@@ -57,6 +57,7 @@ from ecs_deploy_many.deploy.dryrun import (
 )
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
 from ecs_deploy_many.deploy.pipeline import RunContext
+from ecs_deploy_many.jobs.pinning import Pinning, pin_digests
 from ecs_deploy_many.journal import (
     JournalLocation,
     JournalWriter,
@@ -366,8 +367,51 @@ async def run_job(plan: Plan, plan_path: str, options: dict[str, Any], job: Job 
                 where, signals, redactor, format_preview, "the dry run", verbose=options["verbose"]
             )
         else:
-            code = await _deploy(where, plan_path, options, signals, redactor, console, job)
+            pinning = await _pinned_or_exit(
+                where, plan_path, job, redactor, verbose=options["verbose"]
+            )
+            code = await _deploy(
+                where, plan_path, options, signals, redactor, console, job, pinning
+            )
     raise click.exceptions.Exit(code)
+
+
+async def _pinned_or_exit(
+    where: _Where, plan_path: str, job: Job, redactor: Redactor, *, verbose: bool
+) -> Pinning:
+    """The digest of every ECR image the job deploys (``images: {pin_digests: ...}``),
+    resolved before anything changes; exit 2 naming every image that cannot be.
+
+    The images are those the dry run renders, read the same way: a ``tag_only`` target
+    only knows its repository once its current task definition is read. A rehearsal
+    pins nothing (its images are taken as present), nor does a rollback (it returns to
+    revisions as they were).
+    """
+    plan = where.plan
+    if not plan.images.pin_digests or job.roll_back is not None:
+        return Pinning()
+    if where.simulator is not None:
+        _say("images are taken as present in a rehearsal: tags are not pinned to digests")
+        return Pinning()
+    async with _connected(where, verbose=verbose) as pool:
+        previews = await preview_plan(plan, pool, max_parallel=plan.max_parallel, redactor=redactor)
+    pinning = await pin_digests(image for preview in previews for image in preview.images)
+    if pinning.problems:
+        for problem in pinning.problems:
+            click.echo(f"error: {problem}", err=True)
+        count = len(pinning.problems)
+        click.echo(
+            f"{plan_path}: {count} image{'s' * (count != 1)} cannot be pinned to a digest; "
+            "nothing was changed (images: {pin_digests: false} deploys tags as they are)",
+            err=True,
+        )
+        raise click.exceptions.Exit(EXIT_PLAN)
+    log = structlog.get_logger("ecs_deploy_many")
+    for image, digest in pinning.digests.items():
+        log.info("image_pinned", image=image, digest=digest)
+    for image in pinning.not_in_ecr:
+        log.info("image_not_pinned", image=image, reason="not a tag in Amazon ECR")
+    return pinning
 
 
 async def status(plan_path: str, options: dict[str, Any]) -> None:
@@ -420,6 +464,7 @@ async def _deploy(
     redactor: Redactor,
     console: Console | None,
     job: Job,
+    pinning: Pinning,
 ) -> int:
     """Run the job, then write every output and the summary, however the run ended."""
     plan = where.plan
@@ -434,7 +479,9 @@ async def _deploy(
         run, during_run = None, 0
         try:
             async with _connected(where, verbose=options["verbose"]) as pool:
-                context = RunContext(pool, where.clock, observe, redactor=redactor)
+                context = RunContext(
+                    pool, where.clock, observe, redactor=redactor, pins=pinning.pins
+                )
                 run = FleetRun(plan, context, job.prior)
                 async with show_progress(progress, where.clock, console):
                     try:
@@ -450,9 +497,18 @@ async def _deploy(
             journal.finish(result)
     journal_error = journal.error if journal is not None else None
     written = write_outputs(
-        result, timeline, plan_path, redactor, options, run_id=run_id, journal_error=journal_error
+        result,
+        timeline,
+        plan_path,
+        redactor,
+        options,
+        run_id=run_id,
+        journal_error=journal_error,
+        images=pinning.digests,
     )
     print_summary(result, redactor=redactor, simulated_at=where.simulated_at)
+    if pinning.digests:
+        click.echo(f"{_count(pinning.digests, 'image')} pinned to the digest resolved at the start")
     late = signals.received[during_run:]
     if late:
         _say(f"{late[0].name} came after the run had ended; every output is written")
@@ -568,6 +624,7 @@ def write_outputs(
     run_id: str | None,
     journal_error: str | None = None,
     github: bool = True,
+    images: Mapping[str, str] | None = None,
 ) -> bool:
     """The files asked for, and the GitHub job summary when running in GitHub Actions.
 
@@ -582,6 +639,7 @@ def write_outputs(
             redactor=redactor,
             run_id=run_id,
             journal_error=journal_error,
+            images=images,
         )
         writers.append((f"the report to {path}", partial(write_report, path, report)))
     if path := options["junit_path"]:

@@ -65,6 +65,8 @@ class TargetPreview:
     """The revision the service runs, or the task-definition target's base revision."""
     changes: tuple[ContainerChange, ...] = ()
     """Images the rendering sets, relative to the base revision (as the deploy logs them)."""
+    images: tuple[str, ...] = ()
+    """Every image the rendering sets, changed or not: what a deploy would pin."""
     differences: tuple[str, ...] = ()
     """What the new revision changes relative to the current one, a line each."""
     unchanged: bool = False
@@ -174,7 +176,7 @@ def _compared(
     rendered: RenderedTaskDefinition,
     mask: Redactor,
 ) -> TargetPreview:
-    preview = replace(preview, changes=rendered.changes)
+    preview = replace(preview, changes=rendered.changes, images=rendered.images)
     if current is None:
         return preview
     # With its tags, so a revision that would lose them says so.

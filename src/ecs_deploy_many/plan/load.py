@@ -17,7 +17,7 @@ from ecs_deploy_many.core.ratelimit import ECS_BUCKETS, BucketSpec
 from ecs_deploy_many.plan.checks import INVALID
 from ecs_deploy_many.plan.document import MAX_PLAN_BYTES, line_at, read_document, size_problem
 from ecs_deploy_many.plan.issues import Issues
-from ecs_deploy_many.plan.model import FailureBudget, Plan, Polling
+from ecs_deploy_many.plan.model import FailureBudget, Images, Plan, Polling
 from ecs_deploy_many.plan.order import assign_waves, check_dependencies
 from ecs_deploy_many.plan.schema import PLAN
 from ecs_deploy_many.plan.targets import build_targets
@@ -108,6 +108,7 @@ def parse_plan(
         on_failure=_value(top.get("on_failure"), "halt"),
         rate_limits=_rate_limits(_mapping(top.get("rate_limits"))),
         polling=_polling(_mapping(top.get("polling")), issues),
+        images=Images(**_mapping(top.get("images"))),
     )
     issues.raise_if_any()
     return plan

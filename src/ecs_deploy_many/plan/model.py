@@ -14,7 +14,7 @@ from typing import Literal
 from ecs_deploy_many.core.ratelimit import ECS_BUCKETS, BucketSpec
 from ecs_deploy_many.core.target import Target
 
-__all__ = ["FailureBudget", "OnFailure", "Plan", "Polling", "Wave"]
+__all__ = ["FailureBudget", "Images", "OnFailure", "Plan", "Polling", "Wave"]
 
 OnFailure = Literal["halt", "continue", "rollback_all"]
 """What the run does once failures exceed the budget.
@@ -70,6 +70,15 @@ class Polling:
 
 
 @dataclass(frozen=True)
+class Images:
+    """The plan's ``images:`` block."""
+
+    pin_digests: bool = True
+    """Resolve each Amazon ECR image's tag to its digest once, before the first change,
+    and deploy every target by that digest."""
+
+
+@dataclass(frozen=True)
 class Plan:
     """A validated deploy plan, ready for the engine."""
 
@@ -84,6 +93,7 @@ class Plan:
     rate_limits: Mapping[str, BucketSpec] = field(default_factory=lambda: dict(ECS_BUCKETS))
     """Every ECS throttling category, with the plan's overrides applied."""
     polling: Polling = field(default_factory=Polling)
+    images: Images = field(default_factory=Images)
 
     @property
     def max_failures(self) -> int:

@@ -322,6 +322,7 @@ PLAN: Final = fields(
         "polling": fields(
             {"initial_interval": number(unit="seconds"), "max_interval": number(unit="seconds")}
         ),
+        "images": fields({"pin_digests": boolean}),
     },
     required=["version", "targets"],
 )

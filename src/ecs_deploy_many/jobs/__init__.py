@@ -1,0 +1,1 @@
+"""Scheduled release jobs: what an unattended run needs beyond the deploy itself."""
