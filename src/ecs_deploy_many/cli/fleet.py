@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence, Sized
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -42,7 +42,7 @@ from ecs_deploy_many.aws.watch import PollPolicy
 from ecs_deploy_many.cli.options import start_logging
 from ecs_deploy_many.cli.rehearsal import fleet_for_plan
 from ecs_deploy_many.cli.signals import HeldSignals, ProcessEnd, cancel_on_signal
-from ecs_deploy_many.core.clock import Clock, ScaledClock, real_clock
+from ecs_deploy_many.core.clock import Clock, ScaledClock, real_clock, utc_iso
 from ecs_deploy_many.core.errors import FleetError, JournalError, PlanError
 from ecs_deploy_many.core.events import Observer, fan_out, target_finished
 from ecs_deploy_many.core.history import TargetHistory
@@ -57,6 +57,7 @@ from ecs_deploy_many.deploy.dryrun import (
 )
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
 from ecs_deploy_many.deploy.pipeline import RunContext
+from ecs_deploy_many.jobs.notify import FailedTarget, Notifier
 from ecs_deploy_many.jobs.pinning import Pinning, pin_digests
 from ecs_deploy_many.journal import (
     JournalLocation,
@@ -357,7 +358,7 @@ async def run_job(plan: Plan, plan_path: str, options: dict[str, Any], job: Job 
     """Run ``job`` on ``plan`` where ``options`` say (a dry run without a job), write
     every output, and exit with the outcome's code."""
     where = _where_or_exit(plan_path, plan, options)
-    redactor = run_redactor(os.environ, targets=plan.targets)
+    redactor = _redactor(plan)
     console = start_logging(options, redactor, where.clock)
     # From here to the last output a signal never takes Python's default course.
     until_exit = isinstance(click.get_current_context().obj, ProcessEnd)
@@ -370,10 +371,39 @@ async def run_job(plan: Plan, plan_path: str, options: dict[str, Any], job: Job 
             pinning = await _pinned_or_exit(
                 where, plan_path, job, redactor, verbose=options["verbose"]
             )
-            code = await _deploy(
-                where, plan_path, options, signals, redactor, console, job, pinning
-            )
+            notifier = _notifier(where, plan_path, job.run_id, redactor)
+            async with notifier.delivering() if notifier else nullcontext():
+                code = await _deploy(
+                    where, plan_path, options, signals, redactor, console, job, pinning, notifier
+                )
     raise click.exceptions.Exit(code)
+
+
+def _redactor(plan: Plan) -> Redactor:
+    """The run's redactor, which knows the plan's webhook URLs too (each is a secret)."""
+    redactor = run_redactor(os.environ, targets=plan.targets)
+    redactor.add(webhook.url for webhook in plan.notifications)
+    return redactor
+
+
+def _notifier(where: _Where, plan_path: str, run_id: str, redactor: Redactor) -> Notifier | None:
+    """What sends the plan's notifications; None without any, or in a rehearsal, whose
+    messages would reach the real channels as if production were being deployed."""
+    webhooks = where.plan.notifications
+    if not webhooks:
+        return None
+    if where.simulator is not None:
+        _say(f"notifications are not sent in a rehearsal ({_count(webhooks, 'webhook')})")
+        return None
+    clock = where.clock
+    return Notifier(
+        webhooks,
+        run_id=run_id,
+        plan=plan_path,
+        targets=len(where.plan.targets),
+        now=lambda: utc_iso(clock.now()),
+        redactor=redactor,
+    )
 
 
 async def _pinned_or_exit(
@@ -418,7 +448,7 @@ async def status(plan_path: str, options: dict[str, Any]) -> None:
     """``ecs-deploy-many status``: per target, what runs now and what the plan would do."""
     plan = plan_or_exit(plan_path, options["only"], options["exclude"], "skip")
     where = _where(plan, {"simulate": False, "speed": None, **options})
-    redactor = run_redactor(os.environ, targets=plan.targets)
+    redactor = _redactor(plan)
     start_logging(options, redactor, where.clock)
     until_exit = isinstance(click.get_current_context().obj, ProcessEnd)
     with HeldSignals(until_exit=until_exit) as signals:
@@ -465,6 +495,7 @@ async def _deploy(
     console: Console | None,
     job: Job,
     pinning: Pinning,
+    notifier: Notifier | None,
 ) -> int:
     """Run the job, then write every output and the summary, however the run ended."""
     plan = where.plan
@@ -473,6 +504,9 @@ async def _deploy(
     watchers: list[Observer] = [log_observer(), progress]
     if options["html_path"]:
         watchers.append(timeline)
+    if notifier is not None:
+        watchers.append(notifier)
+        notifier.started()
     async with AsyncExitStack() as stack:
         journal = await _journal(stack, where, plan_path, options, redactor, run_id)
         observe = fan_out(*([journal] if journal else []), *watchers)
@@ -509,6 +543,15 @@ async def _deploy(
     print_summary(result, redactor=redactor, simulated_at=where.simulated_at)
     if pinning.digests:
         click.echo(f"{_count(pinning.digests, 'image')} pinned to the digest resolved at the start")
+    if notifier is not None:
+        failed = [r for r in result.results.values() if r.status.counts_as_failure]
+        notifier.finished(
+            str(result.verdict),
+            result.statistics(),
+            [FailedTarget(r.target.name, str(r.status), r.error or "") for r in failed],
+            halted=result.halted,
+            report=str(options["report_path"]) if options["report_path"] else None,
+        )
     late = signals.received[during_run:]
     if late:
         _say(f"{late[0].name} came after the run had ended; every output is written")

@@ -14,7 +14,16 @@ from typing import Literal
 from ecs_deploy_many.core.ratelimit import ECS_BUCKETS, BucketSpec
 from ecs_deploy_many.core.target import Target
 
-__all__ = ["FailureBudget", "Images", "OnFailure", "Plan", "Polling", "Wave"]
+__all__ = [
+    "FailureBudget",
+    "Images",
+    "Notification",
+    "NotificationEvent",
+    "OnFailure",
+    "Plan",
+    "Polling",
+    "Wave",
+]
 
 OnFailure = Literal["halt", "continue", "rollback_all"]
 """What the run does once failures exceed the budget.
@@ -78,6 +87,19 @@ class Images:
     and deploy every target by that digest."""
 
 
+NotificationEvent = Literal["start", "finish", "target_failed"]
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A webhook of the plan's ``notifications:`` list."""
+
+    url: str = field(repr=False)
+    """A secret (a Slack webhook URL is a credential): never shown."""
+    format: Literal["slack", "json"] = "slack"
+    on: frozenset[NotificationEvent] = frozenset({"start", "finish"})
+
+
 @dataclass(frozen=True)
 class Plan:
     """A validated deploy plan, ready for the engine."""
@@ -94,6 +116,7 @@ class Plan:
     """Every ECS throttling category, with the plan's overrides applied."""
     polling: Polling = field(default_factory=Polling)
     images: Images = field(default_factory=Images)
+    notifications: tuple[Notification, ...] = ()
 
     @property
     def max_failures(self) -> int:
