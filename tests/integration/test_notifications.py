@@ -77,15 +77,17 @@ class Hooks:
 
     url: str
     answer: str = "ok"
-    """ok, 500, or hang."""
+    """ok, 500, hang, or flaky (500 to the first two posts, then ok)."""
     received: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     released: anyio.Event = field(default_factory=anyio.Event)
 
     async def handle(self, request: web.Request) -> web.Response:
-        self.received.setdefault(request.path, []).append(await request.json())
+        received = self.received.setdefault(request.path, [])
+        received.append(await request.json())
         if self.answer == "hang":
             await self.released.wait()
-        return web.Response(status=500 if self.answer == "500" else 200, text="ok")
+        failing = self.answer == "500" or (self.answer == "flaky" and len(received) <= 2)
+        return web.Response(status=500 if failing else 200, text="ok")
 
 
 @asynccontextmanager
@@ -210,6 +212,17 @@ async def test_a_failing_webhook_changes_nothing_and_waits_a_bounded_time(
         assert "notifications_dropped" in events
     for name, text in every_output(tmp_path, capsys.readouterr()).items():
         assert TOKEN not in text, f"{name} shows the webhook URL"
+
+
+async def test_a_failed_post_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with hooks_server(monkeypatch) as hooks, Simulator(FLEET, speed=SPEED) as sim:
+        hooks.answer = "flaky"
+        assert await run(tmp_path, plan("repo/web:2"), sim) == 0
+    events = [body["event"] for body in hooks.received[f"/json/{TOKEN}"]]
+    assert events == ["start", "start", "start", "finish"]
+    assert "notification_failed" not in capsys.readouterr().err
 
 
 async def test_no_notification_in_a_rehearsal_nor_a_url_in_a_dry_run(

@@ -5,8 +5,9 @@ brings the AWS SDK, the engine, the outputs and the simulator with it.
 
 Exit codes: 0 every target succeeded or was unchanged; 1 at least one failed (after
 whatever rollback), an output or the run journal could not be written, or an unexpected
-error stopped the run; 2 plan, fleet or usage error, or a journal that cannot be
-written at the start, nothing touched; 130 interrupted.
+error stopped the run; 2 plan, fleet or usage error, a journal that cannot be written
+at the start, or an image that cannot be pinned to its digest, nothing touched; 130
+interrupted. A webhook of the plan's ``notifications`` never changes the code.
 
 The first SIGINT or SIGTERM starts nothing new and gives in-flight targets
 ``--interrupt-grace`` seconds to finish; a second one (or the grace running out)
