@@ -20,6 +20,7 @@ from ecs_deploy_many.cli.many import cli
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
 from tests.integration.helpers import FAST_TIMINGS, REGION, ecs_client
+from tests.integration.test_notifications import TOKEN, hooks_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.real_time, pytest.mark.usefixtures("aws_credentials")]
 
@@ -184,21 +185,27 @@ targets:
 
 
 async def test_missing_images_fail_the_run_before_any_change(
-    tmp_path: Path, ecr: Any, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, ecr: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Every missing image is named at once, the webhooks are told, nothing changes."""
     push(ecr, "release", "a")
     plan = f"""\
 version: 1
 defaults: {{region: {REGION}}}
+notifications: [{{url: "${{JSON_HOOK}}", format: json}}]
 targets:
   - {{cluster: prod, service: a, image: "{RELEASE}"}}
   - {{cluster: prod, service: b, image: "{REGISTRY}/app:no-such-tag"}}
   - {{cluster: prod, service: c, containers: {{app: "{REGISTRY}/no-such-repo:1"}}}}
 """
-    async with Simulator(FLEET, speed=SPEED) as sim:
+    async with hooks_server(monkeypatch) as hooks, Simulator(FLEET, speed=SPEED) as sim:
         code = await run(tmp_path, plan, sim)
         stats = sim.stats()
     assert code == 2
+    [finish] = hooks.received[f"/json/{TOKEN}"]
+    assert finish["event"] == "finish"
+    assert finish["verdict"] == "failed"
+    assert finish["halted"].startswith("nothing was deployed: 2 images cannot be pinned")
     err = capsys.readouterr().err
     assert f"{REGISTRY}/app:no-such-tag: tag 'no-such-tag' does not exist" in err
     assert f"{REGISTRY}/no-such-repo:1: repository 'no-such-repo' does not exist" in err

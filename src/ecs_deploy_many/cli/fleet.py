@@ -369,14 +369,23 @@ async def run_job(plan: Plan, plan_path: str, options: dict[str, Any], job: Job 
                 where, signals, redactor, format_preview, "the dry run", verbose=options["verbose"]
             )
         else:
-            pinning = await _pinned_or_exit(
-                where, plan_path, job, redactor, verbose=options["verbose"]
-            )
             notifier = _notifier(where, plan_path, job.run_id, redactor)
             async with notifier.delivering() if notifier else nullcontext():
-                code = await _deploy(
-                    where, plan_path, options, signals, redactor, console, job, pinning, notifier
-                )
+                pinning = await _pinned(where, job, redactor, verbose=options["verbose"])
+                if pinning.problems:
+                    code = _unpinned(plan_path, pinning, notifier)
+                else:
+                    code = await _deploy(
+                        where,
+                        plan_path,
+                        options,
+                        signals,
+                        redactor,
+                        console,
+                        job,
+                        pinning,
+                        notifier,
+                    )
     raise click.exceptions.Exit(code)
 
 
@@ -407,11 +416,9 @@ def _notifier(where: _Where, plan_path: str, run_id: str, redactor: Redactor) ->
     )
 
 
-async def _pinned_or_exit(
-    where: _Where, plan_path: str, job: Job, redactor: Redactor, *, verbose: bool
-) -> Pinning:
+async def _pinned(where: _Where, job: Job, redactor: Redactor, *, verbose: bool) -> Pinning:
     """The digest of every ECR image the job deploys (``images: {pin_digests: ...}``),
-    resolved before anything changes; exit 2 naming every image that cannot be.
+    resolved before anything changes, and the images that cannot be.
 
     The images are those the dry run renders, read the same way: a ``tag_only`` target
     only knows its repository once its current task definition is read. A rehearsal
@@ -428,21 +435,30 @@ async def _pinned_or_exit(
         previews = await preview_plan(plan, pool, max_parallel=plan.max_parallel, redactor=redactor)
     pinning = await pin_digests(image for preview in previews for image in preview.images)
     if pinning.problems:
-        for problem in pinning.problems:
-            click.echo(f"error: {problem}", err=True)
-        count = len(pinning.problems)
-        click.echo(
-            f"{plan_path}: {count} image{'s' * (count != 1)} cannot be pinned to a digest; "
-            "nothing was changed (images: {pin_digests: false} deploys tags as they are)",
-            err=True,
-        )
-        raise click.exceptions.Exit(EXIT_PLAN)
+        return pinning
     log = structlog.get_logger("ecs_deploy_many")
     for image, digest in pinning.digests.items():
         log.info("image_pinned", image=image, digest=digest)
     for image in pinning.not_in_ecr:
         log.info("image_not_pinned", image=image, reason="not a tag in Amazon ECR")
     return pinning
+
+
+def _unpinned(plan_path: str, pinning: Pinning, notifier: Notifier | None) -> int:
+    """Refuse a run some of whose images cannot be pinned: say which and why (the
+    webhooks too), change nothing, exit 2."""
+    for problem in pinning.problems:
+        click.echo(f"error: {problem}", err=True)
+    cannot = f"{_count(pinning.problems, 'image')} cannot be pinned to a digest"
+    click.echo(
+        f"{plan_path}: {cannot}; nothing was changed "
+        "(images: {pin_digests: false} deploys tags as they are)",
+        err=True,
+    )
+    if notifier is not None:
+        why = f"nothing was deployed: {cannot}: {'; '.join(pinning.problems)}"
+        notifier.finished("failed", None, [], halted=why, report=None)
+    return EXIT_PLAN
 
 
 async def status(plan_path: str, options: dict[str, Any]) -> None:

@@ -111,7 +111,7 @@ class Notifier:
     def finished(
         self,
         verdict: str,
-        counts: Mapping[str, int],
+        counts: Mapping[str, int] | None,
         failed: Sequence[FailedTarget],
         *,
         halted: str | None,
@@ -261,7 +261,7 @@ def _slack(document: Mapping[str, Any]) -> dict[str, Any]:
     else:
         counts = document["counts"] or {}
         shown = ", ".join(f"{count} {status}" for status, count in counts.items() if count)
-        headline = f"{run} {document['verdict']}: {shown}"
+        headline = f"{run} {document['verdict']}" + (f": {shown}" if shown else "")
     lines = [headline]
     if document["halted"]:
         lines.append(str(document["halted"]))
