@@ -239,3 +239,28 @@ async def test_a_rehearsal_takes_images_as_present(
     )
     assert code in (0, None)
     assert "images are taken as present in a rehearsal" in capsys.readouterr().err
+
+
+async def test_a_dry_run_shows_the_digests_a_run_would_deploy(
+    tmp_path: Path, ecr: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    digest = push(ecr, "release", "d")
+    missing = f"""\
+version: 1
+defaults: {{region: {REGION}}}
+targets:
+  - {{cluster: prod, service: a, image: "{REGISTRY}/app:no-such-tag"}}
+"""
+    async with Simulator(FLEET, speed=SPEED) as sim:
+        assert await run(tmp_path, PLAN, sim, "--dry-run") == 0
+        shown = capsys.readouterr().out
+        assert await run(tmp_path, missing, sim, "--dry-run") == 1
+        refused = capsys.readouterr()
+        stats = sim.stats()
+    change = f"container app: image {REGISTRY}/app:1 -> {REGISTRY}/app@{digest}"
+    assert shown.count(change) == 2
+    assert "container app: image example/sidecar:1 -> example/sidecar:2" in shown
+    assert "1 image pinned to the digest its tag names now" in shown
+    assert f"error: {REGISTRY}/app:no-such-tag: tag 'no-such-tag' does not exist" in refused.err
+    assert stats.updates == {}
+    assert "RegisterTaskDefinition" not in stats.calls

@@ -366,7 +366,13 @@ async def run_job(plan: Plan, plan_path: str, options: dict[str, Any], job: Job 
     with HeldSignals(until_exit=until_exit) as signals:
         if job is None:
             code = await _read_only(
-                where, signals, redactor, format_preview, "the dry run", verbose=options["verbose"]
+                where,
+                signals,
+                redactor,
+                format_preview,
+                "the dry run",
+                verbose=options["verbose"],
+                pin=True,
             )
         else:
             notifier = _notifier(where, plan_path, job.run_id, redactor)
@@ -425,15 +431,10 @@ async def _pinned(where: _Where, job: Job, redactor: Redactor, *, verbose: bool)
     pins nothing (its images are taken as present), nor does a rollback (it returns to
     revisions as they were).
     """
-    plan = where.plan
-    if not plan.images.pin_digests or job.roll_back is not None:
-        return Pinning()
-    if where.simulator is not None:
-        _say("images are taken as present in a rehearsal: tags are not pinned to digests")
+    if job.roll_back is not None or not _pins_images(where):
         return Pinning()
     async with _connected(where, verbose=verbose) as pool:
-        previews = await preview_plan(plan, pool, max_parallel=plan.max_parallel, redactor=redactor)
-    pinning = await pin_digests(image for preview in previews for image in preview.images)
+        _, pinning = await _previews_and_pins(where.plan, pool, redactor)
     if pinning.problems:
         return pinning
     log = structlog.get_logger("ecs_deploy_many")
@@ -442,6 +443,24 @@ async def _pinned(where: _Where, job: Job, redactor: Redactor, *, verbose: bool)
     for image in pinning.not_in_ecr:
         log.info("image_not_pinned", image=image, reason="not a tag in Amazon ECR")
     return pinning
+
+
+def _pins_images(where: _Where) -> bool:
+    """Whether a run pins its images; a rehearsal says it does not."""
+    if not where.plan.images.pin_digests:
+        return False
+    if where.simulator is not None:
+        _say("images are taken as present in a rehearsal: tags are not pinned to digests")
+        return False
+    return True
+
+
+async def _previews_and_pins(
+    plan: Plan, pool: ClientPool, redactor: Redactor
+) -> tuple[list[TargetPreview], Pinning]:
+    """Every target's preview, and the digests of the images they would deploy."""
+    previews = await preview_plan(plan, pool, max_parallel=plan.max_parallel, redactor=redactor)
+    return previews, await pin_digests(image for p in previews for image in p.images)
 
 
 def _unpinned(plan_path: str, pinning: Pinning, notifier: Notifier | None) -> int:
@@ -483,15 +502,21 @@ async def _read_only(
     what: str,
     *,
     verbose: bool,
+    pin: bool = False,
 ) -> int:
     """Read every target and print ``formatted`` previews (a dry run, a status); a
-    signal stops the reading, never the printing."""
-    previews = None
+    signal stops the reading, never the printing. With ``pin`` (a dry run) the images
+    are shown by the digests a run would pin them to now."""
+    previews, pinning = None, Pinning()
+    plan = where.plan
     async with _connected(where, verbose=verbose) as pool, anyio.create_task_group() as group:
         group.start_soon(cancel_on_signal, signals, group.cancel_scope, what)
-        previews = await preview_plan(
-            where.plan, pool, max_parallel=where.plan.max_parallel, redactor=redactor
-        )
+        if pin and _pins_images(where):
+            previews, pinning = await _previews_and_pins(plan, pool, redactor)
+        if previews is None or pinning.pins:  # read again, rendered with the pins
+            previews = await preview_plan(
+                plan, pool, max_parallel=plan.max_parallel, redactor=redactor, pins=pinning.pins
+            )
         group.cancel_scope.cancel()
     if previews is None:
         click.echo(
@@ -500,7 +525,11 @@ async def _read_only(
         )
         return EXIT_INTERRUPTED
     click.echo(formatted(previews))
-    return EXIT_FAILED if any(p.error for p in previews) else 0
+    for problem in pinning.problems:
+        click.echo(f"error: {problem}", err=True)
+    if pinning.digests:
+        click.echo(f"{_count(pinning.digests, 'image')} pinned to the digest its tag names now")
+    return EXIT_FAILED if pinning.problems or any(p.error for p in previews) else 0
 
 
 async def _deploy(
