@@ -187,7 +187,8 @@ targets:
 async def test_missing_images_fail_the_run_before_any_change(
     tmp_path: Path, ecr: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Every missing image is named at once, the webhooks are told, nothing changes."""
+    """Every missing image is named at once, nothing changes, and the report and the
+    webhooks say why."""
     push(ecr, "release", "a")
     plan = f"""\
 version: 1
@@ -199,13 +200,17 @@ targets:
   - {{cluster: prod, service: c, containers: {{app: "{REGISTRY}/no-such-repo:1"}}}}
 """
     async with hooks_server(monkeypatch) as hooks, Simulator(FLEET, speed=SPEED) as sim:
-        code = await run(tmp_path, plan, sim)
+        code = await run(tmp_path, plan, sim, "--report", str(tmp_path / "report.json"))
         stats = sim.stats()
     assert code == 2
-    [finish] = hooks.received[f"/json/{TOKEN}"]
-    assert finish["event"] == "finish"
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["result"] == "failed"
+    assert report["halted"].startswith("nothing was deployed: 2 images cannot be pinned")
+    assert {target["status"] for target in report["targets"]} == {"skipped"}
+    start, finish = hooks.received[f"/json/{TOKEN}"]
+    assert (start["event"], finish["event"]) == ("start", "finish")
     assert finish["verdict"] == "failed"
-    assert finish["halted"].startswith("nothing was deployed: 2 images cannot be pinned")
+    assert finish["halted"] == report["halted"]
     err = capsys.readouterr().err
     assert f"{REGISTRY}/app:no-such-tag: tag 'no-such-tag' does not exist" in err
     assert f"{REGISTRY}/no-such-repo:1: repository 'no-such-repo' does not exist" in err

@@ -377,21 +377,9 @@ async def run_job(plan: Plan, plan_path: str, options: dict[str, Any], job: Job 
         else:
             notifier = _notifier(where, plan_path, job.run_id, redactor)
             async with notifier.delivering() if notifier else nullcontext():
-                pinning = await _pinned(where, job, redactor, verbose=options["verbose"])
-                if pinning.problems:
-                    code = _unpinned(plan_path, pinning, notifier)
-                else:
-                    code = await _deploy(
-                        where,
-                        plan_path,
-                        options,
-                        signals,
-                        redactor,
-                        console,
-                        job,
-                        pinning,
-                        notifier,
-                    )
+                code = await _deploy(
+                    where, plan_path, options, signals, redactor, console, job, notifier
+                )
     raise click.exceptions.Exit(code)
 
 
@@ -422,7 +410,7 @@ def _notifier(where: _Where, plan_path: str, run_id: str, redactor: Redactor) ->
     )
 
 
-async def _pinned(where: _Where, job: Job, redactor: Redactor, *, verbose: bool) -> Pinning:
+async def _pinned(where: _Where, job: Job, pool: ClientPool, redactor: Redactor) -> Pinning:
     """The digest of every ECR image the job deploys (``images: {pin_digests: ...}``),
     resolved before anything changes, and the images that cannot be.
 
@@ -433,8 +421,7 @@ async def _pinned(where: _Where, job: Job, redactor: Redactor, *, verbose: bool)
     """
     if job.roll_back is not None or not _pins_images(where):
         return Pinning()
-    async with _connected(where, verbose=verbose) as pool:
-        _, pinning = await _previews_and_pins(where.plan, pool, redactor)
+    _, pinning = await _previews_and_pins(where.plan, pool, redactor)
     if pinning.problems:
         return pinning
     log = structlog.get_logger("ecs_deploy_many")
@@ -463,21 +450,16 @@ async def _previews_and_pins(
     return previews, await pin_digests(image for p in previews for image in p.images)
 
 
-def _unpinned(plan_path: str, pinning: Pinning, notifier: Notifier | None) -> int:
-    """Refuse a run some of whose images cannot be pinned: say which and why (the
-    webhooks too), change nothing, exit 2."""
+def _unpinned(plan_path: str, pinning: Pinning) -> str:
+    """Say which images cannot be pinned and why; the reason the run deploys nothing."""
     for problem in pinning.problems:
-        click.echo(f"error: {problem}", err=True)
+        _say(f"error: {problem}")
     cannot = f"{_count(pinning.problems, 'image')} cannot be pinned to a digest"
-    click.echo(
+    _say(
         f"{plan_path}: {cannot}; nothing was changed "
-        "(images: {pin_digests: false} deploys tags as they are)",
-        err=True,
+        "(images: {pin_digests: false} deploys tags as they are)"
     )
-    if notifier is not None:
-        why = f"nothing was deployed: {cannot}: {'; '.join(pinning.problems)}"
-        notifier.finished("failed", None, [], halted=why, report=None)
-    return EXIT_PLAN
+    return f"nothing was deployed: {cannot}: {'; '.join(pinning.problems)}"
 
 
 async def status(plan_path: str, options: dict[str, Any]) -> None:
@@ -540,10 +522,10 @@ async def _deploy(
     redactor: Redactor,
     console: Console | None,
     job: Job,
-    pinning: Pinning,
     notifier: Notifier | None,
 ) -> int:
-    """Run the job, then write every output and the summary, however the run ended."""
+    """Pin the images, run the job, then write every output and the summary, however the
+    run ended. A run whose images cannot all be pinned starts no target and exits 2."""
     plan = where.plan
     run_id = job.run_id
     progress, timeline = ProgressView(len(plan.targets)), Timeline()
@@ -552,17 +534,22 @@ async def _deploy(
         watchers.append(timeline)
     if notifier is not None:
         watchers.append(notifier)
-        notifier.started()
+    pinning = Pinning()
     async with AsyncExitStack() as stack:
         journal = await _journal(stack, where, plan_path, options, redactor, run_id)
+        if notifier is not None:
+            notifier.started()
         observe = fan_out(*([journal] if journal else []), *watchers)
         run, during_run = None, 0
         try:
             async with _connected(where, verbose=options["verbose"]) as pool:
+                pinning = await _pinned(where, job, pool, redactor)
                 context = RunContext(
                     pool, where.clock, observe, redactor=redactor, pins=pinning.pins
                 )
                 run = FleetRun(plan, context, job.prior)
+                if pinning.problems:
+                    run.halt(_unpinned(plan_path, pinning))
                 async with show_progress(progress, where.clock, console):
                     try:
                         await _run(run, job, options["interrupt_grace"], signals)
@@ -601,7 +588,7 @@ async def _deploy(
     late = signals.received[during_run:]
     if late:
         _say(f"{late[0].name} came after the run had ended; every output is written")
-    code = _exit_code(result)
+    code = EXIT_PLAN if pinning.problems else _exit_code(result)
     return code if (written and not journal_error) or code else EXIT_FAILED
 
 
