@@ -4,10 +4,21 @@
 brings the AWS SDK, the engine, the outputs and the simulator with it.
 
 Exit codes: 0 every target succeeded or was unchanged; 1 at least one failed (after
-whatever rollback), an output or the run journal could not be written, or an unexpected
-error stopped the run; 2 plan, fleet or usage error, a journal that cannot be written
-at the start, or an image that cannot be pinned to its digest, nothing touched; 130
-interrupted. A webhook of the plan's ``notifications`` never changes the code.
+whatever rollback), an output or the run journal could not be written, the run lost its
+lock, or an unexpected error stopped the run; 2 plan, fleet or usage error, a journal or
+lock table that cannot be used at the start, or an image that cannot be pinned to its
+digest, nothing touched; 73 another run holds the plan's lock (``cli.lock``), nothing
+touched; 75 (EX_TEMPFAIL) outside the plan's release windows or inside a freeze, nothing
+touched; 130 interrupted. A webhook of the plan's ``notifications`` never changes the code.
+
+The plan's ``schedule`` is checked once the plan is loaded, before any call to AWS
+(``jobs.windows``); ``--wait-for-window`` waits on the run's clock instead of refusing.
+A run the schedule allowed is watched: when its window closes or a freeze begins, it
+starts nothing new, in-flight targets finish, the rest end ``skipped``, and it exits 1
+like any halted run, not 75: a scheduler that retries on 75 must not start a release
+again that is half done. A rehearsal (``--simulate``) reports what the schedule says
+but is never refused nor made to wait; it is watched like a run when the schedule
+allows it now. Rollbacks ignore the schedule: a rollback is an emergency.
 
 The first SIGINT or SIGTERM starts nothing new and gives in-flight targets
 ``--interrupt-grace`` seconds to finish; a second one (or the grace running out)
@@ -23,11 +34,12 @@ however the run ended.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence, Sized
 from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -40,6 +52,7 @@ from rich.console import Console
 
 from ecs_deploy_many.aws.session import ClientPool, StaticKeys
 from ecs_deploy_many.aws.watch import PollPolicy
+from ecs_deploy_many.cli.lock import held_lock
 from ecs_deploy_many.cli.options import start_logging
 from ecs_deploy_many.cli.rehearsal import fleet_for_plan
 from ecs_deploy_many.cli.signals import HeldSignals, ProcessEnd, cancel_on_signal
@@ -58,8 +71,10 @@ from ecs_deploy_many.deploy.dryrun import (
 )
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
 from ecs_deploy_many.deploy.pipeline import RunContext
+from ecs_deploy_many.jobs.lock import RunLock
 from ecs_deploy_many.jobs.notify import FailedTarget, Notifier
 from ecs_deploy_many.jobs.pinning import Pinning, pin_digests
+from ecs_deploy_many.jobs.windows import Decision, close_on_schedule, decide, shown
 from ecs_deploy_many.journal import (
     JournalLocation,
     JournalWriter,
@@ -78,11 +93,13 @@ from ecs_deploy_many.observe.report import run_report, write_report
 from ecs_deploy_many.observe.summary import print_summary
 from ecs_deploy_many.observe.timeline import Timeline
 from ecs_deploy_many.plan import DependencyChoice, Plan, load_plan, select
+from ecs_deploy_many.plan.schedule import Schedule
 from ecs_deploy_many.sim.fleet import Fleet, load_fleet
 from ecs_deploy_many.sim.server import Simulator
 
 __all__ = [
     "Job",
+    "check_window_flags",
     "deploy",
     "journal_location",
     "journal_start",
@@ -96,6 +113,7 @@ __all__ = [
 
 EXIT_FAILED = 1
 EXIT_PLAN = 2
+EXIT_OUTSIDE_WINDOW = 75
 EXIT_INTERRUPTED = 130
 REHEARSAL_SPEED = 20.0
 # Keys for the simulator: it checks signatures' shape, not their secret.
@@ -135,6 +153,18 @@ def _say_valid(plan_path: str, plan: Plan) -> None:
     click.echo(
         f"{plan_path}: valid: {_count(plan.targets, 'target')} in {_count(plan.waves, 'wave')}"
     )
+    _say_schedule(plan, real_clock())
+
+
+def _say_schedule(plan: Plan, clock: Clock) -> None:
+    """What the plan's release schedule says of a run started now, for the commands
+    that only report it (a check, a dry run, a status)."""
+    if plan.schedule is not None:
+        click.echo(_schedule_line(decide(plan.schedule, clock.now())))
+
+
+def _schedule_line(decision: Decision) -> str:
+    return f"release schedule at {shown(decision.at, decision.zone)}: {decision}"
 
 
 def _count(items: Sized, noun: str) -> str:
@@ -207,9 +237,10 @@ async def _connected(where: _Where, *, verbose: bool) -> AsyncIterator[ClientPoo
         if where.simulator is not None:
             simulator = await stack.enter_async_context(where.simulator)
             endpoint_url = simulator.endpoint_url
+            lock = "; the run lock is in the process (its table or file untouched)"
             click.echo(
                 f"rehearsing against an in-process ECS simulator at {where.simulated_at:g}x "
-                f"({endpoint_url})",
+                f"({endpoint_url}){lock if where.plan.lock else ''}",
                 err=True,
             )
         plan = where.plan
@@ -263,11 +294,35 @@ def _say(message: str) -> None:
     click.echo(message, file=sys.stderr)
 
 
-async def _run(run: FleetRun, job: Job, grace: float, signals: HeldSignals) -> None:
-    """Run the job, signals interrupting it; ``run.result`` is complete however it ends."""
+async def _run(
+    run: FleetRun,
+    job: Job,
+    grace: float,
+    signals: HeldSignals,
+    lock: RunLock | None,
+    watched: Schedule | None,
+) -> None:
+    """Run the job, signals interrupting it, and a lost lock or the ``watched`` schedule's
+    closing window halting it; ``run.result`` is complete however it ends."""
     interruptions = _Interruptions(run, grace)
+
+    def lost(reason: str) -> None:
+        _say(
+            f"error: lost the run lock: {reason}; starting nothing new, in-flight targets "
+            "finish or roll back, and the run will exit 1"
+        )
+        run.halt(f"lost the run lock: {reason}")
+
+    def window_closed(reason: str) -> None:
+        run.halt(reason)
+        _say(f"{reason}: starting nothing new; in-flight targets finish")
+
     async with anyio.create_task_group() as group:
         group.start_soon(interruptions.watch, signals, group)
+        if lock is not None:
+            group.start_soon(lock.keep, lost)
+        if watched is not None:
+            group.start_soon(close_on_schedule, watched, run.context.clock, window_closed)
         with interruptions.scope:
             await job.run(run)
         group.cancel_scope.cancel()
@@ -327,6 +382,7 @@ async def deploy(plan_path: str, options: dict[str, Any]) -> None:
     the outcome's code."""
     if options["journal"] and options["no_journal"]:
         raise click.UsageError("--journal and --no-journal contradict each other")
+    check_window_flags(options)
     plan = plan_or_exit(
         plan_path, options["only"], options["exclude"], options["dependencies"] or "refuse"
     )
@@ -336,6 +392,19 @@ async def deploy(plan_path: str, options: dict[str, Any]) -> None:
         _say_valid(plan_path, plan)
         return
     await run_job(plan, plan_path, options, None if options["dry_run"] else Job())
+
+
+def check_window_flags(options: Mapping[str, Any]) -> None:
+    """``--wait-for-window``, ``--ignore-windows`` and ``--reason`` make sense together."""
+    if options["ignore_windows"] and not options["reason"]:
+        raise click.UsageError(
+            "--ignore-windows needs --reason TEXT: why this run deploys regardless of the "
+            "plan's release windows and freezes (it goes into the logs and the report)"
+        )
+    if options["reason"] and not options["ignore_windows"]:
+        raise click.UsageError("--reason only applies with --ignore-windows")
+    if options["ignore_windows"] and options["wait_for_window"] is not None:
+        raise click.UsageError("--wait-for-window and --ignore-windows contradict each other")
 
 
 @dataclass(frozen=True)
@@ -511,6 +580,7 @@ async def _read_only(
         click.echo(f"error: {problem}", err=True)
     if pinning.digests:
         click.echo(f"{_count(pinning.digests, 'image')} pinned to the digest its tag names now")
+    _say_schedule(where.plan, where.clock)
     return EXIT_FAILED if pinning.problems or any(p.error for p in previews) else 0
 
 
@@ -528,6 +598,8 @@ async def _deploy(
     run ended. A run whose images cannot all be pinned starts no target and exits 2."""
     plan = where.plan
     run_id = job.run_id
+    watched, ignored = await _obey_schedule(where, plan_path, options, signals, job)
+    options = {**options, "windows_ignored": ignored}
     progress, timeline = ProgressView(len(plan.targets)), Timeline()
     watchers: list[Observer] = [log_observer(), progress]
     if options["html_path"]:
@@ -536,6 +608,16 @@ async def _deploy(
         watchers.append(notifier)
     pinning = Pinning()
     async with AsyncExitStack() as stack:
+        lock = await stack.enter_async_context(
+            held_lock(
+                plan,
+                plan_path,
+                run_id,
+                where.clock,
+                wait=options.get("lock_wait") or 0.0,
+                rehearsal=where.simulator is not None,
+            )
+        )
         journal = await _journal(stack, where, plan_path, options, redactor, run_id)
         if notifier is not None:
             notifier.started()
@@ -552,7 +634,7 @@ async def _deploy(
                     run.halt(_unpinned(plan_path, pinning))
                 async with show_progress(progress, where.clock, console):
                     try:
-                        await _run(run, job, options["interrupt_grace"], signals)
+                        await _run(run, job, options["interrupt_grace"], signals, lock, watched)
                     finally:
                         during_run = len(signals.received)
         except Exception as error:
@@ -589,7 +671,70 @@ async def _deploy(
     if late:
         _say(f"{late[0].name} came after the run had ended; every output is written")
     code = EXIT_PLAN if pinning.problems else _exit_code(result)
-    return code if (written and not journal_error) or code else EXIT_FAILED
+    lost_lock = lock is not None and lock.lost is not None
+    return code if (written and not journal_error and not lost_lock) or code else EXIT_FAILED
+
+
+async def _obey_schedule(
+    where: _Where, plan_path: str, options: Mapping[str, Any], signals: HeldSignals, job: Job
+) -> tuple[Schedule | None, str | None]:
+    """Whether the plan's schedule lets the job start now (else exit 75, or wait with
+    ``--wait-for-window``): the schedule to watch while it runs, if any, and the reason
+    the windows are ignored, if they are."""
+    schedule = where.plan.schedule
+    if schedule is None or job.roll_back is not None:
+        return None, None
+    decision = decide(schedule, where.clock.now())
+    if where.simulator is not None:
+        if decision.allowed:
+            _say(_schedule_line(decision))
+            return schedule, None
+        _say(f"{_schedule_line(decision)}: a real run now would exit 75; the rehearsal runs")
+        return None, None
+    if options["ignore_windows"]:
+        reason = options["reason"]
+        structlog.get_logger("ecs_deploy_many").warning(
+            "release_windows_ignored", reason=reason, schedule=str(decision)
+        )
+        return None, reason
+    wait = options.get("wait_for_window")
+    if not decision.allowed and wait is not None:
+        decision = await _wait_for_window(schedule, decision, where.clock, wait, signals)
+    if not decision.allowed:
+        waited = f" (after waiting {wait:g} s)" if wait is not None and wait != math.inf else ""
+        click.echo(f"error: {_schedule_line(decision)}{waited}", err=True)
+        click.echo(
+            f"{plan_path}: nothing was changed (--wait-for-window waits for the next "
+            "opening; --ignore-windows --reason TEXT deploys anyway)",
+            err=True,
+        )
+        raise click.exceptions.Exit(EXIT_OUTSIDE_WINDOW)
+    _say(_schedule_line(decision))
+    return schedule, None
+
+
+async def _wait_for_window(
+    schedule: Schedule, decision: Decision, clock: Clock, wait: float, signals: HeldSignals
+) -> Decision:
+    """Sleep on ``clock`` until the schedule allows the run, for at most ``wait`` seconds
+    (infinite: no limit); the decision then. A signal stops the wait, changing nothing."""
+    if decision.opens_at is None:
+        return decision
+    limit = "" if wait == math.inf else f" (at most {wait:g} s)"
+    _say(f"{_schedule_line(decision)}; waiting for it{limit}")
+    give_up = clock.now() + wait
+    async with anyio.create_task_group() as group:
+        group.start_soon(cancel_on_signal, signals, group.cancel_scope, "waiting")
+        while not decision.allowed and decision.opens_at is not None and clock.now() < give_up:
+            await clock.sleep(min(decision.opens_at.timestamp(), give_up) - clock.now())
+            decision = decide(schedule, clock.now())
+        group.cancel_scope.cancel()
+    if signals.received:
+        click.echo(
+            "interrupted while waiting for the release window; nothing was changed", err=True
+        )
+        raise click.exceptions.Exit(EXIT_INTERRUPTED)
+    return decision
 
 
 def journal_location(options: dict[str, Any]) -> JournalLocation:
@@ -666,6 +811,7 @@ def journal_start(
                 "percent": plan.failure_budget.percent,
             },
             "on_failure": plan.on_failure,
+            "lock": asdict(plan.lock) if plan.lock else None,
         },
         options={
             "only": list(options.get("only", ())),
@@ -677,6 +823,7 @@ def journal_start(
             "simulated_at": simulated_at,
             "rollback_of": options.get("rollback_of"),
             "reason": options.get("reason"),
+            "windows_ignored": options.get("windows_ignored"),
         },
     )
 
@@ -715,6 +862,7 @@ def write_outputs(
             redactor=redactor,
             run_id=run_id,
             journal_error=journal_error,
+            windows_ignored=options.get("windows_ignored"),
             images=images,
         )
         writers.append((f"the report to {path}", partial(write_report, path, report)))

@@ -1,7 +1,8 @@
 """`ecs-deploy-many`: fleet rollouts from a deploy plan, and the local ECS simulator.
 
 ``ecs-deploy-many PLAN ...`` is short for ``ecs-deploy-many deploy PLAN ...``; the other
-subcommands are ``validate PLAN``, ``runs``, ``show RUN`` and ``sim serve``.
+subcommands are ``validate PLAN``, ``status PLAN``, ``runs``, ``show RUN``, ``resume RUN``,
+``rollback RUN``, ``lock status|break PLAN`` and ``sim serve``.
 
 This module only declares the commands and their flags, so ``--version`` and ``--help``
 start at once: a command imports what it uses (``cli.fleet``: the AWS SDK, the engine,
@@ -10,6 +11,7 @@ the outputs, the simulator) when it runs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +35,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _journal_option(command: F) -> F:
     option = click.option("--journal", metavar="PATH|s3://BUCKET/PREFIX", help=JOURNAL_HELP)
+    return option(command)
+
+
+def _lock_wait_option(command: F) -> F:
+    option = click.option(
+        "--lock-wait",
+        type=click.FloatRange(min=0),
+        metavar="SECONDS",
+        help="When another run holds the plan's lock, wait this long for it (else exit 73).",
+    )
     return option(command)
 
 
@@ -64,6 +76,36 @@ def _report_options(command: F) -> F:
     return command
 
 
+def _window_options(command: F) -> F:
+    """--wait-for-window, --ignore-windows and --reason: a run and the plan's schedule."""
+    for option in reversed(
+        [
+            click.option(
+                "--wait-for-window",
+                type=click.FloatRange(min=0),
+                is_flag=False,
+                flag_value=math.inf,
+                metavar="[MAX]",
+                help="Outside the plan's release windows or in a freeze, wait for the next "
+                "opening (at most MAX seconds; no value: however long) instead of exiting 75.",
+            ),
+            click.option(
+                "--ignore-windows",
+                is_flag=True,
+                help="Deploy regardless of the plan's release windows and freezes "
+                "(needs --reason).",
+            ),
+            click.option(
+                "--reason",
+                metavar="TEXT",
+                help="With --ignore-windows: why; it goes into the logs and the report.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 class _PlanFirstGroup(click.Group):
     """A group whose first argument, when it names no subcommand, is a plan to deploy."""
 
@@ -87,6 +129,8 @@ async def cli(**_: Any) -> None:
     ecs-deploy-many show RUN           a journaled run's summary and reports
     ecs-deploy-many resume RUN         continue a killed or interrupted run
     ecs-deploy-many rollback RUN       put back every service a run changed
+    ecs-deploy-many lock status PLAN   who holds the plan's run lock
+    ecs-deploy-many lock break PLAN    remove it (--reason is recorded)
     ecs-deploy-many sim serve          run the local ECS simulator
     """
 
@@ -127,9 +171,11 @@ async def cli(**_: Any) -> None:
     "--max-parallel", type=click.IntRange(min=1), help="Override concurrency.max_parallel."
 )
 @click.option("--endpoint-url", metavar="URL", help="ECS endpoint (e.g. a running simulator).")
+@_window_options
 @_report_options
 @_journal_option
 @click.option("--no-journal", is_flag=True, help="Keep no journal of this run.")
+@_lock_wait_option
 @click.option(
     "--interrupt-grace",
     type=click.FloatRange(min=0),
@@ -210,6 +256,7 @@ def _target_run_options(command: Any) -> Any:
             ),
             _report_options,
             _journal_option,
+            _lock_wait_option,
             click.option(
                 "--interrupt-grace",
                 type=click.FloatRange(min=0),
@@ -227,6 +274,7 @@ def _target_run_options(command: Any) -> Any:
 @click.command()
 @click.argument("run_id", metavar="RUN")
 @click.option("--force", is_flag=True, help="Resume even though the plan changed since the run.")
+@_window_options
 @_target_run_options
 async def resume(run_id: str, **options: Any) -> None:
     """Continue RUN (its id, or the start of one), killed or interrupted, to the end.
@@ -235,7 +283,8 @@ async def resume(run_id: str, **options: Any) -> None:
     2, naming what changed, unless --force: changed targets then start afresh). Under
     the run's id, finished targets keep their result, a deployment the run started is
     followed (never a second UpdateService), a registered revision is reused, a begun
-    rollback is finished, and the failure budget and halt carry over.
+    rollback is finished, and the failure budget and halt carry over. The plan's release
+    windows and freezes apply as to a new run (exit 75 outside them).
     """
     from ecs_deploy_many.cli import runs as commands
 
@@ -253,12 +302,41 @@ async def rollback(run_id: str, **options: Any) -> None:
     With its desired count and deployment percentages when the run changed them; newest
     wave first, side by side within the plan's limits, each rollback waited for. A
     service that moved on since the run is left alone (skipped) unless --force. The
-    rollback is a journaled run of its own. Exit 0 when every service is back (or was
-    left alone), 1 when one could not be put back.
+    rollback is a journaled run of its own, at any time: the plan's release windows and
+    freezes do not apply to it. Exit 0 when every service is back (or was left alone),
+    1 when one could not be put back.
     """
     from ecs_deploy_many.cli import runs as commands
 
     await commands.roll_back_run(run_id, options)
+
+
+@click.group()
+async def lock() -> None:
+    """Show or break the run lock a plan names (`lock:`)."""
+
+
+@lock.command(name="status")
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+async def lock_status(plan_path: str) -> None:
+    """Who holds PLAN's run lock, since when, and until when its lease runs: exit 0 when
+    it is free, 73 when it is held."""
+    from ecs_deploy_many.cli import fleet
+    from ecs_deploy_many.cli import lock as locks
+
+    await locks.lock_status(fleet.plan_or_exit(plan_path), plan_path)
+
+
+@lock.command(name="break")
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.option("--reason", required=True, help="Why: recorded with who broke it.")
+async def lock_break(plan_path: str, reason: str) -> None:
+    """Remove PLAN's run lock whoever holds it (when that run is gone). The holder, if
+    still running, halts at its next heartbeat."""
+    from ecs_deploy_many.cli import fleet
+    from ecs_deploy_many.cli import lock as locks
+
+    await locks.break_lock(fleet.plan_or_exit(plan_path), plan_path, reason)
 
 
 cli.add_command(deploy)
@@ -268,6 +346,7 @@ cli.add_command(runs)
 cli.add_command(resume)
 cli.add_command(rollback)
 cli.add_command(show)
+cli.add_command(lock)
 cli.add_command(sim)
 
 

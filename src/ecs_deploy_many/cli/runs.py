@@ -23,6 +23,7 @@ import asyncclick as click
 from ecs_deploy_many.cli.fleet import (
     EXIT_PLAN,
     Job,
+    check_window_flags,
     plan_digest,
     plan_or_exit,
     run_job,
@@ -40,7 +41,7 @@ from ecs_deploy_many.journal import list_runs as listed_runs
 from ecs_deploy_many.journal.records import target_digest
 from ecs_deploy_many.observe.summary import print_summary
 from ecs_deploy_many.observe.timeline import Timeline
-from ecs_deploy_many.plan.model import FailureBudget, Plan, Wave
+from ecs_deploy_many.plan.model import FailureBudget, LockSpec, Plan, Wave
 
 __all__ = ["list_runs", "plan_of", "result_of", "resume_run", "roll_back_run", "show_run"]
 
@@ -86,6 +87,7 @@ async def show_run(wanted: str, journal: str | None, outputs: dict[str, Any]) ->
     timeline = Timeline()
     run.replay(timeline)
     redactor = Redactor()
+    outputs = {**outputs, "windows_ignored": started.options.get("windows_ignored")}
     written = write_outputs(
         result, timeline, started.plan, redactor, outputs, run_id=run.run_id, github=False
     )
@@ -101,6 +103,7 @@ _RUN_DEFAULTS = {"simulate": False, "fleet_file": None, "no_journal": False, "sp
 async def resume_run(wanted: str, options: dict[str, Any]) -> None:
     """Continue RUN: the plan reloaded with the run's selection, under the run's id, each
     target from where its events left it (``deploy.resume``)."""
+    check_window_flags(options)
     run = await _journaled_run(wanted, options)
     started = run.started
     chosen = started.options
@@ -144,7 +147,11 @@ async def roll_back_run(wanted: str, options: dict[str, Any]) -> None:
     """Put back every service RUN changed, as a new journaled run (``deploy.rollback``)."""
     run = await _journaled_run(wanted, options)
     reason = f"rollback of run {run.run_id}: {options['reason']}"
-    click.echo(f"rolling back run {run.run_id} of {run.started.plan}", err=True)
+    click.echo(
+        f"rolling back run {run.run_id} of {run.started.plan} (a rollback is an emergency: "
+        "release windows and freezes do not apply)",
+        err=True,
+    )
     job = Job(roll_back=run.histories, reason=reason, force=options["force"])
     run_options = {**_RUN_DEFAULTS, **options, "rollback_of": run.run_id}
     await run_job(plan_of(run), run.started.plan, run_options, job)
@@ -170,7 +177,8 @@ async def _journaled_run(wanted: str, options: dict[str, Any]) -> RunJournal:
 
 
 def plan_of(run: RunJournal) -> Plan:
-    """The run's plan as journaled: its targets (secrets masked), waves and policies."""
+    """The run's plan as journaled: its targets (secrets masked), waves and policies (its
+    run lock too, so a rollback takes the lock the run took)."""
     started, policy = run.started, run.started.policy
     return Plan(
         source=Path(started.plan),
@@ -180,6 +188,7 @@ def plan_of(run: RunJournal) -> Plan:
         per_cluster=policy["per_cluster"],
         failure_budget=FailureBudget(**policy["failure_budget"]),
         on_failure=policy["on_failure"],
+        lock=LockSpec(**policy["lock"]) if policy.get("lock") else None,
     )
 
 

@@ -10,6 +10,9 @@
     ├── CredentialsError       no region or no credentials could be found
     ├── AwsError               an AWS call failed (operation, code, message)
     ├── JournalError           a run journal cannot be written or read (names where)
+    ├── LockError              the run lock cannot be used (names the table or file, the fix)
+    │   ├── LockHeld           another run holds the lock (names the holder)
+    │   └── LockLost           the lease was taken over (or the lock broken) mid-run
     └── DeployError            a target did not reach its goal (target, step)
         ├── DeploymentFailed   ECS reported our deployment FAILED or rolled it back
         ├── DeploymentTimeout  the wait ran out of time
@@ -36,6 +39,9 @@ __all__ = [
     "ImageError",
     "InterpolationError",
     "JournalError",
+    "LockError",
+    "LockHeld",
+    "LockLost",
     "PlanError",
     "PlanIssue",
     "RollbackFailed",
@@ -125,6 +131,23 @@ class AwsError(EcsDeployError):
 
 class JournalError(EcsDeployError):
     """A run journal cannot be written, found or read; the message names the place."""
+
+
+class LockError(EcsDeployError):
+    """The run lock cannot be taken, read or kept: its table or file cannot be used."""
+
+
+class LockHeld(LockError):
+    """Another run holds the lock; ``holder`` says who (a description of it)."""
+
+    def __init__(self, where: str, holder: str) -> None:
+        super().__init__(f"the run lock ({where}) is held by {holder}")
+        self.where = where
+        self.holder = holder
+
+
+class LockLost(LockError):
+    """The lock is no longer ours: its lease was taken over, or it was broken."""
 
 
 class DeployError(EcsDeployError):

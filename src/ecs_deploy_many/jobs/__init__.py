@@ -1,1 +1,2 @@
-"""Scheduled release jobs: what an unattended run needs beyond the deploy itself."""
+"""Scheduled release jobs: what an unattended run checks before and while it deploys
+(its lock, its release windows, its images' digests) and whom it tells."""

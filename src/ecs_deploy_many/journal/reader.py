@@ -122,14 +122,31 @@ class ListedRun:
 
 
 async def list_runs(location: JournalLocation, *, limit: int | None = None) -> list[ListedRun]:
-    """The runs at ``location``, newest first (at most ``limit``)."""
+    """The runs at ``location``, newest first (at most ``limit``).
+
+    An id gives its run's start to the second; runs started within the same second
+    are ordered by their ``run_started`` time, so every run of that second is read.
+    """
+    ids = await run_ids(location)
+    if limit is not None and len(ids) > limit:
+        last_second = _second(ids[limit - 1])
+        ids = ids[:limit] + [i for i in ids[limit:] if _second(i) == last_second]
     listed = []
-    for run_id in (await run_ids(location))[:limit]:
+    for run_id in ids:
         try:
             listed.append(ListedRun(run_id, await load_run(location, run_id)))
         except JournalError as error:
             listed.append(ListedRun(run_id, None, str(error)))
-    return listed
+    listed.sort(
+        key=lambda run: (_second(run.run_id), run.journal.started.at if run.journal else 0.0),
+        reverse=True,
+    )
+    return listed[:limit]
+
+
+def _second(run_id: str) -> str:
+    """The start second a run id begins with."""
+    return run_id.partition("-")[0]
 
 
 async def find_run(location: JournalLocation, wanted: str) -> str:

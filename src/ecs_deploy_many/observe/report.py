@@ -33,12 +33,14 @@ def run_report(
     run_id: str | None = None,
     journal_error: str | None = None,
     images: Mapping[str, str] | None = None,
+    windows_ignored: str | None = None,
 ) -> dict[str, Any]:
     """The report of ``run``: the verdict, counts by status, and every target in plan order.
 
     ``run_id`` names the run's journal; ``journal_error`` says why the journal stopped
-    before the run ended, when it did; ``images`` maps each image deployed by tag to the
-    digest it was pinned to.
+    before the run ended, when it did; ``windows_ignored`` is the reason given for
+    deploying regardless of the plan's release windows and freezes, when one was;
+    ``images`` maps each image deployed by tag to the digest it was pinned to.
     """
     started, finished = run.started_at, run.finished_at
     results = [run.results[t.name] for t in run.plan.targets if t.name in run.results]
@@ -54,6 +56,7 @@ def run_report(
         "failure_budget": str(run.plan.failure_budget),
         "counts": run.statistics(),
         "journal_error": journal_error,
+        "windows_ignored": windows_ignored,
         "images": dict(images or {}),
         "targets": [_target(result) for result in results],
     }

@@ -6,7 +6,9 @@ Every stage records problems instead of raising, so one ``PlanError`` lists all 
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +19,14 @@ from ecs_deploy_many.core.ratelimit import ECS_BUCKETS, BucketSpec
 from ecs_deploy_many.plan.checks import INVALID
 from ecs_deploy_many.plan.document import MAX_PLAN_BYTES, line_at, read_document, size_problem
 from ecs_deploy_many.plan.issues import Issues
-from ecs_deploy_many.plan.model import FailureBudget, Images, Notification, Plan, Polling
+from ecs_deploy_many.plan.model import (
+    FailureBudget,
+    Images,
+    LockSpec,
+    Notification,
+    Plan,
+    Polling,
+)
 from ecs_deploy_many.plan.order import assign_waves, check_dependencies
 from ecs_deploy_many.plan.schema import PLAN
 from ecs_deploy_many.plan.targets import build_targets
@@ -108,6 +117,8 @@ def parse_plan(
         on_failure=_value(top.get("on_failure"), "halt"),
         rate_limits=_rate_limits(_mapping(top.get("rate_limits"))),
         polling=_polling(_mapping(top.get("polling")), issues),
+        lock=_lock(top.get("lock"), source),
+        schedule=_value(top.get("schedule"), None),
         images=Images(**_mapping(top.get("images"))),
         notifications=_notifications(top.get("notifications")),
     )
@@ -145,6 +156,25 @@ def _notifications(given: Any) -> tuple[Notification, ...]:
         Notification(**{**entry, "on": frozenset(entry["on"])} if "on" in entry else entry)
         for entry in map(_mapping, given)
         if "url" in entry  # else refused already
+    )
+
+
+def _lock(given: Any, source: Path) -> LockSpec | None:
+    """The run lock, its name derived from the plan when none is given."""
+    if not isinstance(given, dict):
+        return None
+    name = given.get("name")
+    stem = re.sub(r"[^A-Za-z0-9._-]", "-", source.stem)[:100] or "plan"
+    if name is None and given.get("table"):
+        name = stem
+    elif name is None:
+        where = str(source.resolve())
+        name = f"{stem}-{hashlib.sha256(where.encode()).hexdigest()[:12]}"
+    return LockSpec(
+        name=name,
+        table=given.get("table"),
+        region=given.get("region"),
+        lease=given.get("lease", LockSpec.lease),
     )
 
 

@@ -13,10 +13,12 @@ from typing import Literal
 
 from ecs_deploy_many.core.ratelimit import ECS_BUCKETS, BucketSpec
 from ecs_deploy_many.core.target import Target
+from ecs_deploy_many.plan.schedule import Schedule
 
 __all__ = [
     "FailureBudget",
     "Images",
+    "LockSpec",
     "Notification",
     "NotificationEvent",
     "OnFailure",
@@ -79,6 +81,25 @@ class Polling:
 
 
 @dataclass(frozen=True)
+class LockSpec:
+    """The plan's run lock (``lock:``): one run of the plan at a time.
+
+    A local file lock without ``table`` (one host), a DynamoDB item with it (runners on
+    several machines or in ephemeral containers).
+    """
+
+    name: str
+    """Given, else derived: from the plan's absolute path for a file lock, from its file
+    name for a DynamoDB lock (runners on other machines see it at other paths)."""
+    table: str | None = None
+    """The DynamoDB table holding the lock item, or None for a local file lock."""
+    region: str | None = None
+    """The table's region; None is the SDK's default (``AWS_REGION`` ...)."""
+    lease: float = 60.0
+    """Seconds a DynamoDB lease lasts without a heartbeat; renewed every third of it."""
+
+
+@dataclass(frozen=True)
 class Images:
     """The plan's ``images:`` block."""
 
@@ -115,6 +136,10 @@ class Plan:
     rate_limits: Mapping[str, BucketSpec] = field(default_factory=lambda: dict(ECS_BUCKETS))
     """Every ECS throttling category, with the plan's overrides applied."""
     polling: Polling = field(default_factory=Polling)
+    lock: LockSpec | None = None
+    """The run lock a changing run takes first; None without ``lock:``."""
+    schedule: Schedule | None = None
+    """When runs may deploy (``jobs.windows`` decides); None: at any time."""
     images: Images = field(default_factory=Images)
     notifications: tuple[Notification, ...] = ()
 

@@ -26,6 +26,7 @@ from ecs_deploy_many.plan.checks import (
     string,
 )
 from ecs_deploy_many.plan.issues import Issues, KeyPath
+from ecs_deploy_many.plan.schedule import schedule
 
 __all__ = [
     "DEFAULTS",
@@ -315,6 +316,29 @@ def target_list(value: Any, path: KeyPath, issues: Issues) -> Any:
     return value if value else _refuse("a plan needs at least one target", path, issues)
 
 
+_LOCK_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_LOCK = fields(
+    {
+        "name": ecs_name("lock name", _LOCK_NAME, "up to 128 letters, digits, '.', '-' and '_'"),
+        "table": string,
+        "region": region,
+        "lease": number(5, inclusive=True, unit="seconds"),
+    }
+)
+
+
+def lock(value: Any, path: KeyPath, issues: Issues) -> Any:
+    """``true`` or ``{}`` (a local file lock), ``false`` (none), or the lock's keys."""
+    if isinstance(value, Interpolated) and value.as_boolean() is not None:
+        value = value.as_boolean()
+    if isinstance(value, bool):
+        return {} if value else False
+    given = _plain(_LOCK(value, path, issues))
+    if given is not INVALID and "table" in given and not given["table"]:
+        return _refuse("table: name a DynamoDB table, or leave table out", path, issues)
+    return given
+
+
 _BUCKET = fields({"burst": number(1, inclusive=True), "refill_per_s": number()})
 
 
@@ -344,6 +368,8 @@ PLAN: Final = fields(
         "polling": fields(
             {"initial_interval": number(unit="seconds"), "max_interval": number(unit="seconds")}
         ),
+        "lock": lock,
+        "schedule": schedule,
         "images": fields({"pin_digests": boolean}),
         "notifications": list_of(_NOTIFICATION),
     },
