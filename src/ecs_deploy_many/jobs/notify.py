@@ -54,6 +54,8 @@ _RETRIED_STATUSES = frozenset({429})  # and every 5xx
 
 @dataclass(frozen=True)
 class FailedTarget:
+    """A target of ``failed_targets``: its name, final status and why."""
+
     name: str
     status: str
     reason: str
@@ -61,6 +63,8 @@ class FailedTarget:
 
 @dataclass(frozen=True)
 class _Message:
+    """What one notification says; each webhook's format makes a body of it."""
+
     event: NotificationEvent
     verdict: str | None = None
     counts: Mapping[str, int] | None = None
@@ -126,7 +130,7 @@ class Notifier:
 
     # -- bodies -----------------------------------------------------------------------
 
-    def body(self, message: _Message, kind: str) -> dict[str, Any]:
+    def _body(self, message: _Message, kind: str) -> dict[str, Any]:
         """The JSON posted for ``message``: the documented schema, or Slack's."""
         failed = [
             {"name": f.name, "status": f.status, "reason": self._redactor.scrub(f.reason)}
@@ -169,7 +173,7 @@ class Notifier:
         self, name: str, webhook: Notification, message: _Message, http: aiohttp.ClientSession
     ) -> None:
         """Post ``message``, retrying while the delivery budget lasts; log how it ended."""
-        event, body = message.event, self.body(message, webhook.format)
+        event, body = message.event, self._body(message, webhook.format)
         attempts, backoff, problem = 0, FIRST_BACKOFF, ""
 
         def failed(why: str) -> None:
@@ -268,5 +272,5 @@ def _slack(document: Mapping[str, Any]) -> dict[str, Any]:
     lines += [f"• {f['name']}: {f['status']}: {f['reason']}" for f in document["failed_targets"]]
     if document["report"]:
         lines.append(f"report: {document['report']}")
-    text = "\n".join(lines)
+    text = "\n".join(lines).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import aioboto3
 import anyio
 
 from ecs_deploy_many.core.errors import ImageError
@@ -29,6 +30,8 @@ __all__ = ["EcrImage", "Pinning", "ecr_image", "pin_digests"]
 _ECR_HOST = re.compile(
     r"(?P<account>[0-9]{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
 )
+RESOLVE_TIMEOUT = 60.0
+"""Seconds ECR has to answer for one repository (an I/O bound, on the event loop's time)."""
 # BatchGetImage takes at most 100 image ids a call.
 _BATCH = 100
 # ECR's failure codes for a tag that names no image.
@@ -81,11 +84,12 @@ class Pinning:
     """Images that could not be resolved, each with why: the run must not start."""
 
 
-async def pin_digests(images: Iterable[str], session: Any = None) -> Pinning:
-    """Resolve every ECR image among ``images`` to its digest; ``session`` is an aioboto3
-    session (a new one, from the environment, by default).
+async def pin_digests(images: Iterable[str]) -> Pinning:
+    """Resolve every ECR image among ``images`` to its digest, with the environment's
+    credentials.
 
-    One BatchGetImage per repository (and per 100 tags), the repositories at once.
+    One BatchGetImage per repository (and per 100 tags), the repositories at once, each
+    answered within ``RESOLVE_TIMEOUT`` seconds or reported as a problem.
     """
     pinning = Pinning()
     by_repository: dict[tuple[str, str, str], list[EcrImage]] = defaultdict(list)
@@ -97,25 +101,27 @@ async def pin_digests(images: Iterable[str], session: Any = None) -> Pinning:
             by_repository[in_ecr.account, in_ecr.region, in_ecr.repository].append(in_ecr)
     if not by_repository:
         return pinning
-    if session is None:
-        import aioboto3
-
-        session = aioboto3.Session()
+    session = aioboto3.Session()
     found: dict[EcrImage, str] = {}
     failed: dict[EcrImage, str] = {}
 
     async def resolve(wanted: list[EcrImage]) -> None:
+        """One repository's tags; whatever goes wrong is each image's problem."""
         first = wanted[0]
         try:
-            async with session.client("ecr", region_name=first.region) as ecr:
-                for start in range(0, len(wanted), _BATCH):
-                    batch = wanted[start : start + _BATCH]
-                    answer = await ecr.batch_get_image(
-                        registryId=first.account,
-                        repositoryName=first.repository,
-                        imageIds=[{"imageTag": image.tag} for image in batch],
-                    )
-                    _record(batch, answer, found, failed)
+            with anyio.fail_after(RESOLVE_TIMEOUT):
+                async with session.client("ecr", region_name=first.region) as ecr:
+                    for start in range(0, len(wanted), _BATCH):
+                        batch = wanted[start : start + _BATCH]
+                        answer = await ecr.batch_get_image(
+                            registryId=first.account,
+                            repositoryName=first.repository,
+                            imageIds=[{"imageTag": image.tag} for image in batch],
+                        )
+                        _record(batch, answer, found, failed)
+        except TimeoutError:
+            for image in wanted:
+                failed[image] = f"ECR did not answer within {RESOLVE_TIMEOUT:g} s"
         except Exception as error:  # the SDK's errors: no credentials, denied, unreachable
             for image in wanted:
                 failed[image] = _why(error, image)
