@@ -77,7 +77,7 @@ class Hooks:
 
     url: str
     answer: str = "ok"
-    """ok, 500, hang, or flaky (500 to the first two posts, then ok)."""
+    """ok, 500, 404, hang, or flaky (500 to the first two posts, then ok)."""
     received: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     released: anyio.Event = field(default_factory=anyio.Event)
 
@@ -86,6 +86,8 @@ class Hooks:
         received.append(await request.json())
         if self.answer == "hang":
             await self.released.wait()
+        if self.answer == "404":
+            return web.Response(status=404, text="no such webhook")
         failing = self.answer == "500" or (self.answer == "flaky" and len(received) <= 2)
         return web.Response(status=500 if failing else 200, text="ok")
 
@@ -223,6 +225,22 @@ async def test_a_failed_post_is_retried(
     events = [body["event"] for body in hooks.received[f"/json/{TOKEN}"]]
     assert events == ["start", "start", "start", "finish"]
     assert "notification_failed" not in capsys.readouterr().err
+
+
+async def test_a_webhook_refusing_the_post_is_not_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with hooks_server(monkeypatch) as hooks, Simulator(FLEET, speed=SPEED) as sim:
+        hooks.answer = "404"
+        assert await run(tmp_path, plan("repo/web:2"), sim) == 0
+    events = [body["event"] for body in hooks.received[f"/json/{TOKEN}"]]
+    assert events == ["start", "finish"]
+    logs = [json.loads(line) for line in capsys.readouterr().err.splitlines() if "{" in line]
+    failures = [log for log in logs if log["event"] == "notification_failed"]
+    assert {(log["webhook"], log["error"], log["attempts"]) for log in failures} == {
+        ("notification #1 (json)", "HTTP 404", 1),
+        ("notification #2 (slack)", "HTTP 404", 1),
+    }
 
 
 async def test_no_notification_in_a_rehearsal_nor_a_url_in_a_dry_run(
