@@ -73,7 +73,7 @@ from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
 from ecs_deploy_many.deploy.pipeline import RunContext
 from ecs_deploy_many.jobs.lock import RunLock
 from ecs_deploy_many.jobs.notify import FailedTarget, Notifier
-from ecs_deploy_many.jobs.pinning import Pinning, pin_digests
+from ecs_deploy_many.jobs.pinning import Pinning, ecr_image, pin_digests
 from ecs_deploy_many.jobs.windows import Decision, close_on_schedule, decide, shown
 from ecs_deploy_many.journal import (
     JournalLocation,
@@ -502,13 +502,17 @@ async def _pinned(where: _Where, job: Job, pool: ClientPool, redactor: Redactor)
 
 
 def _pins_images(where: _Where) -> bool:
-    """Whether a run pins its images; a rehearsal says it does not."""
-    if not where.plan.images.pin_digests:
+    """Whether a run pins its images; a rehearsal does not, and says so when the plan
+    names ECR images (or retags, whose repositories it cannot know)."""
+    plan = where.plan
+    if not plan.images.pin_digests:
         return False
-    if where.simulator is not None:
+    if where.simulator is None:
+        return True
+    named = (image for t in plan.targets for image in (t.image, *t.containers.values()))
+    if any(t.tag_only for t in plan.targets) or any(ecr_image(i) for i in named if i):
         _say("images are taken as present in a rehearsal: tags are not pinned to digests")
-        return False
-    return True
+    return False
 
 
 async def _previews_and_pins(
