@@ -15,13 +15,13 @@ from typing import Any
 import aioboto3
 import asyncclick as click
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ecs_deploy_many.journal import stores
 from ecs_deploy_many.sim.fleet import load_fleet
 from ecs_deploy_many.sim.server import Simulator
 from tests.e2e.test_fleet_cli import FLEET, PLAN, many
 from tests.integration.test_journal import DiskFillingUp
+from tests.moto_server import moto_server
 
 pytestmark = pytest.mark.anyio
 
@@ -198,17 +198,12 @@ async def test_a_journal_that_cannot_be_created_stops_the_run_before_any_ecs_cal
 
 @pytest.fixture
 def moto_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://{host}:{port}")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-key-for-moto")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", url)
+        yield url
 
 
 @pytest.mark.real_time

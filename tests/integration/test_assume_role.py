@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ecs_deploy_many.aws.session import ClientPool
 from ecs_deploy_many.cli import single
@@ -16,6 +15,7 @@ from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
 from ecs_deploy_many.sim.server import Simulator
 from tests.integration.test_single_service import FLEET, REGISTRY, SPEED, arn, ecs_client
+from tests.moto_server import moto_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.real_time]
 
@@ -26,13 +26,8 @@ SHORTEST_ROLE_SESSION = 900
 
 @pytest.fixture(scope="module")
 def sts_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from typing import Any
 import aioboto3
 import anyio
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ecs_deploy_many.cli.fleet import journal_start
 from ecs_deploy_many.cli.many import cli
@@ -41,6 +40,7 @@ from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
 from tests.integration.helpers import FAST_TIMINGS, ecs_client, sim_pool
 from tests.integration.interrupted_runs import Changes
+from tests.moto_server import moto_server
 
 pytestmark = pytest.mark.anyio
 
@@ -278,13 +278,8 @@ async def test_a_run_killed_mid_write_resumes_from_its_journal(
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture

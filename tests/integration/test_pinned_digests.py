@@ -14,13 +14,13 @@ from typing import Any
 import anyio
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ecs_deploy_many.cli.many import cli
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
 from tests.integration.helpers import FAST_TIMINGS, REGION, ecs_client
 from tests.integration.test_notifications import TOKEN, hooks_server
+from tests.moto_server import moto_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.real_time, pytest.mark.usefixtures("aws_credentials")]
 
@@ -75,17 +75,12 @@ def manifest(layer: str) -> str:
 def ecr(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A client of moto's ECR, which the run reaches through ``AWS_ENDPOINT_URL_ECR``
     (moto keeps its state per process: the repository goes at the end)."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_ECR", f"http://{host}:{port}")
-    try:
+    with moto_server() as url:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_ECR", url)
         client = boto3.client("ecr", region_name=REGION)
         client.create_repository(repositoryName="app")
         yield client
         client.delete_repository(repositoryName="app", force=True)
-    finally:
-        server.stop()
 
 
 def push(ecr: Any, tag: str, layer: str) -> str:

@@ -23,7 +23,6 @@ import aioboto3
 import anyio
 import anyio.lowlevel
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ecs_deploy_many.cli.many import cli
 from ecs_deploy_many.core.errors import LockError, LockHeld
@@ -32,6 +31,7 @@ from ecs_deploy_many.plan.model import LockSpec
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
 from tests.integration.helpers import FAST_TIMINGS, REGION
+from tests.moto_server import create_pk_table, moto_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.real_time, pytest.mark.usefixtures("aws_credentials")]
 
@@ -111,27 +111,17 @@ class SteppedClock:
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture
 async def table(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
     """A fresh lock table, which every DynamoDB client reaches by the environment."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", moto_url)
+    await create_pk_table(TABLE, REGION)
+    yield TABLE
     async with dynamodb() as client:
-        await client.create_table(
-            TableName=TABLE,
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield TABLE
         await client.delete_table(TableName=TABLE)
 
 

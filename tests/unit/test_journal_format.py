@@ -218,17 +218,13 @@ async def test_every_record_is_written_at_once_and_transitions_reach_the_disk(
 
 def test_a_changed_plan_is_told_apart_from_the_run(tmp_path: Path) -> None:
     """What a later command (a resume) is told changed since the run."""
-    run = RunJournal(
-        "20261202T031500Z-1a2b3c",
-        started=RunStarted(
-            run_id="20261202T031500Z-1a2b3c", plan="plan.yaml", plan_digest="sha256:1",
-            targets=tuple(TargetRecord(t, target_digest(t)) for t in (MIGRATE, API)),
-            waves=(), policy={}, options={}, shard="1/1", runner="abcdef", host="ci",
-            pid=1, version="0", started="2026-12-02T03:15:00Z", at=0.0,
-        ),
-        runners=(),
-        events=(),
+    started = RunStarted(
+        run_id="20261202T031500Z-1a2b3c", plan="plan.yaml", plan_digest="sha256:1",
+        targets=tuple(TargetRecord(t, target_digest(t)) for t in (MIGRATE, API)),
+        waves=(), policy={}, options={}, shard="1/1", runner="abcdef", host="ci",
+        pid=1, version="0", started="2026-12-02T03:15:00Z", at=0.0,
     )  # fmt: skip
+    run = RunJournal("20261202T031500Z-1a2b3c", started, runners=(started,), events=())
     assert run.changes("sha256:1", [MIGRATE, API]) == []
     assert run.changes("sha256:2", [MIGRATE, API]) == ["the plan file plan.yaml changed"]
     changed_api = Target(**{**API.__dict__, "image": "example/api:3"})

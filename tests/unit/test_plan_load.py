@@ -27,7 +27,7 @@ def load(text: str, environ: dict[str, str] | None = None, base_dir: Path | None
 def test_public_names() -> None:
     assert sorted(plan_package.__all__) == sorted(
         ["DependencyChoice", "FailureBudget", "InterpolationError", "OnFailure", "Plan",
-         "Polling", "Wave", "interpolate", "load_plan", "parse_plan", "select"]
+         "Polling", "Wave", "interpolate", "load_plan", "parse_plan", "select", "shard"]
     )  # fmt: skip
     for name in plan_package.__all__:
         assert hasattr(plan_package, name)

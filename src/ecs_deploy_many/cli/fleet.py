@@ -5,11 +5,12 @@ brings the AWS SDK, the engine, the outputs and the simulator with it.
 
 Exit codes: 0 every target succeeded or was unchanged; 1 at least one failed (after
 whatever rollback), an output or the run journal could not be written, the run lost its
-lock, or an unexpected error stopped the run; 2 plan, fleet or usage error, a journal or
-lock table that cannot be used at the start, or an image that cannot be pinned to its
-digest, nothing touched; 73 another run holds the plan's lock (``cli.lock``), nothing
-touched; 75 (EX_TEMPFAIL) outside the plan's release windows or inside a freeze, nothing
-touched; 130 interrupted. A webhook of the plan's ``notifications`` never changes the code.
+lock, or an unexpected error stopped the run; 2 plan, fleet or usage error, a journal,
+lock table or run table (``--run-table``) that cannot be used at the start, or an image
+that cannot be pinned to its digest, nothing touched; 73 another run holds the plan's
+lock (``cli.lock``), nothing touched; 75 (EX_TEMPFAIL) outside the plan's release
+windows or inside a freeze, nothing touched; 130 interrupted. A webhook of the plan's
+``notifications`` never changes the code.
 
 The plan's ``schedule`` is checked once the plan is loaded, before any call to AWS
 (``jobs.windows``); ``--wait-for-window`` waits on the run's clock instead of refusing.
@@ -57,7 +58,7 @@ from ecs_deploy_many.cli.options import start_logging
 from ecs_deploy_many.cli.rehearsal import fleet_for_plan
 from ecs_deploy_many.cli.signals import HeldSignals, ProcessEnd, cancel_on_signal
 from ecs_deploy_many.core.clock import Clock, ScaledClock, real_clock, utc_iso
-from ecs_deploy_many.core.errors import FleetError, JournalError, PlanError
+from ecs_deploy_many.core.errors import FleetError, JournalError, PlanError, RunTableError
 from ecs_deploy_many.core.events import Observer, fan_out, target_finished
 from ecs_deploy_many.core.history import TargetHistory
 from ecs_deploy_many.core.redact import Redactor, run_redactor
@@ -84,6 +85,8 @@ from ecs_deploy_many.journal import (
     new_run_id,
     open_journal,
 )
+from ecs_deploy_many.journal.records import is_run_id
+from ecs_deploy_many.journal.run_table import RunTable, open_run_table
 from ecs_deploy_many.observe.github import append_github_summary
 from ecs_deploy_many.observe.html import write_html_report
 from ecs_deploy_many.observe.junit import write_junit
@@ -92,7 +95,7 @@ from ecs_deploy_many.observe.progress import ProgressView, show_progress
 from ecs_deploy_many.observe.report import run_report, write_report
 from ecs_deploy_many.observe.summary import print_summary
 from ecs_deploy_many.observe.timeline import Timeline
-from ecs_deploy_many.plan import DependencyChoice, Plan, load_plan, select
+from ecs_deploy_many.plan import DependencyChoice, Plan, load_plan, select, shard
 from ecs_deploy_many.plan.schedule import Schedule
 from ecs_deploy_many.sim.fleet import Fleet, load_fleet
 from ecs_deploy_many.sim.server import Simulator
@@ -121,11 +124,27 @@ REHEARSAL_KEYS = StaticKeys("AKIDREHEARSAL", "rehearsal-secret-not-a-real-key")
 
 
 def _load(
-    path: str, only: Sequence[str], exclude: Sequence[str], dependencies: DependencyChoice
+    path: str,
+    only: Sequence[str],
+    exclude: Sequence[str],
+    dependencies: DependencyChoice,
+    part: str | None,
 ) -> Plan:
-    """The plan, selected; a PlanError lists every problem with file and line."""
+    """The plan, selected, then sharded; a PlanError lists every problem with file and
+    line."""
     plan = load_plan(path, environ=os.environ)
-    return select(plan, only, exclude, dependencies=dependencies) if only or exclude else plan
+    if only or exclude:
+        plan = select(plan, only, exclude, dependencies=dependencies)
+    if part is not None and part != "1/1":
+        index, count = _shard_numbers(part)
+        plan = shard(plan, index, count)
+    return plan
+
+
+def _shard_numbers(part: str) -> tuple[int, int]:
+    """``"2/3"`` -> ``(2, 3)``."""
+    index, _, count = part.partition("/")
+    return int(index), int(count)
 
 
 def plan_or_exit(
@@ -133,9 +152,11 @@ def plan_or_exit(
     only: Sequence[str] = (),
     exclude: Sequence[str] = (),
     dependencies: DependencyChoice = "refuse",
+    part: str | None = None,
 ) -> Plan:
+    """The plan as ``_load`` reads it; exit 2 naming every problem when it cannot be."""
     try:
-        return _load(path, only, exclude, dependencies)
+        return _load(path, only, exclude, dependencies, part)
     except PlanError as error:
         for issue in error.issues:
             click.echo(f"error: {issue}", err=True)
@@ -383,15 +404,39 @@ async def deploy(plan_path: str, options: dict[str, Any]) -> None:
     if options["journal"] and options["no_journal"]:
         raise click.UsageError("--journal and --no-journal contradict each other")
     check_window_flags(options)
+    run_id = _run_id(options, journaled=not (options["dry_run"] or options["check_only"]))
     plan = plan_or_exit(
-        plan_path, options["only"], options["exclude"], options["dependencies"] or "refuse"
+        plan_path,
+        options["only"],
+        options["exclude"],
+        options["dependencies"] or "refuse",
+        options["shard"],
     )
     if options["max_parallel"]:
         plan = replace(plan, max_parallel=options["max_parallel"])
     if options["check_only"]:
         _say_valid(plan_path, plan)
         return
-    await run_job(plan, plan_path, options, None if options["dry_run"] else Job())
+    await run_job(plan, plan_path, options, None if options["dry_run"] else Job(run_id))
+
+
+def _run_id(options: Mapping[str, Any], *, journaled: bool) -> str:
+    """``--run-id``, checked, or a new id; the shards of a ``journaled`` run (not a dry
+    run or a check) must be given theirs."""
+    run_id: str | None = options["run_id"]
+    example = "e.g. $(date -u +%Y%m%dT%H%M%SZ)-$(openssl rand -hex 3)"
+    if run_id is not None and not is_run_id(run_id):
+        raise click.UsageError(
+            f"--run-id {run_id!r} is no run id: give the UTC start time and 6 hex digits "
+            f"like 20261202T031500Z-1a2b3c ({example})"
+        )
+    part = options["shard"]
+    if journaled and part is not None and _shard_numbers(part)[1] > 1 and run_id is None:
+        raise click.UsageError(
+            f"--shard {part} needs --run-id ID, the same for every shard of the run, so "
+            f"their journals and run record meet ({example}, made once for all shards)"
+        )
+    return run_id or new_run_id()
 
 
 def check_window_flags(options: Mapping[str, Any]) -> None:
@@ -622,6 +667,7 @@ async def _deploy(
                 rehearsal=where.simulator is not None,
             )
         )
+        shared = await _run_table(stack, where, plan_path, options, run_id)
         journal = await _journal(stack, where, plan_path, options, redactor, run_id)
         if notifier is not None:
             notifier.started()
@@ -633,7 +679,7 @@ async def _deploy(
                 context = RunContext(
                     pool, where.clock, observe, redactor=redactor, pins=pinning.pins
                 )
-                run = FleetRun(plan, context, job.prior)
+                run = FleetRun(plan, context, job.prior, shared)
                 if pinning.problems:
                     run.halt(_unpinned(plan_path, pinning))
                 async with show_progress(progress, where.clock, console):
@@ -796,12 +842,48 @@ async def _journal(
     return journal
 
 
+async def _run_table(
+    stack: AsyncExitStack,
+    where: _Where,
+    plan_path: str,
+    options: Mapping[str, Any],
+    run_id: str,
+) -> RunTable | None:
+    """The run record the shards share (``--run-table``), this shard's start recorded;
+    None without one. One that cannot be used ends the command (exit 2) before any
+    call to ECS."""
+    table = options.get("run_table")
+    if not table:
+        return None
+
+    def sharing_failed(message: str) -> None:
+        _say(
+            f"error: {message}; this shard goes on with its own failure budget: a failure "
+            "in another shard no longer halts it, nor does one here halt the others"
+        )
+
+    try:
+        return await stack.enter_async_context(
+            open_run_table(
+                table,
+                run_id,
+                shard=options.get("shard") or "1/1",
+                budget=where.plan.max_failures,
+                on_failure=sharing_failed,
+            )
+        )
+    except RunTableError as error:
+        click.echo(f"error: {error}", err=True)
+        click.echo(f"{plan_path}: nothing was changed", err=True)
+        raise click.exceptions.Exit(EXIT_PLAN) from None
+
+
 def journal_start(
     plan: Plan, plan_path: str, options: Mapping[str, Any], simulated_at: float | None
 ) -> RunStart:
     """What the journal records of a run of ``plan`` before its first target: ``options``
     are the command's (``only``, ``exclude``, ``dependencies``, ``max_parallel``,
-    ``simulate``, ``endpoint_url``; any may be left out)."""
+    ``simulate``, ``endpoint_url``, ``shard``, ``run_table``; any may be left out)."""
     return RunStart(
         plan=plan_path,
         plan_digest=plan_digest(plan_path),
@@ -828,7 +910,9 @@ def journal_start(
             "rollback_of": options.get("rollback_of"),
             "reason": options.get("reason"),
             "windows_ignored": options.get("windows_ignored"),
+            "run_table": options.get("run_table"),
         },
+        shard=options.get("shard") or "1/1",
     )
 
 

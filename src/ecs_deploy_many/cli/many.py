@@ -106,6 +106,16 @@ def _window_options(command: F) -> F:
     return command
 
 
+def _shard(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    """``--shard K/N``, checked: ``1 <= K <= N``."""
+    if value is None:
+        return None
+    index, _slash, count = value.partition("/")
+    if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise click.BadParameter(f"{value!r} is not K/N with 1 <= K <= N (e.g. 2/3)")
+    return f"{int(index)}/{int(count)}"
+
+
 class _PlanFirstGroup(click.Group):
     """A group whose first argument, when it names no subcommand, is a plan to deploy."""
 
@@ -172,6 +182,25 @@ async def cli(**_: Any) -> None:
 )
 @click.option("--endpoint-url", metavar="URL", help="ECS endpoint (e.g. a running simulator).")
 @_window_options
+@click.option(
+    "--shard",
+    metavar="K/N",
+    callback=_shard,
+    help="Run shard K of N: a deterministic share of the (selected) targets, whole "
+    "clusters and scopes together, one runner each; needs --run-id when N > 1.",
+)
+@click.option(
+    "--run-id",
+    metavar="ID",
+    help="Journal under this run id (e.g. 20261202T031500Z-1a2b3c), the same for every "
+    "shard of the run.",
+)
+@click.option(
+    "--run-table",
+    metavar="TABLE",
+    help="A DynamoDB table (string partition key pk) where the shards of the run share "
+    "one failure budget and one halt.",
+)
 @_report_options
 @_journal_option
 @click.option("--no-journal", is_flag=True, help="Keep no journal of this run.")
@@ -275,6 +304,9 @@ def _target_run_options(command: Any) -> Any:
 @click.argument("run_id", metavar="RUN")
 @click.option("--force", is_flag=True, help="Resume even though the plan changed since the run.")
 @_window_options
+@click.option(
+    "--shard", metavar="K/N", callback=_shard, help="The shard to resume, for a sharded run."
+)
 @_target_run_options
 async def resume(run_id: str, **options: Any) -> None:
     """Continue RUN (its id, or the start of one), killed or interrupted, to the end.
@@ -284,7 +316,8 @@ async def resume(run_id: str, **options: Any) -> None:
     the run's id, finished targets keep their result, a deployment the run started is
     followed (never a second UpdateService), a registered revision is reused, a begun
     rollback is finished, and the failure budget and halt carry over. The plan's release
-    windows and freezes apply as to a new run (exit 75 outside them).
+    windows and freezes apply as to a new run (exit 75 outside them). A sharded run is
+    resumed one shard at a time (--shard K/N), each by its own runner.
     """
     from ecs_deploy_many.cli import runs as commands
 

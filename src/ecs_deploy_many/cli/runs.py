@@ -65,9 +65,16 @@ async def list_runs(journal: str | None, limit: int) -> None:
         )
         started = run.started
         click.echo(
-            f"{run.run_id}  {started.plan}  {started.started}  {run.verdict}  "
+            f"{run.run_id}  {started.plan}  {started.started}  {_verdict(run)}  "
             f"{len(run.targets)} targets: {counts or 'none finished'}"
         )
+
+
+def _verdict(run: RunJournal) -> str:
+    """The run's verdict, with how many of its shards finished when it has several."""
+    if run.shard_count == 1:
+        return run.verdict
+    return f"{run.verdict} ({len(run.shard_finishes)}/{run.shard_count} shards finished)"
 
 
 async def show_run(wanted: str, journal: str | None, outputs: dict[str, Any]) -> None:
@@ -80,7 +87,7 @@ async def show_run(wanted: str, journal: str | None, outputs: dict[str, Any]) ->
     started = run.started
     click.echo(
         f"run {run.run_id} of {started.plan}, started {started.started} on {started.host}: "
-        f"{run.verdict}",
+        f"{_verdict(run)}",
         err=True,
     )
     result = result_of(run)
@@ -107,6 +114,7 @@ async def resume_run(wanted: str, options: dict[str, Any]) -> None:
     run = await _journaled_run(wanted, options)
     started = run.started
     chosen = started.options
+    part = _shard_to_resume(run, options.get("shard"))
     if chosen.get("rollback_of"):
         _fail(
             JournalError(
@@ -119,10 +127,11 @@ async def resume_run(wanted: str, options: dict[str, Any]) -> None:
         chosen.get("only") or (),
         chosen.get("exclude") or (),
         chosen.get("dependencies") or "refuse",
+        part,
     )
     if chosen.get("max_parallel"):
         plan = replace(plan, max_parallel=chosen["max_parallel"])
-    changes = run.changes(plan_digest(started.plan), plan.targets)
+    changes = run.changes(plan_digest(started.plan), plan.targets, shard=part)
     if changes and not options["force"]:
         for change in changes:
             click.echo(f"error: {change} since run {run.run_id}", err=True)
@@ -132,15 +141,39 @@ async def resume_run(wanted: str, options: dict[str, Any]) -> None:
             err=True,
         )
         raise click.exceptions.Exit(EXIT_PLAN)
-    then = {record.target.name: record.digest for record in started.targets}
+    then = {record.target.name: record.digest for record in run.target_records}
+    now = {target.name: target_digest(target) for target in plan.targets}
     prior = {
         name: history
         for name, history in run.histories.items()
-        if then.get(name) == target_digest(plan.target(name))
+        if name in now and then.get(name) == now[name]
     }
-    click.echo(f"resuming run {run.run_id} of {started.plan}", err=True)
+    which = f"shard {part} of run" if part else "run"
+    click.echo(f"resuming {which} {run.run_id} of {started.plan}", err=True)
     job = Job(run_id=run.run_id, prior=prior)
-    await run_job(plan, started.plan, {**_RUN_DEFAULTS, **chosen, **options}, job)
+    await run_job(plan, started.plan, {**_RUN_DEFAULTS, **chosen, **options, "shard": part}, job)
+
+
+def _shard_to_resume(run: RunJournal, part: str | None) -> str | None:
+    """The shard ``--shard`` names, one the run journaled; None for an unsharded run."""
+    count = run.shard_count
+    if part is None and count == 1:
+        return None
+    if part is None or int(part.partition("/")[2]) != count:
+        _fail(
+            JournalError(
+                f"run {run.run_id} ran in {count} shard(s): resume one with --shard K/{count}"
+            )
+        )
+    if not any(runner.shard == part for runner in run.runners):
+        _fail(
+            JournalError(
+                f"shard {part} of run {run.run_id} never started, so there is nothing to "
+                f"resume: run it with `ecs-deploy-many {run.started.plan} --shard {part} "
+                f"--run-id {run.run_id}` and the run's other options"
+            )
+        )
+    return part
 
 
 async def roll_back_run(wanted: str, options: dict[str, Any]) -> None:
@@ -183,7 +216,7 @@ def plan_of(run: RunJournal) -> Plan:
     return Plan(
         source=Path(started.plan),
         targets=run.targets,
-        waves=tuple(Wave(w["name"], tuple(w["targets"]), w["bake"]) for w in started.waves),
+        waves=tuple(Wave(w["name"], tuple(w["targets"]), w["bake"]) for w in run.waves),
         max_parallel=policy["max_parallel"],
         per_cluster=policy["per_cluster"],
         failure_budget=FailureBudget(**policy["failure_budget"]),

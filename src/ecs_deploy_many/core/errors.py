@@ -10,6 +10,7 @@
     ├── CredentialsError       no region or no credentials could be found
     ├── AwsError               an AWS call failed (operation, code, message)
     ├── JournalError           a run journal cannot be written or read (names where)
+    ├── RunTableError          the shards' shared run record cannot be read or written
     ├── LockError              the run lock cannot be used (names the table or file, the fix)
     │   ├── LockHeld           another run holds the lock (names the holder)
     │   └── LockLost           the lease was taken over (or the lock broken) mid-run
@@ -45,6 +46,7 @@ __all__ = [
     "PlanError",
     "PlanIssue",
     "RollbackFailed",
+    "RunTableError",
     "TaskDefinitionError",
     "TaskRunFailed",
     "UsageError",
@@ -131,6 +133,11 @@ class AwsError(EcsDeployError):
 
 class JournalError(EcsDeployError):
     """A run journal cannot be written, found or read; the message names the place."""
+
+
+class RunTableError(EcsDeployError):
+    """The run record the shards of a run share (``--run-table``) cannot be read or
+    written; the message names the table."""
 
 
 class LockError(EcsDeployError):

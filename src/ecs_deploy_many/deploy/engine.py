@@ -22,6 +22,14 @@ starts where ``deploy.resume`` says. Targets the earlier run finished keep their
 (and their ``target_finished`` says ``resumed``); their failures count against the
 budget, so a run that had halted stays halted. A halt starts nothing new, but targets
 the earlier run had under way (an update or a rollback begun) are seen through.
+
+The shards of a run (``--shard K/N``, one runner each) may share one failure budget and
+one halt (``FleetRun(..., shared=...)``, a ``SharedBudget``): each new failure is
+counted run-wide, the shard whose failure spends the budget halts the run, and a
+background task waits for another shard's halt and then halts this one the same way as
+its own (start nothing new; in-flight targets finish or roll back; ``rollback_all``
+applies). Should the shared record fail, the shard says so once
+(``RunResult.shared_budget_error``) and goes on with its own budget.
 """
 
 from __future__ import annotations
@@ -30,9 +38,12 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Protocol
 
 import anyio
+import anyio.abc
 
+from ecs_deploy_many.core.errors import RunTableError
 from ecs_deploy_many.core.events import EventName, TargetEvent, target_finished
 from ecs_deploy_many.core.history import TargetHistory
 from ecs_deploy_many.core.result import Status, TargetResult
@@ -44,7 +55,18 @@ from ecs_deploy_many.deploy.resume import Resumption, Start, kept_result, resump
 from ecs_deploy_many.deploy.rollback import roll_back_all, roll_back_run, roll_back_target
 from ecs_deploy_many.plan.model import Plan, Wave
 
-__all__ = ["FleetRun", "RunResult", "RunVerdict", "run_plan"]
+__all__ = [
+    "SHARED_POLL_INTERVAL",
+    "FleetRun",
+    "RunResult",
+    "RunVerdict",
+    "SharedBudget",
+    "run_plan",
+]
+
+SHARED_POLL_INTERVAL = 5.0
+"""Seconds of the run's clock between two reads of a shared halt: another shard's halt
+reaches this one within that (and a DynamoDB read costs that often, per shard)."""
 
 
 class RunVerdict(StrEnum):
@@ -53,6 +75,31 @@ class RunVerdict(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+
+
+class SharedBudget(Protocol):
+    """The failure budget and the halt every shard of a run shares.
+
+    Each method raises RunTableError when the shared record cannot be used.
+    """
+
+    @property
+    def shard(self) -> str:
+        """This runner's shard, ``K/N``: halt reasons name it."""
+        ...
+
+    async def count_failure(self) -> int:
+        """Count one new failure of this shard; how many the whole run has now."""
+        ...
+
+    async def halt(self, reason: str) -> str:
+        """Halt the run unless a shard did already; why the run halted (``reason``, or
+        the first shard's)."""
+        ...
+
+    async def halted(self) -> str | None:
+        """Why the run halted, if a shard halted it."""
+        ...
 
 
 @dataclass
@@ -69,6 +116,9 @@ class RunResult:
     rolled_back_by_policy: set[str] = field(default_factory=set)
     """Targets that succeeded and that ``on_failure: rollback_all`` then rolled back (or
     tried to: a rollback that did not finish leaves its target ``failed``)."""
+    shared_budget_error: str | None = None
+    """Why this shard stopped sharing the run's failure budget and went on with its own,
+    when it did."""
 
     @property
     def failures(self) -> int:
@@ -120,8 +170,10 @@ class FleetRun:
         plan: Plan,
         context: RunContext,
         prior: Mapping[str, TargetHistory] | None = None,
+        shared: SharedBudget | None = None,
     ) -> None:
         self.plan = plan
+        self._shared = shared
         self.context = context
         self.result = RunResult(plan)
         self._starts = {
@@ -134,6 +186,17 @@ class FleetRun:
 
     async def run(self) -> RunResult:
         """Run every wave; re-raises cancellation once every target has a final state."""
+        if self._shared is None or self.plan.on_failure == "continue":
+            return await self._run()
+        async with anyio.create_task_group() as group:
+            await group.start(self._follow_shared_halt, self._shared)
+            try:
+                result = await self._run()
+            finally:
+                group.cancel_scope.cancel()
+        return result
+
+    async def _run(self) -> RunResult:
         clock = self.context.clock
         self.result.started_at = clock.now()
         self._keep_finished()
@@ -254,7 +317,7 @@ class FleetRun:
                 await deploy_target(target, self.context, record, start)
             # Counting failures reads every result: only a new failure can break the budget.
             if record.status.counts_as_failure:
-                self._check_budget()
+                await self._count_failure(target)
         finally:
             finished[target.name].set()
 
@@ -294,13 +357,65 @@ class FleetRun:
         return limiter
 
     def _check_budget(self) -> None:
-        failures, total = self.result.failures, len(self.plan.targets)
-        if self.result.halted or self.plan.failure_budget.allows(failures, total):
-            return
-        if self.plan.on_failure != "continue":
+        failures = self.result.failures
+        if self._budget_spent(failures):
             self.result.halted = (
                 f"the run halted: {failures} failed target(s) exceed the failure budget "
                 f"of {self.plan.failure_budget}"
+            )
+
+    def _budget_spent(self, failures: int) -> bool:
+        """Whether ``failures`` halt a run not halted yet."""
+        total = len(self.plan.targets)
+        return not (
+            self.result.halted
+            or self.plan.on_failure == "continue"
+            or self.plan.failure_budget.allows(failures, total)
+        )
+
+    async def _count_failure(self, target: Target) -> None:
+        """A new failure of ``target``: halt the run when it spends the budget, the
+        shards' shared one when there is one (else, or once it failed, this run's own)."""
+        if self._shared is None or self.result.shared_budget_error is not None:
+            self._check_budget()
+            return
+        try:
+            failures = await self._shared.count_failure()
+            if self._budget_spent(failures):
+                self.result.halted = await self._shared.halt(
+                    f"the run halted: {failures} failed target(s) across its shards exceed "
+                    f"the failure budget of {self.plan.failure_budget} (the last: "
+                    f"{target.name}, in shard {self._shared.shard})"
+                )
+        except RunTableError as error:
+            self._stop_sharing(error)
+            self._check_budget()
+
+    async def _follow_shared_halt(
+        self, shared: SharedBudget, *, task_status: anyio.abc.TaskStatus[None]
+    ) -> None:
+        """Halt this shard as its own failures would once another shard halted the run:
+        read before the first target starts (a shard started after the halt deploys
+        nothing), then every ``SHARED_POLL_INTERVAL`` seconds of the run's clock."""
+        await self._halt_if_shared_halted(shared)
+        task_status.started()
+        while not self.result.halted and self.result.shared_budget_error is None:
+            await self.context.clock.sleep(SHARED_POLL_INTERVAL)
+            await self._halt_if_shared_halted(shared)
+
+    async def _halt_if_shared_halted(self, shared: SharedBudget) -> None:
+        try:
+            reason = await shared.halted()
+        except RunTableError as error:
+            self._stop_sharing(error)
+            return
+        if reason is not None:
+            self.halt(reason)
+
+    def _stop_sharing(self, error: RunTableError) -> None:
+        if self.result.shared_budget_error is None:
+            self.result.shared_budget_error = (
+                f"{error}; this shard went on with its own failure budget"
             )
 
     # -- bake --------------------------------------------------------------------------
@@ -343,7 +458,7 @@ class FleetRun:
                 await roll_back_target(result, self.context, reason=reason)
             else:  # the outcome changed after the target finished: a new summary line
                 self.context.observe(target_finished(result, self.context.clock.now()))
-        self._check_budget()
+            await self._count_failure(target)
 
     def _settle(self, target: Target, status: Status, reason: str) -> None:
         """Record a target the run never deployed, and say so like a deployed one."""

@@ -5,6 +5,11 @@ continuing the run); ``load_run`` merges them: each runner's records in the orde
 wrote them, runners interleaved by the run clock's ``at``. Each target's events fold
 into a ``TargetHistory``, which is where resume and rollback start.
 
+The shards of a run (``--shard K/N``) each journal their share of the plan: the run's
+targets are every shard's, in shard order then plan order, and the run is finished once
+every shard is (its last ``run_finished`` each): it failed if a shard failed, else it
+was interrupted if a shard was, and its counts are the shards' together.
+
 A runner killed mid-write leaves its last line cut short: that line is skipped. Any
 other line that is not a record is an error naming its file (or S3 object) and line.
 """
@@ -25,6 +30,7 @@ from ecs_deploy_many.journal.location import JournalLocation
 from ecs_deploy_many.journal.records import (
     RunFinished,
     RunStarted,
+    TargetRecord,
     parse_record,
     target_digest,
 )
@@ -51,19 +57,51 @@ class RunJournal:
 
     run_id: str
     started: RunStarted
-    """The first runner's ``run_started``: the plan, its targets, waves and policies."""
+    """The first runner's ``run_started``: the plan, its policies and options."""
     runners: tuple[RunStarted, ...]
     """Every runner's ``run_started``, in the order they started."""
     events: tuple[JournalEvent, ...]
     histories: dict[str, TargetHistory] = field(default_factory=dict)
     """Each target that emitted an event, in plan order."""
-    finished: RunFinished | None = None
-    """The last ``run_finished`` written; None when no runner finished the run."""
+    shard_finishes: dict[int, RunFinished] = field(default_factory=dict)
+    """Each shard's last ``run_finished``, by shard number (1 for an unsharded run)."""
+
+    @property
+    def shard_count(self) -> int:
+        """How many shards the run has (1 unless it was run with ``--shard K/N``)."""
+        return max(_shard(runner)[1] for runner in self.runners)
+
+    @property
+    def finished(self) -> RunFinished | None:
+        """How the run ended, every shard's outcome merged; None until every shard
+        finished."""
+        if len(self.shard_finishes) < self.shard_count:
+            return None
+        return _merged([self.shard_finishes[k] for k in sorted(self.shard_finishes)])
+
+    @property
+    def target_records(self) -> tuple[TargetRecord, ...]:
+        """Every shard's targets as journaled, in shard order, each in plan order."""
+        records: dict[str, TargetRecord] = {}
+        for runner in sorted(self.runners, key=lambda runner: _shard(runner)[0]):
+            for record in runner.targets:
+                records.setdefault(record.target.name, record)
+        return tuple(records.values())
+
+    @property
+    def waves(self) -> tuple[dict[str, Any], ...]:
+        """Every shard's waves merged by name, in the order the shards list them."""
+        waves: dict[str, dict[str, Any]] = {}
+        for runner in sorted(self.runners, key=lambda runner: _shard(runner)[0]):
+            for wave in runner.waves:
+                merged = waves.setdefault(wave["name"], {**wave, "targets": []})
+                merged["targets"] += [t for t in wave["targets"] if t not in merged["targets"]]
+        return tuple(waves.values())
 
     @property
     def targets(self) -> tuple[Target, ...]:
-        """The targets as journaled (secrets masked), in plan order."""
-        return tuple(record.target for record in self.started.targets)
+        """The targets as journaled (secrets masked), in shard order then plan order."""
+        return tuple(record.target for record in self.target_records)
 
     def target(self, name: str) -> Target:
         """The journaled target called ``name`` (KeyError if the run had none)."""
@@ -97,10 +135,16 @@ class RunJournal:
                 TargetEvent(target, event.step, event.event, event.at, event.facts, event.level)
             )
 
-    def changes(self, plan_digest: str | None, targets: Sequence[Target]) -> list[str]:
-        """What differs between the run's plan and ``targets`` (a plan loaded now):
-        targets added, removed or changed, and a changed plan file."""
-        then = {record.target.name: record.digest for record in self.started.targets}
+    def changes(
+        self, plan_digest: str | None, targets: Sequence[Target], *, shard: str | None = None
+    ) -> list[str]:
+        """What differs between the run's plan (the targets of one ``shard``, ``K/N``,
+        when given) and ``targets`` (a plan loaded now): targets added, removed or
+        changed, and a changed plan file."""
+        records = self.target_records
+        if shard is not None:
+            records = tuple(r for run in self.runners if run.shard == shard for r in run.targets)
+        then = {record.target.name: record.digest for record in records}
         now = {target.name: target_digest(target) for target in targets}
         found = [f"target {name} is new" for name in now if name not in then]
         found += [f"target {name} is no longer selected" for name in then if name not in now]
@@ -175,13 +219,16 @@ async def load_run(location: JournalLocation, run_id: str) -> RunJournal:
             raise JournalError(f"{where}: the first record is not run {run_id}'s run_started")
         starts.append(first)
     order = sorted(range(len(runners)), key=lambda i: starts[i].at)
-    merged = heapq.merge(*(runners[i][1:] for i in order), key=lambda item: _at(item[1]))
+    merged = heapq.merge(
+        *([(where, record, i) for where, record in runners[i][1:]] for i in order),
+        key=lambda item: _at(item[1]),
+    )
     journal = RunJournal(run_id, starts[order[0]], tuple(starts[i] for i in order), ())
     events: list[JournalEvent] = []
     histories: dict[str, TargetHistory] = {t.name: TargetHistory(t.name) for t in journal.targets}
-    for where, record in merged:
+    for where, record, runner in merged:
         if isinstance(record, RunFinished):
-            journal.finished = record
+            journal.shard_finishes[_shard(starts[runner])[0]] = record
         elif isinstance(record, RunStarted):
             raise JournalError(f"{where}: a second run_started")
         else:
@@ -203,6 +250,44 @@ async def load_run(location: JournalLocation, run_id: str) -> RunJournal:
     journal.events = tuple(events)
     journal.histories = {name: h for name, h in histories.items() if name in seen}
     return journal
+
+
+def _shard(runner: RunStarted) -> tuple[int, int]:
+    """The runner's shard ``K/N`` as ``(K, N)``."""
+    index, _, count = runner.shard.partition("/")
+    try:
+        return int(index), int(count)
+    except ValueError:
+        raise JournalError(
+            f"run {runner.run_id}: runner {runner.runner} has no shard K/N: {runner.shard!r}"
+        ) from None
+
+
+def _merged(finishes: Sequence[RunFinished]) -> RunFinished:
+    """The outcome of a run from each shard's: failed if one failed, else interrupted if
+    one was; the counts and failures summed, the first halt's reason."""
+    if len(finishes) == 1:
+        return finishes[0]
+    verdicts = {finish.verdict for finish in finishes}
+    verdict = next((v for v in ("failed", "interrupted") if v in verdicts), "succeeded")
+    counts: dict[str, int] = {}
+    for finish in finishes:
+        for status, count in finish.counts.items():
+            counts[status] = counts.get(status, 0) + count
+    started = [f.started_at for f in finishes if f.started_at is not None]
+    ended = [f.finished_at for f in finishes if f.finished_at is not None]
+    return RunFinished(
+        verdict=verdict,
+        halted=next((finish.halted for finish in finishes if finish.halted), None),
+        counts=counts,
+        failures=sum(finish.failures for finish in finishes),
+        started_at=min(started, default=None),
+        finished_at=max(ended, default=None),
+        rolled_back_by_policy=tuple(
+            sorted({name for finish in finishes for name in finish.rolled_back_by_policy})
+        ),
+        at=max(finish.at for finish in finishes),
+    )
 
 
 def _at(record: RunStarted | RunFinished | dict[str, Any]) -> float:

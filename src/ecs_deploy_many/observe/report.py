@@ -40,7 +40,9 @@ def run_report(
     ``run_id`` names the run's journal; ``journal_error`` says why the journal stopped
     before the run ended, when it did; ``windows_ignored`` is the reason given for
     deploying regardless of the plan's release windows and freezes, when one was;
-    ``images`` maps each image deployed by tag to the digest it was pinned to.
+    ``shared_budget_error`` why a shard stopped sharing the run's failure budget
+    (``--run-table``), when it did; ``images`` maps each image deployed by tag to the
+    digest it was pinned to.
     """
     started, finished = run.started_at, run.finished_at
     results = [run.results[t.name] for t in run.plan.targets if t.name in run.results]
@@ -57,6 +59,7 @@ def run_report(
         "counts": run.statistics(),
         "journal_error": journal_error,
         "windows_ignored": windows_ignored,
+        "shared_budget_error": run.shared_budget_error,
         "images": dict(images or {}),
         "targets": [_target(result) for result in results],
     }
