@@ -268,10 +268,10 @@ async def test_an_unexpected_error_in_one_target_loses_no_output(
     with what is known of each target, and the run fails."""
     render = pipeline.render_revision
 
-    def render_or_break(target: Target, base: Any) -> Any:
+    def render_or_break(target: Target, base: Any, pins: Any = None) -> Any:
         if target.name == "prod/web":
             raise RuntimeError("a bug in rendering")
-        return render(target, base)
+        return render(target, base, pins)
 
     monkeypatch.setattr(pipeline, "render_revision", render_or_break)
     code, report = await rehearse(

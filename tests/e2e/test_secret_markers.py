@@ -6,7 +6,8 @@ as a file. The markers sit in every place ``replace_task_definition_secrets`` kn
 with ECS's types and once wrongly typed (lists and objects where strings belong, a
 mapping where a list belongs), which the AWS client refuses with an error quoting each
 value. One target succeeds, one fails on that error, one is rolled back by ECS after its
-events, one registers from the file. Then every output is searched: console logs, JSON
+events, one registers from the file; the plan names a webhook, whose URL is a marker
+too. Then every output is searched: console logs, JSON
 logs, ``-v`` logs, the summary, the JSON, JUnit and HTML reports, the GitHub step
 summary, the run's journal, and a dry run of the same plan. No marker may appear, in
 any form; and names that contain an environment value of the run (``KEY=value`` beside
@@ -28,6 +29,7 @@ from tests.e2e.helpers import SCRIPT
 
 ACCESS_KEY_SECRET = "mk-aws-secret-access-key/K7MDENG"
 SESSION_TOKEN = "mk-aws-session-token-FwoGZXIv"
+WEBHOOK = "https://hooks.example.com/services/T0/B0/mk-webhook-token"
 SERVICES = {
     "existing-proxyconfiguration-value": "vault",  # succeeds
     "typo-value": "typo",  # the client refuses its wrongly typed secrets
@@ -168,6 +170,8 @@ PLAN = """\
 version: 1
 defaults: {region: eu-west-1, cluster: silorg, timeout: 36000, progress_deadline: 36000}
 failure_budget: 5
+notifications:
+  - {url: "${WEBHOOK_URL}", format: json, on: [start, finish, target_failed]}
 targets:
   - {service: existing-proxyconfiguration-value, image: example/app:2}
   - {service: typo-value, image: example/app:2}
@@ -201,13 +205,17 @@ def files(tmp_path: Path) -> Path:
 
 
 SECRETS = markers(
-    fleet()["task_definitions"], every_place("mk-file"), ACCESS_KEY_SECRET, SESSION_TOKEN
+    fleet()["task_definitions"], every_place("mk-file"), ACCESS_KEY_SECRET, SESSION_TOKEN, WEBHOOK
 )
 
 
 def ecs_deploy_many(files: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The command run in ``files`` with AWS secrets set, as in a GitHub Actions job."""
-    secrets = {"AWS_SECRET_ACCESS_KEY": ACCESS_KEY_SECRET, "AWS_SESSION_TOKEN": SESSION_TOKEN}
+    secrets = {
+        "AWS_SECRET_ACCESS_KEY": ACCESS_KEY_SECRET,
+        "AWS_SESSION_TOKEN": SESSION_TOKEN,
+        "WEBHOOK_URL": WEBHOOK,
+    }
     summary = {"GITHUB_STEP_SUMMARY": str(files / "step-summary.md")}
     return subprocess.run(
         [SCRIPT, "plan.yaml", "--simulate", "--fleet", "fleet.yaml", *args],

@@ -5,11 +5,12 @@ brings the AWS SDK, the engine, the outputs and the simulator with it.
 
 Exit codes: 0 every target succeeded or was unchanged; 1 at least one failed (after
 whatever rollback), an output or the run journal could not be written, the run lost its
-lock, or an unexpected error stopped the run; 2 plan, fleet or usage error, or a journal,
-lock table or run table (``--run-table``) that cannot be used at the start, nothing
-touched; 73 another run holds the plan's lock (``cli.lock``), nothing touched; 75
-(EX_TEMPFAIL) outside the plan's release windows or inside a freeze, nothing touched;
-130 interrupted.
+lock, or an unexpected error stopped the run; 2 plan, fleet or usage error, a journal,
+lock table or run table (``--run-table``) that cannot be used at the start, or an image
+that cannot be pinned to its digest, nothing touched; 73 another run holds the plan's
+lock (``cli.lock``), nothing touched; 75 (EX_TEMPFAIL) outside the plan's release
+windows or inside a freeze, nothing touched; 130 interrupted. A webhook of the plan's
+``notifications`` never changes the code.
 
 The plan's ``schedule`` is checked once the plan is loaded, before any call to AWS
 (``jobs.windows``); ``--wait-for-window`` waits on the run's clock instead of refusing.
@@ -38,7 +39,7 @@ import math
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence, Sized
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -56,7 +57,7 @@ from ecs_deploy_many.cli.lock import held_lock
 from ecs_deploy_many.cli.options import start_logging
 from ecs_deploy_many.cli.rehearsal import fleet_for_plan
 from ecs_deploy_many.cli.signals import HeldSignals, ProcessEnd, cancel_on_signal
-from ecs_deploy_many.core.clock import Clock, ScaledClock, real_clock
+from ecs_deploy_many.core.clock import Clock, ScaledClock, real_clock, utc_iso
 from ecs_deploy_many.core.errors import FleetError, JournalError, PlanError, RunTableError
 from ecs_deploy_many.core.events import Observer, fan_out, target_finished
 from ecs_deploy_many.core.history import TargetHistory
@@ -72,6 +73,8 @@ from ecs_deploy_many.deploy.dryrun import (
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
 from ecs_deploy_many.deploy.pipeline import RunContext
 from ecs_deploy_many.jobs.lock import RunLock
+from ecs_deploy_many.jobs.notify import FailedTarget, Notifier
+from ecs_deploy_many.jobs.pinning import Pinning, ecr_image, pin_digests
 from ecs_deploy_many.jobs.windows import Decision, close_on_schedule, decide, shown
 from ecs_deploy_many.journal import (
     JournalLocation,
@@ -470,25 +473,118 @@ async def run_job(plan: Plan, plan_path: str, options: dict[str, Any], job: Job 
     """Run ``job`` on ``plan`` where ``options`` say (a dry run without a job), write
     every output, and exit with the outcome's code."""
     where = _where_or_exit(plan_path, plan, options)
-    redactor = run_redactor(os.environ, targets=plan.targets)
+    redactor = _redactor(plan)
     console = start_logging(options, redactor, where.clock)
     # From here to the last output a signal never takes Python's default course.
     until_exit = isinstance(click.get_current_context().obj, ProcessEnd)
     with HeldSignals(until_exit=until_exit) as signals:
         if job is None:
             code = await _read_only(
-                where, signals, redactor, format_preview, "the dry run", verbose=options["verbose"]
+                where,
+                signals,
+                redactor,
+                format_preview,
+                "the dry run",
+                verbose=options["verbose"],
+                pin=True,
             )
         else:
-            code = await _deploy(where, plan_path, options, signals, redactor, console, job)
+            notifier = _notifier(where, plan_path, job.run_id, redactor)
+            async with notifier.delivering() if notifier else nullcontext():
+                code = await _deploy(
+                    where, plan_path, options, signals, redactor, console, job, notifier
+                )
     raise click.exceptions.Exit(code)
+
+
+def _redactor(plan: Plan) -> Redactor:
+    """The run's redactor, which knows the plan's webhook URLs too (each is a secret)."""
+    redactor = run_redactor(os.environ, targets=plan.targets)
+    redactor.add(webhook.url for webhook in plan.notifications)
+    return redactor
+
+
+def _notifier(where: _Where, plan_path: str, run_id: str, redactor: Redactor) -> Notifier | None:
+    """What sends the plan's notifications; None without any, or in a rehearsal, whose
+    messages would reach the real channels as if production were being deployed."""
+    webhooks = where.plan.notifications
+    if not webhooks:
+        return None
+    if where.simulator is not None:
+        _say(f"notifications are not sent in a rehearsal ({_count(webhooks, 'webhook')})")
+        return None
+    clock = where.clock
+    return Notifier(
+        webhooks,
+        run_id=run_id,
+        plan=plan_path,
+        targets=len(where.plan.targets),
+        now=lambda: utc_iso(clock.now()),
+        redactor=redactor,
+    )
+
+
+async def _pinned(where: _Where, job: Job, pool: ClientPool, redactor: Redactor) -> Pinning:
+    """The digest of every ECR image the job deploys (``images: {pin_digests: ...}``),
+    resolved before anything changes, and the images that cannot be.
+
+    The images are those the dry run renders, read the same way: a ``tag_only`` target
+    only knows its repository once its current task definition is read. A rehearsal
+    pins nothing (its images are taken as present), nor does a rollback (it returns to
+    revisions as they were).
+    """
+    if job.roll_back is not None or not _pins_images(where):
+        return Pinning()
+    _, pinning = await _previews_and_pins(where.plan, pool, redactor)
+    if pinning.problems:
+        return pinning
+    log = structlog.get_logger("ecs_deploy_many")
+    for image, digest in pinning.digests.items():
+        log.info("image_pinned", image=image, digest=digest)
+    for image in pinning.not_in_ecr:
+        log.info("image_not_pinned", image=image, reason="not a tag in Amazon ECR")
+    return pinning
+
+
+def _pins_images(where: _Where) -> bool:
+    """Whether a run pins its images; a rehearsal does not, and says so when the plan
+    names ECR images (or retags, whose repositories it cannot know)."""
+    plan = where.plan
+    if not plan.images.pin_digests:
+        return False
+    if where.simulator is None:
+        return True
+    named = (image for t in plan.targets for image in (t.image, *t.containers.values()))
+    if any(t.tag_only for t in plan.targets) or any(ecr_image(i) for i in named if i):
+        _say("images are taken as present in a rehearsal: tags are not pinned to digests")
+    return False
+
+
+async def _previews_and_pins(
+    plan: Plan, pool: ClientPool, redactor: Redactor
+) -> tuple[list[TargetPreview], Pinning]:
+    """Every target's preview, and the digests of the images they would deploy."""
+    previews = await preview_plan(plan, pool, max_parallel=plan.max_parallel, redactor=redactor)
+    return previews, await pin_digests(image for p in previews for image in p.images)
+
+
+def _unpinned(plan_path: str, pinning: Pinning) -> str:
+    """Say which images cannot be pinned and why; the reason the run deploys nothing."""
+    for problem in pinning.problems:
+        _say(f"error: {problem}")
+    cannot = f"{_count(pinning.problems, 'image')} cannot be pinned to a digest"
+    _say(
+        f"{plan_path}: {cannot}; nothing was changed "
+        "(images: {pin_digests: false} deploys tags as they are)"
+    )
+    return f"nothing was deployed: {cannot}: {'; '.join(pinning.problems)}"
 
 
 async def status(plan_path: str, options: dict[str, Any]) -> None:
     """``ecs-deploy-many status``: per target, what runs now and what the plan would do."""
     plan = plan_or_exit(plan_path, options["only"], options["exclude"], "skip")
     where = _where(plan, {"simulate": False, "speed": None, **options})
-    redactor = run_redactor(os.environ, targets=plan.targets)
+    redactor = _redactor(plan)
     start_logging(options, redactor, where.clock)
     until_exit = isinstance(click.get_current_context().obj, ProcessEnd)
     with HeldSignals(until_exit=until_exit) as signals:
@@ -506,15 +602,21 @@ async def _read_only(
     what: str,
     *,
     verbose: bool,
+    pin: bool = False,
 ) -> int:
     """Read every target and print ``formatted`` previews (a dry run, a status); a
-    signal stops the reading, never the printing."""
-    previews = None
+    signal stops the reading, never the printing. With ``pin`` (a dry run) the images
+    are shown by the digests a run would pin them to now."""
+    previews, pinning = None, Pinning()
+    plan = where.plan
     async with _connected(where, verbose=verbose) as pool, anyio.create_task_group() as group:
         group.start_soon(cancel_on_signal, signals, group.cancel_scope, what)
-        previews = await preview_plan(
-            where.plan, pool, max_parallel=where.plan.max_parallel, redactor=redactor
-        )
+        if pin and _pins_images(where):
+            previews, pinning = await _previews_and_pins(plan, pool, redactor)
+        if previews is None or pinning.pins:  # read again, rendered with the pins
+            previews = await preview_plan(
+                plan, pool, max_parallel=plan.max_parallel, redactor=redactor, pins=pinning.pins
+            )
         group.cancel_scope.cancel()
     if previews is None:
         click.echo(
@@ -523,8 +625,12 @@ async def _read_only(
         )
         return EXIT_INTERRUPTED
     click.echo(formatted(previews))
+    for problem in pinning.problems:
+        click.echo(f"error: {problem}", err=True)
+    if pinning.digests:
+        click.echo(f"{_count(pinning.digests, 'image')} pinned to the digest its tag names now")
     _say_schedule(where.plan, where.clock)
-    return EXIT_FAILED if any(p.error for p in previews) else 0
+    return EXIT_FAILED if pinning.problems or any(p.error for p in previews) else 0
 
 
 async def _deploy(
@@ -535,8 +641,10 @@ async def _deploy(
     redactor: Redactor,
     console: Console | None,
     job: Job,
+    notifier: Notifier | None,
 ) -> int:
-    """Run the job, then write every output and the summary, however the run ended."""
+    """Pin the images, run the job, then write every output and the summary, however the
+    run ended. A run whose images cannot all be pinned starts no target and exits 2."""
     plan = where.plan
     run_id = job.run_id
     watched, ignored = await _obey_schedule(where, plan_path, options, signals, job)
@@ -545,6 +653,9 @@ async def _deploy(
     watchers: list[Observer] = [log_observer(), progress]
     if options["html_path"]:
         watchers.append(timeline)
+    if notifier is not None:
+        watchers.append(notifier)
+    pinning = Pinning()
     async with AsyncExitStack() as stack:
         lock = await stack.enter_async_context(
             held_lock(
@@ -558,12 +669,19 @@ async def _deploy(
         )
         shared = await _run_table(stack, where, plan_path, options, run_id)
         journal = await _journal(stack, where, plan_path, options, redactor, run_id)
+        if notifier is not None:
+            notifier.started()
         observe = fan_out(*([journal] if journal else []), *watchers)
         run, during_run = None, 0
         try:
             async with _connected(where, verbose=options["verbose"]) as pool:
-                context = RunContext(pool, where.clock, observe, redactor=redactor)
+                pinning = await _pinned(where, job, pool, redactor)
+                context = RunContext(
+                    pool, where.clock, observe, redactor=redactor, pins=pinning.pins
+                )
                 run = FleetRun(plan, context, job.prior, shared)
+                if pinning.problems:
+                    run.halt(_unpinned(plan_path, pinning))
                 async with show_progress(progress, where.clock, console):
                     try:
                         await _run(run, job, options["interrupt_grace"], signals, lock, watched)
@@ -578,13 +696,31 @@ async def _deploy(
             journal.finish(result)
     journal_error = journal.error if journal is not None else None
     written = write_outputs(
-        result, timeline, plan_path, redactor, options, run_id=run_id, journal_error=journal_error
+        result,
+        timeline,
+        plan_path,
+        redactor,
+        options,
+        run_id=run_id,
+        journal_error=journal_error,
+        images=pinning.digests,
     )
     print_summary(result, redactor=redactor, simulated_at=where.simulated_at)
+    if pinning.digests:
+        click.echo(f"{_count(pinning.digests, 'image')} pinned to the digest resolved at the start")
+    if notifier is not None:
+        failed = [r for r in result.results.values() if r.status.counts_as_failure]
+        notifier.finished(
+            str(result.verdict),
+            result.statistics(),
+            [FailedTarget(r.target.name, str(r.status), r.error or "") for r in failed],
+            halted=result.halted,
+            report=str(options["report_path"]) if options["report_path"] else None,
+        )
     late = signals.received[during_run:]
     if late:
         _say(f"{late[0].name} came after the run had ended; every output is written")
-    code = _exit_code(result)
+    code = EXIT_PLAN if pinning.problems else _exit_code(result)
     lost_lock = lock is not None and lock.lost is not None
     return code if (written and not journal_error and not lost_lock) or code else EXIT_FAILED
 
@@ -799,6 +935,7 @@ def write_outputs(
     run_id: str | None,
     journal_error: str | None = None,
     github: bool = True,
+    images: Mapping[str, str] | None = None,
 ) -> bool:
     """The files asked for, and the GitHub job summary when running in GitHub Actions.
 
@@ -814,6 +951,7 @@ def write_outputs(
             run_id=run_id,
             journal_error=journal_error,
             windows_ignored=options.get("windows_ignored"),
+            images=images,
         )
         writers.append((f"the report to {path}", partial(write_report, path, report)))
     if path := options["junit_path"]:

@@ -65,6 +65,8 @@ class TargetPreview:
     """The revision the service runs, or the task-definition target's base revision."""
     changes: tuple[ContainerChange, ...] = ()
     """Images the rendering sets, relative to the base revision (as the deploy logs them)."""
+    images: tuple[str, ...] = ()
+    """Every image the rendering sets, changed or not: what a deploy would pin."""
     differences: tuple[str, ...] = ()
     """What the new revision changes relative to the current one, a line each."""
     unchanged: bool = False
@@ -82,11 +84,15 @@ class TargetPreview:
 
 
 async def preview_target(
-    target: Target, accounts: Accounts, redactor: Redactor | None = None
+    target: Target,
+    accounts: Accounts,
+    redactor: Redactor | None = None,
+    pins: Mapping[str, str] | None = None,
 ) -> TargetPreview:
     """Preview ``target``; anything that would make its deploy fail becomes ``error``.
 
-    ``redactor`` (the run's, else a new one) learns the secrets of every definition read.
+    ``redactor`` (the run's, else a new one) learns the secrets of every definition read;
+    ``pins`` are the run's pinned images (``RunContext.pins``).
     """
     mask = redactor or Redactor()
     mask.keep([target])
@@ -125,7 +131,7 @@ async def preview_target(
             preview = replace(
                 preview, current_task_definition=current.arn, running_images=_images(current)
             )
-        return _compared(preview, current, render_revision(target, base), mask)
+        return _compared(preview, current, render_revision(target, base, pins), mask)
     except EcsDeployError as error:
         return replace(preview, error=mask.scrub(str(error)))
 
@@ -174,7 +180,7 @@ def _compared(
     rendered: RenderedTaskDefinition,
     mask: Redactor,
 ) -> TargetPreview:
-    preview = replace(preview, changes=rendered.changes)
+    preview = replace(preview, changes=rendered.changes, images=rendered.images)
     if current is None:
         return preview
     # With its tags, so a revision that would lose them says so.
@@ -205,11 +211,17 @@ def _masked(definition: Mapping[str, Any], numbers: dict[str, int]) -> dict[str,
 
 
 async def preview_plan(
-    plan: Plan, accounts: Accounts, *, max_parallel: int, redactor: Redactor | None = None
+    plan: Plan,
+    accounts: Accounts,
+    *,
+    max_parallel: int,
+    redactor: Redactor | None = None,
+    pins: Mapping[str, str] | None = None,
 ) -> list[TargetPreview]:
     """Every target's preview in plan order, at most ``max_parallel`` at a time.
 
-    One ``redactor`` (the run's, else a new one) masks every preview with every secret seen.
+    One ``redactor`` (the run's, else a new one) masks every preview with every secret
+    seen; ``pins`` render the images as a run with those pinned digests would.
     """
     limiter = anyio.CapacityLimiter(max_parallel)
     previews: dict[int, TargetPreview] = {}
@@ -217,7 +229,7 @@ async def preview_plan(
 
     async def preview(index: int, target: Target) -> None:
         async with limiter:
-            previews[index] = await preview_target(target, accounts, mask)
+            previews[index] = await preview_target(target, accounts, mask, pins)
 
     async with anyio.create_task_group() as group:
         for index, target in enumerate(plan.targets):

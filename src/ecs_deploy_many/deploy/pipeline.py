@@ -18,6 +18,7 @@ deployment, reusing its revision, or finishing its rollback.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,14 +114,18 @@ async def base_definition(
     return await gateway.describe_task_definition(current)
 
 
-def render_revision(target: Target, base: TaskDefinition) -> RenderedTaskDefinition:
-    """The registration input ``target`` makes of ``base``."""
+def render_revision(
+    target: Target, base: TaskDefinition, pins: Mapping[str, str] | None = None
+) -> RenderedTaskDefinition:
+    """The registration input ``target`` makes of ``base``, each image it sets replaced
+    by its pinned form when ``pins`` (``RunContext.pins``) has one."""
     return render_task_definition(
         base.body,
         image=target.image,
         containers=target.containers or None,
         tag_only=target.tag_only,
         tags=base.tags if target.copy_task_definition_tags and base.tags else None,
+        pins=pins,
     )
 
 
@@ -166,7 +171,7 @@ class _Pipeline(TargetSteps):
     def _render(self, base: TaskDefinition) -> RenderedTaskDefinition:
         self.enter("render")
         self.context.redactor.add(task_definition_secrets(base.body))
-        rendered = render_revision(self.target, base)
+        rendered = render_revision(self.target, base, self.context.pins)
         for change in rendered.changes:
             self.emit(
                 EventName.CONTAINER_IMAGE,

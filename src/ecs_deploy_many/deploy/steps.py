@@ -8,7 +8,7 @@ records the final state with its one ``target_finished`` event.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -54,6 +54,9 @@ class RunContext:
     revisions: RunRevisions = field(default_factory=RunRevisions)
     redactor: Redactor = field(default_factory=Redactor)
     """Learns each task definition's secrets as the run reads them, for every output."""
+    pins: Mapping[str, str] = field(default_factory=dict)
+    """Each image the plan names by tag -> the same image by the digest resolved before
+    the run began (``repo@sha256:...``): every target deploys exactly those bytes."""
 
 
 class TargetSteps:

@@ -42,6 +42,8 @@ class RenderedTaskDefinition:
     definition: dict[str, Any]
     changes: tuple[ContainerChange, ...]
     """Containers whose image actually differs, in task-definition order."""
+    images: tuple[str, ...] = ()
+    """Every image the rendering set, changed or not, once each in container order."""
 
 
 def _family(definition: Mapping[str, Any]) -> str:
@@ -117,6 +119,7 @@ def render_task_definition(
     containers: Mapping[str, str] | None = None,
     tag_only: str | None = None,
     tags: Sequence[Mapping[str, str]] | None = None,
+    pins: Mapping[str, str] | None = None,
 ) -> RenderedTaskDefinition:
     """The registration input for a new revision of ``base`` with new images.
 
@@ -124,6 +127,8 @@ def render_task_definition(
     by container name and wins over ``image`` where both apply; ``tag_only`` retags every
     container and combines with neither. With none of them the definition is registered
     as it is (a task definition file, say). ``tags`` replace the registration's tags.
+    ``pins`` maps an image the rendering sets to the image it becomes instead (the same
+    image by digest).
     """
     if tag_only is not None and (image is not None or containers):
         raise ValueError("tag_only cannot be combined with image or containers")
@@ -139,6 +144,8 @@ def render_task_definition(
         new_images |= _matching(definition, by_name, image)
     if containers:
         new_images |= _named(definition, by_name, containers)
+    if pins:
+        new_images = {name: pins.get(image, image) for name, image in new_images.items()}
 
     changes: list[ContainerChange] = []
     for name, container in by_name.items():
@@ -148,7 +155,9 @@ def render_task_definition(
             changes.append(ContainerChange(name, old_image, new_images[name]))
     if tags is not None:
         definition["tags"] = [dict(tag) for tag in tags]
-    return RenderedTaskDefinition(definition, tuple(changes))
+    return RenderedTaskDefinition(
+        definition, tuple(changes), tuple(dict.fromkeys(new_images.values()))
+    )
 
 
 def fingerprint(definition: Mapping[str, Any]) -> str:

@@ -1,2 +1,2 @@
 """Scheduled release jobs: what an unattended run checks before and while it deploys
-(its lock, its release windows)."""
+(its lock, its release windows, its images' digests) and whom it tells."""

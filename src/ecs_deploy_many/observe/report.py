@@ -32,6 +32,7 @@ def run_report(
     redactor: Redactor | None = None,
     run_id: str | None = None,
     journal_error: str | None = None,
+    images: Mapping[str, str] | None = None,
     windows_ignored: str | None = None,
 ) -> dict[str, Any]:
     """The report of ``run``: the verdict, counts by status, and every target in plan order.
@@ -40,7 +41,8 @@ def run_report(
     before the run ended, when it did; ``windows_ignored`` is the reason given for
     deploying regardless of the plan's release windows and freezes, when one was;
     ``shared_budget_error`` why a shard stopped sharing the run's failure budget
-    (``--run-table``), when it did.
+    (``--run-table``), when it did; ``images`` maps each image deployed by tag to the
+    digest it was pinned to.
     """
     started, finished = run.started_at, run.finished_at
     results = [run.results[t.name] for t in run.plan.targets if t.name in run.results]
@@ -58,6 +60,7 @@ def run_report(
         "journal_error": journal_error,
         "windows_ignored": windows_ignored,
         "shared_budget_error": run.shared_budget_error,
+        "images": dict(images or {}),
         "targets": [_target(result) for result in results],
     }
     if redactor is None:

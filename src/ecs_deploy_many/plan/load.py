@@ -19,7 +19,14 @@ from ecs_deploy_many.core.ratelimit import ECS_BUCKETS, BucketSpec
 from ecs_deploy_many.plan.checks import INVALID
 from ecs_deploy_many.plan.document import MAX_PLAN_BYTES, line_at, read_document, size_problem
 from ecs_deploy_many.plan.issues import Issues
-from ecs_deploy_many.plan.model import FailureBudget, LockSpec, Plan, Polling
+from ecs_deploy_many.plan.model import (
+    FailureBudget,
+    Images,
+    LockSpec,
+    Notification,
+    Plan,
+    Polling,
+)
 from ecs_deploy_many.plan.order import assign_waves, check_dependencies
 from ecs_deploy_many.plan.schema import PLAN
 from ecs_deploy_many.plan.targets import build_targets
@@ -112,6 +119,8 @@ def parse_plan(
         polling=_polling(_mapping(top.get("polling")), issues),
         lock=_lock(top.get("lock"), source),
         schedule=_value(top.get("schedule"), None),
+        images=Images(**_mapping(top.get("images"))),
+        notifications=_notifications(top.get("notifications")),
     )
     issues.raise_if_any()
     return plan
@@ -137,6 +146,17 @@ def _rate_limits(overrides: Mapping[str, Any]) -> dict[str, BucketSpec]:
             given.get("burst", default.burst), given.get("refill_per_s", default.refill_per_s)
         )
     return limits
+
+
+def _notifications(given: Any) -> tuple[Notification, ...]:
+    """The webhooks, each ``on`` its events (start and finish when not given)."""
+    if not isinstance(given, list):
+        return ()
+    return tuple(
+        Notification(**{**entry, "on": frozenset(entry["on"])} if "on" in entry else entry)
+        for entry in map(_mapping, given)
+        if "url" in entry  # else refused already
+    )
 
 
 def _lock(given: Any, source: Path) -> LockSpec | None:

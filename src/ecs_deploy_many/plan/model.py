@@ -15,7 +15,17 @@ from ecs_deploy_many.core.ratelimit import ECS_BUCKETS, BucketSpec
 from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.plan.schedule import Schedule
 
-__all__ = ["FailureBudget", "LockSpec", "OnFailure", "Plan", "Polling", "Wave"]
+__all__ = [
+    "FailureBudget",
+    "Images",
+    "LockSpec",
+    "Notification",
+    "NotificationEvent",
+    "OnFailure",
+    "Plan",
+    "Polling",
+    "Wave",
+]
 
 OnFailure = Literal["halt", "continue", "rollback_all"]
 """What the run does once failures exceed the budget.
@@ -90,6 +100,28 @@ class LockSpec:
 
 
 @dataclass(frozen=True)
+class Images:
+    """The plan's ``images:`` block."""
+
+    pin_digests: bool = True
+    """Resolve each Amazon ECR image's tag to its digest once, before the first change,
+    and deploy every target by that digest."""
+
+
+NotificationEvent = Literal["start", "finish", "target_failed"]
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A webhook of the plan's ``notifications:`` list."""
+
+    url: str = field(repr=False)
+    """A secret (a Slack webhook URL is a credential): never shown."""
+    format: Literal["slack", "json"] = "slack"
+    on: frozenset[NotificationEvent] = frozenset({"start", "finish"})
+
+
+@dataclass(frozen=True)
 class Plan:
     """A validated deploy plan, ready for the engine."""
 
@@ -108,6 +140,8 @@ class Plan:
     """The run lock a changing run takes first; None without ``lock:``."""
     schedule: Schedule | None = None
     """When runs may deploy (``jobs.windows`` decides); None: at any time."""
+    images: Images = field(default_factory=Images)
+    notifications: tuple[Notification, ...] = ()
 
     @property
     def max_failures(self) -> int:

@@ -261,6 +261,28 @@ DEFAULTS = fields(
 )
 
 
+def webhook_url(value: Any, path: KeyPath, issues: Issues) -> Any:
+    """An http(s) URL; a wrong one is never quoted back, as the URL is a secret."""
+    if isinstance(value, str) and re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        return str(value)
+    return _refuse(
+        "expected an http:// or https:// URL (not shown: a webhook URL is a secret); "
+        "write it as ${VARIABLE} and set it in the environment",
+        path,
+        issues,
+    )
+
+
+_NOTIFICATION = fields(
+    {
+        "url": webhook_url,
+        "format": one_of("slack", "json"),
+        "on": list_of(one_of("start", "finish", "target_failed")),
+    },
+    required=["url"],
+)
+
+
 def version(value: Any, path: KeyPath, issues: Issues) -> Any:
     if value == 1 and not isinstance(value, bool):
         return 1
@@ -348,6 +370,8 @@ PLAN: Final = fields(
         ),
         "lock": lock,
         "schedule": schedule,
+        "images": fields({"pin_digests": boolean}),
+        "notifications": list_of(_NOTIFICATION),
     },
     required=["version", "targets"],
 )
