@@ -547,17 +547,32 @@ async def _pinned(where: _Where, job: Job, pool: ClientPool, redactor: Redactor)
 
 
 def _pins_images(where: _Where) -> bool:
-    """Whether a run pins its images; a rehearsal does not, and says so when the plan
-    names ECR images (or retags, whose repositories it cannot know)."""
+    """Whether a run pins its images: only when it may deploy an ECR image, so a plan
+    of other registries' images reads nothing more (each is logged as not pinned). A
+    rehearsal does not, and says so when the plan has ECR images."""
     plan = where.plan
     if not plan.images.pin_digests:
         return False
-    if where.simulator is None:
-        return True
-    named = (image for t in plan.targets for image in (t.image, *t.containers.values()))
-    if any(t.tag_only for t in plan.targets) or any(ecr_image(i) for i in named if i):
-        _say("images are taken as present in a rehearsal: tags are not pinned to digests")
-    return False
+    ecr = _may_deploy_ecr_images(plan)
+    if where.simulator is not None:
+        if ecr:
+            _say("images are taken as present in a rehearsal: tags are not pinned to digests")
+        return False
+    if not ecr:
+        log = structlog.get_logger("ecs_deploy_many")
+        for image in sorted(_named_images(plan)):
+            log.info("image_not_pinned", image=image, reason="not a tag in Amazon ECR")
+    return ecr
+
+
+def _may_deploy_ecr_images(plan: Plan) -> bool:
+    """A target names an ECR image, or retags one whose repository only ECS knows."""
+    return any(t.tag_only for t in plan.targets) or any(map(ecr_image, _named_images(plan)))
+
+
+def _named_images(plan: Plan) -> set[str]:
+    """The images the targets name (not those a retag or a task definition file sets)."""
+    return {i for t in plan.targets for i in (t.image, *t.containers.values()) if i}
 
 
 async def _previews_and_pins(
