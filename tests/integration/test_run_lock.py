@@ -291,9 +291,10 @@ async def test_of_two_runs_started_together_one_deploys_and_the_other_exits_73(
 async def test_a_stolen_lease_halts_the_run_and_it_exits_1(
     table: str, sim: Simulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The heartbeat (every 10 simulated s, 0.1 s at speed 100) must see the theft while
-    # api's wave bakes: 600 simulated s leave it 6 real seconds, whatever moto's latency.
-    write_plan(f"{{table: {table}, name: shop, lease: 30}}", bake=600)
+    # The heartbeat (every 100 simulated s, 1 s at speed 100, each renewal allowed as
+    # long) must see the theft while api's wave bakes: 600 simulated s leave it 6 real
+    # seconds. A shorter lease would leave a loaded machine's moto too little real time.
+    write_plan(f"{{table: {table}, name: shop, lease: 300}}", bake=600)
 
     async def steal_once_api_deploys() -> None:
         for _ in range(3000):  # until api's UpdateService
