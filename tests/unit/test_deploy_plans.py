@@ -9,7 +9,12 @@ import pytest
 from ecs_deploy_many.plan import Plan, load_plan
 
 PLANS = Path(__file__).resolve().parents[2] / "deploy-plans"
-ENVIRON = {"RELEASE": "2024.06.1"}
+ENVIRON = {
+    "RELEASE": "2024.06.1",
+    "LOCK_TABLE": "release-locks",
+    "SLACK_WEBHOOK": "https://hooks.slack.com/services/T000/B000/XXXX",
+    "RELEASE_EVENTS_URL": "https://events.example.com/releases",
+}
 
 
 @pytest.mark.parametrize("path", sorted(PLANS.glob("*.yaml")), ids=lambda p: p.name)
@@ -31,6 +36,7 @@ def test_every_feature_has_an_example() -> None:
         "interpolation.yaml",
         "rate-limits.yaml",
         "demo.yaml",
+        "scheduled-release.yaml",
     }
 
 
