@@ -18,7 +18,7 @@ import aioboto3
 import anyio
 import pytest
 
-from ecs_deploy_many.cli.fleet import journal_start
+from ecs_deploy_many.cli.journaling import journal_start
 from ecs_deploy_many.cli.many import cli
 from ecs_deploy_many.core.errors import JournalError
 from ecs_deploy_many.core.events import EventName, TargetEvent, fan_out

@@ -19,7 +19,7 @@ import aioboto3
 import anyio
 import pytest
 
-from ecs_deploy_many.cli.fleet import journal_start
+from ecs_deploy_many.cli.journaling import journal_start
 from ecs_deploy_many.cli.many import cli
 from ecs_deploy_many.core.errors import RunTableError
 from ecs_deploy_many.core.redact import Redactor

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.unit.test_deploy_plans import ENVIRON
 
 from ecs_deploy_many.cli.rehearsal import (
     DEFAULT_DESIRED_COUNT,
@@ -25,7 +26,6 @@ from ecs_deploy_many.plan import Plan, load_plan, parse_plan
 from ecs_deploy_many.sim.fleet import Fleet, ServiceSpec, Timings
 
 PLANS = Path(__file__).resolve().parents[2] / "deploy-plans"
-ENVIRON = {"RELEASE": "2024.06.1"}
 
 
 def plan_of(text: str, base_dir: Path | None = None) -> Plan:

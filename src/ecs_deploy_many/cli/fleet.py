@@ -35,14 +35,11 @@ however the run ended.
 
 from __future__ import annotations
 
-import math
 import os
-import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence, Sized
-from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack, nullcontext
+from dataclasses import dataclass, field, replace
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -51,19 +48,20 @@ import asyncclick as click
 import structlog
 from rich.console import Console
 
-from ecs_deploy_many.aws.session import ClientPool, StaticKeys
-from ecs_deploy_many.aws.watch import PollPolicy
+from ecs_deploy_many.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_PLAN
+from ecs_deploy_many.cli.journaling import run_id_of, run_journal, shared_budget
 from ecs_deploy_many.cli.lock import held_lock
-from ecs_deploy_many.cli.options import start_logging
-from ecs_deploy_many.cli.rehearsal import fleet_for_plan
+from ecs_deploy_many.cli.options import count, say, start_logging
+from ecs_deploy_many.cli.pinning import pinned, pins_images, previews_and_pins, unpinned
+from ecs_deploy_many.cli.schedule import check_window_flags, obey_schedule, say_schedule
 from ecs_deploy_many.cli.signals import HeldSignals, ProcessEnd, cancel_on_signal
-from ecs_deploy_many.core.clock import Clock, ScaledClock, real_clock, utc_iso
-from ecs_deploy_many.core.errors import FleetError, JournalError, PlanError, RunTableError
+from ecs_deploy_many.cli.where import Where, connected, where_of, where_or_exit
+from ecs_deploy_many.core.clock import Clock, real_clock, utc_iso
+from ecs_deploy_many.core.errors import PlanError
 from ecs_deploy_many.core.events import Observer, fan_out, target_finished
 from ecs_deploy_many.core.history import TargetHistory
 from ecs_deploy_many.core.redact import Redactor, run_redactor
 from ecs_deploy_many.core.result import Status, TargetResult
-from ecs_deploy_many.core.scope import AwsScope
 from ecs_deploy_many.deploy.dryrun import (
     TargetPreview,
     format_preview,
@@ -74,19 +72,11 @@ from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
 from ecs_deploy_many.deploy.pipeline import RunContext
 from ecs_deploy_many.jobs.lock import RunLock
 from ecs_deploy_many.jobs.notify import FailedTarget, Notifier
-from ecs_deploy_many.jobs.pinning import Pinning, ecr_image, pin_digests
-from ecs_deploy_many.jobs.windows import Decision, close_on_schedule, decide, shown
+from ecs_deploy_many.jobs.pinning import Pinning
+from ecs_deploy_many.jobs.windows import close_on_schedule
 from ecs_deploy_many.journal import (
-    JournalLocation,
-    JournalWriter,
-    RunStart,
-    file_digest,
-    locate,
     new_run_id,
-    open_journal,
 )
-from ecs_deploy_many.journal.records import is_run_id
-from ecs_deploy_many.journal.run_table import RunTable, open_run_table
 from ecs_deploy_many.observe.github import append_github_summary
 from ecs_deploy_many.observe.html import write_html_report
 from ecs_deploy_many.observe.junit import write_junit
@@ -97,30 +87,9 @@ from ecs_deploy_many.observe.summary import print_summary
 from ecs_deploy_many.observe.timeline import Timeline
 from ecs_deploy_many.plan import DependencyChoice, Plan, load_plan, select, shard
 from ecs_deploy_many.plan.schedule import Schedule
-from ecs_deploy_many.sim.fleet import Fleet, load_fleet
-from ecs_deploy_many.sim.server import Simulator
+from ecs_deploy_many.plan.shard import shard_numbers
 
-__all__ = [
-    "Job",
-    "check_window_flags",
-    "deploy",
-    "journal_location",
-    "journal_start",
-    "plan_digest",
-    "plan_or_exit",
-    "run_job",
-    "status",
-    "validate",
-    "write_outputs",
-]
-
-EXIT_FAILED = 1
-EXIT_PLAN = 2
-EXIT_OUTSIDE_WINDOW = 75
-EXIT_INTERRUPTED = 130
-REHEARSAL_SPEED = 20.0
-# Keys for the simulator: it checks signatures' shape, not their secret.
-REHEARSAL_KEYS = StaticKeys("AKIDREHEARSAL", "rehearsal-secret-not-a-real-key")
+__all__ = ["Job", "deploy", "plan_or_exit", "run_job", "status", "validate", "write_outputs"]
 
 
 def _load(
@@ -136,15 +105,9 @@ def _load(
     if only or exclude:
         plan = select(plan, only, exclude, dependencies=dependencies)
     if part is not None and part != "1/1":
-        index, count = _shard_numbers(part)
+        index, count = shard_numbers(part)
         plan = shard(plan, index, count)
     return plan
-
-
-def _shard_numbers(part: str) -> tuple[int, int]:
-    """``"2/3"`` -> ``(2, 3)``."""
-    index, _, count = part.partition("/")
-    return int(index), int(count)
 
 
 def plan_or_exit(
@@ -172,109 +135,9 @@ def validate(plan_path: str) -> None:
 
 def _say_valid(plan_path: str, plan: Plan) -> None:
     click.echo(
-        f"{plan_path}: valid: {_count(plan.targets, 'target')} in {_count(plan.waves, 'wave')}"
+        f"{plan_path}: valid: {count(plan.targets, 'target')} in {count(plan.waves, 'wave')}"
     )
-    _say_schedule(plan, real_clock())
-
-
-def _say_schedule(plan: Plan, clock: Clock) -> None:
-    """What the plan's release schedule says of a run started now, for the commands
-    that only report it (a check, a dry run, a status)."""
-    if plan.schedule is not None:
-        click.echo(_schedule_line(decide(plan.schedule, clock.now())))
-
-
-def _schedule_line(decision: Decision) -> str:
-    return f"release schedule at {shown(decision.at, decision.zone)}: {decision}"
-
-
-def _count(items: Sized, noun: str) -> str:
-    """``1 target``, ``2 targets``."""
-    return f"{len(items)} {noun}{'s' * (len(items) != 1)}"
-
-
-@dataclass(frozen=True)
-class _Where:
-    """Where a run's calls go, on which clock, and the plan as aimed there."""
-
-    plan: Plan
-    clock: Clock
-    keys: StaticKeys | None = None
-    endpoint_url: str | None = None
-    simulator: Simulator | None = None
-    """The in-process simulator of a rehearsal, not started yet."""
-    simulated_at: float | None = None
-    """The speed of the simulator whose clock times the run, when one does."""
-
-
-def _where(plan: Plan, options: dict[str, Any]) -> _Where:
-    """Where ``plan`` runs: AWS, a simulator elsewhere, or a rehearsal's own simulator."""
-    speed = options["speed"]
-    if not options["simulate"]:
-        if speed is not None and not options["endpoint_url"]:
-            raise click.UsageError("--speed only applies with --simulate or --endpoint-url")
-        clock = real_clock() if speed in (None, 1) else ScaledClock(speed)
-        return _Where(plan, clock, endpoint_url=options["endpoint_url"], simulated_at=speed)
-    speed = speed or REHEARSAL_SPEED
-    fleet_file = options["fleet_file"]
-    base = load_fleet(fleet_file) if fleet_file else None
-    environ = os.environ
-    region = (
-        base.region
-        if base
-        else environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    )
-    # Profiles and roles name real accounts; a rehearsal only needs the region.
-    targets = tuple(
-        replace(t, scope=AwsScope(region=t.scope.region or region)) for t in plan.targets
-    )
-    plan = replace(plan, targets=targets)
-    # The plan may name what the simulator, like ECS, refuses (a service "api v2").
-    made_for = f"the simulator's fleet made for {plan.source}"
-    try:
-        fleet: Fleet = fleet_for_plan(plan, base)
-    except FleetError as error:
-        raise FleetError(made_for, error.key, error.message) from None
-    except ValueError as error:  # pydantic's
-        raise FleetError(made_for, "", str(error)) from None
-    simulator = Simulator(fleet, speed=speed)
-    return _Where(plan, simulator.clock, REHEARSAL_KEYS, simulator=simulator, simulated_at=speed)
-
-
-def _where_or_exit(plan_path: str, plan: Plan, options: dict[str, Any]) -> _Where:
-    try:
-        return _where(plan, options)
-    except FleetError as error:
-        click.echo(f"error: {error}", err=True)
-        click.echo(f"{plan_path}: cannot be rehearsed; nothing was changed", err=True)
-        raise click.exceptions.Exit(EXIT_PLAN) from None
-
-
-@asynccontextmanager
-async def _connected(where: _Where, *, verbose: bool) -> AsyncIterator[ClientPool]:
-    """Clients for the run, the rehearsal's simulator serving meanwhile."""
-    async with AsyncExitStack() as stack:
-        endpoint_url = where.endpoint_url
-        if where.simulator is not None:
-            simulator = await stack.enter_async_context(where.simulator)
-            endpoint_url = simulator.endpoint_url
-            lock = "; the run lock is in the process (its table or file untouched)"
-            click.echo(
-                f"rehearsing against an in-process ECS simulator at {where.simulated_at:g}x "
-                f"({endpoint_url}){lock if where.plan.lock else ''}",
-                err=True,
-            )
-        plan = where.plan
-        yield await stack.enter_async_context(
-            ClientPool(
-                where.clock,
-                keys=where.keys,
-                endpoint_url=endpoint_url,
-                bucket_specs=plan.rate_limits,
-                poll_policy=PollPolicy(plan.polling.initial_interval, plan.polling.max_interval),
-                verbose=verbose,
-            )
-        )
+    say_schedule(plan, real_clock())
 
 
 class _Interruptions:
@@ -291,11 +154,11 @@ class _Interruptions:
         async for received in signals:
             self._handled += 1
             if self._handled > 1:
-                _say(f"{received.name} again: stopping in-flight targets now")
+                say(f"{received.name} again: stopping in-flight targets now")
                 self.scope.cancel()
                 continue
             self._run.interrupt(f"the run was interrupted by {received.name}")
-            _say(
+            say(
                 f"{received.name}: starting nothing new; in-flight targets have "
                 f"{self._grace:g} s to finish (send it again to stop them now)"
             )
@@ -304,15 +167,6 @@ class _Interruptions:
     async def _cancel_after_grace(self) -> None:
         await self._clock.sleep(self._grace)
         self.scope.cancel()
-
-
-def _say(message: str) -> None:
-    """A line on stderr while the run goes on.
-
-    ``sys.stderr`` as it is now: while the live view is up it is rich's proxy, which
-    prints above the view (``err=True`` would reach the terminal behind it and tear it).
-    """
-    click.echo(message, file=sys.stderr)
 
 
 async def _run(
@@ -328,7 +182,7 @@ async def _run(
     interruptions = _Interruptions(run, grace)
 
     def lost(reason: str) -> None:
-        _say(
+        say(
             f"error: lost the run lock: {reason}; starting nothing new, in-flight targets "
             "finish or roll back, and the run will exit 1"
         )
@@ -336,7 +190,7 @@ async def _run(
 
     def window_closed(reason: str) -> None:
         run.halt(reason)
-        _say(f"{reason}: starting nothing new; in-flight targets finish")
+        say(f"{reason}: starting nothing new; in-flight targets finish")
 
     async with anyio.create_task_group() as group:
         group.start_soon(interruptions.watch, signals, group)
@@ -404,7 +258,7 @@ async def deploy(plan_path: str, options: dict[str, Any]) -> None:
     if options["journal"] and options["no_journal"]:
         raise click.UsageError("--journal and --no-journal contradict each other")
     check_window_flags(options)
-    run_id = _run_id(options, journaled=not (options["dry_run"] or options["check_only"]))
+    run_id = run_id_of(options, journaled=not (options["dry_run"] or options["check_only"]))
     plan = plan_or_exit(
         plan_path,
         options["only"],
@@ -418,38 +272,6 @@ async def deploy(plan_path: str, options: dict[str, Any]) -> None:
         _say_valid(plan_path, plan)
         return
     await run_job(plan, plan_path, options, None if options["dry_run"] else Job(run_id))
-
-
-def _run_id(options: Mapping[str, Any], *, journaled: bool) -> str:
-    """``--run-id``, checked, or a new id; the shards of a ``journaled`` run (not a dry
-    run or a check) must be given theirs."""
-    run_id: str | None = options["run_id"]
-    example = "e.g. $(date -u +%Y%m%dT%H%M%SZ)-$(openssl rand -hex 3)"
-    if run_id is not None and not is_run_id(run_id):
-        raise click.UsageError(
-            f"--run-id {run_id!r} is no run id: give the UTC start time and 6 hex digits "
-            f"like 20261202T031500Z-1a2b3c ({example})"
-        )
-    part = options["shard"]
-    if journaled and part is not None and _shard_numbers(part)[1] > 1 and run_id is None:
-        raise click.UsageError(
-            f"--shard {part} needs --run-id ID, the same for every shard of the run, so "
-            f"their journals and run record meet ({example}, made once for all shards)"
-        )
-    return run_id or new_run_id()
-
-
-def check_window_flags(options: Mapping[str, Any]) -> None:
-    """``--wait-for-window``, ``--ignore-windows`` and ``--reason`` make sense together."""
-    if options["ignore_windows"] and not options["reason"]:
-        raise click.UsageError(
-            "--ignore-windows needs --reason TEXT: why this run deploys regardless of the "
-            "plan's release windows and freezes (it goes into the logs and the report)"
-        )
-    if options["reason"] and not options["ignore_windows"]:
-        raise click.UsageError("--reason only applies with --ignore-windows")
-    if options["ignore_windows"] and options["wait_for_window"] is not None:
-        raise click.UsageError("--wait-for-window and --ignore-windows contradict each other")
 
 
 @dataclass(frozen=True)
@@ -472,7 +294,7 @@ class Job:
 async def run_job(plan: Plan, plan_path: str, options: dict[str, Any], job: Job | None) -> None:
     """Run ``job`` on ``plan`` where ``options`` say (a dry run without a job), write
     every output, and exit with the outcome's code."""
-    where = _where_or_exit(plan_path, plan, options)
+    where = where_or_exit(plan_path, plan, options)
     redactor = _redactor(plan)
     console = start_logging(options, redactor, where.clock)
     # From here to the last output a signal never takes Python's default course.
@@ -504,14 +326,14 @@ def _redactor(plan: Plan) -> Redactor:
     return redactor
 
 
-def _notifier(where: _Where, plan_path: str, run_id: str, redactor: Redactor) -> Notifier | None:
+def _notifier(where: Where, plan_path: str, run_id: str, redactor: Redactor) -> Notifier | None:
     """What sends the plan's notifications; None without any, or in a rehearsal, whose
     messages would reach the real channels as if production were being deployed."""
     webhooks = where.plan.notifications
     if not webhooks:
         return None
     if where.simulator is not None:
-        _say(f"notifications are not sent in a rehearsal ({_count(webhooks, 'webhook')})")
+        say(f"notifications are not sent in a rehearsal ({count(webhooks, 'webhook')})")
         return None
     clock = where.clock
     return Notifier(
@@ -524,81 +346,10 @@ def _notifier(where: _Where, plan_path: str, run_id: str, redactor: Redactor) ->
     )
 
 
-async def _pinned(where: _Where, job: Job, pool: ClientPool, redactor: Redactor) -> Pinning:
-    """The digest of every ECR image the job deploys (``images: {pin_digests: ...}``),
-    resolved before anything changes, and the images that cannot be.
-
-    The images are those the dry run renders, read the same way: a ``tag_only`` target
-    only knows its repository once its current task definition is read. A rehearsal
-    pins nothing (its images are taken as present), nor does a rollback (it returns to
-    revisions as they were).
-    """
-    if job.roll_back is not None or not _pins_images(where):
-        return Pinning()
-    _, pinning = await _previews_and_pins(where.plan, pool, redactor)
-    if pinning.problems:
-        return pinning
-    log = structlog.get_logger("ecs_deploy_many")
-    for image, digest in pinning.digests.items():
-        log.info("image_pinned", image=image, digest=digest)
-    for image in pinning.not_in_ecr:
-        log.info("image_not_pinned", image=image, reason="not a tag in Amazon ECR")
-    return pinning
-
-
-def _pins_images(where: _Where) -> bool:
-    """Whether a run pins its images: only when it may deploy an ECR image, so a plan
-    of other registries' images reads nothing more (each is logged as not pinned). A
-    rehearsal does not, and says so when the plan has ECR images."""
-    plan = where.plan
-    if not plan.images.pin_digests:
-        return False
-    ecr = _may_deploy_ecr_images(plan)
-    if where.simulator is not None:
-        if ecr:
-            _say("images are taken as present in a rehearsal: tags are not pinned to digests")
-        return False
-    if not ecr:
-        log = structlog.get_logger("ecs_deploy_many")
-        for image in sorted(_named_images(plan)):
-            log.info("image_not_pinned", image=image, reason="not a tag in Amazon ECR")
-    return ecr
-
-
-def _may_deploy_ecr_images(plan: Plan) -> bool:
-    """A target names an ECR image, or retags one whose repository only ECS knows."""
-    return any(t.tag_only for t in plan.targets) or any(map(ecr_image, _named_images(plan)))
-
-
-def _named_images(plan: Plan) -> set[str]:
-    """The images the targets name (not those a retag or a task definition file sets)."""
-    return {i for t in plan.targets for i in (t.image, *t.containers.values()) if i}
-
-
-async def _previews_and_pins(
-    plan: Plan, pool: ClientPool, redactor: Redactor
-) -> tuple[list[TargetPreview], Pinning]:
-    """Every target's preview, and the digests of the images they would deploy."""
-    previews = await preview_plan(plan, pool, max_parallel=plan.max_parallel, redactor=redactor)
-    return previews, await pin_digests(image for p in previews for image in p.images)
-
-
-def _unpinned(plan_path: str, pinning: Pinning) -> str:
-    """Say which images cannot be pinned and why; the reason the run deploys nothing."""
-    for problem in pinning.problems:
-        _say(f"error: {problem}")
-    cannot = f"{_count(pinning.problems, 'image')} cannot be pinned to a digest"
-    _say(
-        f"{plan_path}: {cannot}; nothing was changed "
-        "(images: {pin_digests: false} deploys tags as they are)"
-    )
-    return f"nothing was deployed: {cannot}: {'; '.join(pinning.problems)}"
-
-
 async def status(plan_path: str, options: dict[str, Any]) -> None:
     """``ecs-deploy-many status``: per target, what runs now and what the plan would do."""
     plan = plan_or_exit(plan_path, options["only"], options["exclude"], "skip")
-    where = _where(plan, {"simulate": False, "speed": None, **options})
+    where = where_of(plan, {"simulate": False, "speed": None, **options})
     redactor = _redactor(plan)
     start_logging(options, redactor, where.clock)
     until_exit = isinstance(click.get_current_context().obj, ProcessEnd)
@@ -610,7 +361,7 @@ async def status(plan_path: str, options: dict[str, Any]) -> None:
 
 
 async def _read_only(
-    where: _Where,
+    where: Where,
     signals: HeldSignals,
     redactor: Redactor,
     formatted: Callable[[list[TargetPreview]], str],
@@ -624,10 +375,10 @@ async def _read_only(
     are shown by the digests a run would pin them to now."""
     previews, pinning = None, Pinning()
     plan = where.plan
-    async with _connected(where, verbose=verbose) as pool, anyio.create_task_group() as group:
+    async with connected(where, verbose=verbose) as pool, anyio.create_task_group() as group:
         group.start_soon(cancel_on_signal, signals, group.cancel_scope, what)
-        if pin and _pins_images(where):
-            previews, pinning = await _previews_and_pins(plan, pool, redactor)
+        if pin and pins_images(where):
+            previews, pinning = await previews_and_pins(plan, pool, redactor)
         if previews is None or pinning.pins:  # read again, rendered with the pins
             previews = await preview_plan(
                 plan, pool, max_parallel=plan.max_parallel, redactor=redactor, pins=pinning.pins
@@ -643,13 +394,13 @@ async def _read_only(
     for problem in pinning.problems:
         click.echo(f"error: {problem}", err=True)
     if pinning.digests:
-        click.echo(f"{_count(pinning.digests, 'image')} pinned to the digest its tag names now")
-    _say_schedule(where.plan, where.clock)
+        click.echo(f"{count(pinning.digests, 'image')} pinned to the digest its tag names now")
+    say_schedule(where.plan, where.clock)
     return EXIT_FAILED if pinning.problems or any(p.error for p in previews) else 0
 
 
 async def _deploy(
-    where: _Where,
+    where: Where,
     plan_path: str,
     options: dict[str, Any],
     signals: HeldSignals,
@@ -662,7 +413,9 @@ async def _deploy(
     run ended. A run whose images cannot all be pinned starts no target and exits 2."""
     plan = where.plan
     run_id = job.run_id
-    watched, ignored = await _obey_schedule(where, plan_path, options, signals, job)
+    watched, ignored = await obey_schedule(
+        where, plan_path, options, signals, rolling_back=job.roll_back is not None
+    )
     options = {**options, "windows_ignored": ignored}
     progress, timeline = ProgressView(len(plan.targets)), Timeline()
     watchers: list[Observer] = [log_observer(), progress]
@@ -682,21 +435,23 @@ async def _deploy(
                 rehearsal=where.simulator is not None,
             )
         )
-        shared = await _run_table(stack, where, plan_path, options, run_id)
-        journal = await _journal(stack, where, plan_path, options, redactor, run_id)
+        shared = await shared_budget(stack, where, plan_path, options, run_id)
+        journal = await run_journal(stack, where, plan_path, options, redactor, run_id)
         if notifier is not None:
             notifier.started()
         observe = fan_out(*([journal] if journal else []), *watchers)
         run, during_run = None, 0
         try:
-            async with _connected(where, verbose=options["verbose"]) as pool:
-                pinning = await _pinned(where, job, pool, redactor)
+            async with connected(where, verbose=options["verbose"]) as pool:
+                pinning = await pinned(
+                    where, pool, redactor, rolling_back=job.roll_back is not None
+                )
                 context = RunContext(
                     pool, where.clock, observe, redactor=redactor, pins=pinning.pins
                 )
                 run = FleetRun(plan, context, job.prior, shared)
                 if pinning.problems:
-                    run.halt(_unpinned(plan_path, pinning))
+                    run.halt(unpinned(plan_path, pinning))
                 async with show_progress(progress, where.clock, console):
                     try:
                         await _run(run, job, options["interrupt_grace"], signals, lock, watched)
@@ -722,7 +477,7 @@ async def _deploy(
     )
     print_summary(result, redactor=redactor, simulated_at=where.simulated_at)
     if pinning.digests:
-        click.echo(f"{_count(pinning.digests, 'image')} pinned to the digest resolved at the start")
+        click.echo(f"{count(pinning.digests, 'image')} pinned to the digest resolved at the start")
     if notifier is not None:
         failed = [r for r in result.results.values() if r.status.counts_as_failure]
         notifier.finished(
@@ -734,210 +489,10 @@ async def _deploy(
         )
     late = signals.received[during_run:]
     if late:
-        _say(f"{late[0].name} came after the run had ended; every output is written")
+        say(f"{late[0].name} came after the run had ended; every output is written")
     code = EXIT_PLAN if pinning.problems else _exit_code(result)
     lost_lock = lock is not None and lock.lost is not None
     return code if (written and not journal_error and not lost_lock) or code else EXIT_FAILED
-
-
-async def _obey_schedule(
-    where: _Where, plan_path: str, options: Mapping[str, Any], signals: HeldSignals, job: Job
-) -> tuple[Schedule | None, str | None]:
-    """Whether the plan's schedule lets the job start now (else exit 75, or wait with
-    ``--wait-for-window``): the schedule to watch while it runs, if any, and the reason
-    the windows are ignored, if they are."""
-    schedule = where.plan.schedule
-    if schedule is None or job.roll_back is not None:
-        return None, None
-    decision = decide(schedule, where.clock.now())
-    if where.simulator is not None:
-        if decision.allowed:
-            _say(_schedule_line(decision))
-            return schedule, None
-        _say(f"{_schedule_line(decision)}: a real run now would exit 75; the rehearsal runs")
-        return None, None
-    if options["ignore_windows"]:
-        reason = options["reason"]
-        structlog.get_logger("ecs_deploy_many").warning(
-            "release_windows_ignored", reason=reason, schedule=str(decision)
-        )
-        return None, reason
-    wait = options.get("wait_for_window")
-    if not decision.allowed and wait is not None:
-        decision = await _wait_for_window(schedule, decision, where.clock, wait, signals)
-    if not decision.allowed:
-        waited = f" (after waiting {wait:g} s)" if wait is not None and wait != math.inf else ""
-        click.echo(f"error: {_schedule_line(decision)}{waited}", err=True)
-        click.echo(
-            f"{plan_path}: nothing was changed (--wait-for-window waits for the next "
-            "opening; --ignore-windows --reason TEXT deploys anyway)",
-            err=True,
-        )
-        raise click.exceptions.Exit(EXIT_OUTSIDE_WINDOW)
-    _say(_schedule_line(decision))
-    return schedule, None
-
-
-async def _wait_for_window(
-    schedule: Schedule, decision: Decision, clock: Clock, wait: float, signals: HeldSignals
-) -> Decision:
-    """Sleep on ``clock`` until the schedule allows the run, for at most ``wait`` seconds
-    (infinite: no limit); the decision then. A signal stops the wait, changing nothing."""
-    if decision.opens_at is None:
-        return decision
-    limit = "" if wait == math.inf else f" (at most {wait:g} s)"
-    _say(f"{_schedule_line(decision)}; waiting for it{limit}")
-    give_up = clock.now() + wait
-    async with anyio.create_task_group() as group:
-        group.start_soon(cancel_on_signal, signals, group.cancel_scope, "waiting")
-        while not decision.allowed and decision.opens_at is not None and clock.now() < give_up:
-            await clock.sleep(min(decision.opens_at.timestamp(), give_up) - clock.now())
-            decision = decide(schedule, clock.now())
-        group.cancel_scope.cancel()
-    if signals.received:
-        click.echo(
-            "interrupted while waiting for the release window; nothing was changed", err=True
-        )
-        raise click.exceptions.Exit(EXIT_INTERRUPTED)
-    return decision
-
-
-def journal_location(options: dict[str, Any]) -> JournalLocation:
-    """Where ``--journal`` says journals are (the default location without it)."""
-    try:
-        return locate(options["journal"], os.environ)
-    except JournalError as error:
-        raise click.UsageError(str(error)) from None
-
-
-async def _journal(
-    stack: AsyncExitStack,
-    where: _Where,
-    plan_path: str,
-    options: dict[str, Any],
-    redactor: Redactor,
-    run_id: str,
-) -> JournalWriter | None:
-    """The run's journal, ``run_started`` written, or None with ``--no-journal``.
-
-    One that cannot be written ends the command (exit 2) before any call to ECS.
-    """
-    if options["no_journal"]:
-        _say(f"run {run_id} (not journaled)")
-        return None
-    location = journal_location(options)
-    start = journal_start(where.plan, plan_path, options, where.simulated_at)
-
-    def journal_failed(message: str) -> None:
-        _say(
-            f"error: {message}; the deploys go on, but this run cannot be resumed or rolled "
-            "back from its journal, and it will exit 1"
-        )
-
-    try:
-        journal = await stack.enter_async_context(
-            open_journal(
-                location,
-                start,
-                run_id=run_id,
-                clock=where.clock,
-                redactor=redactor,
-                on_failure=journal_failed,
-            )
-        )
-    except JournalError as error:
-        click.echo(f"error: {error}", err=True)
-        click.echo(
-            f"{plan_path}: nothing was changed (--journal names another place, "
-            "--no-journal runs without one)",
-            err=True,
-        )
-        raise click.exceptions.Exit(EXIT_PLAN) from None
-    _say(f"run {run_id}: journal at {journal.where}")
-    return journal
-
-
-async def _run_table(
-    stack: AsyncExitStack,
-    where: _Where,
-    plan_path: str,
-    options: Mapping[str, Any],
-    run_id: str,
-) -> RunTable | None:
-    """The run record the shards share (``--run-table``), this shard's start recorded;
-    None without one. One that cannot be used ends the command (exit 2) before any
-    call to ECS."""
-    table = options.get("run_table")
-    if not table:
-        return None
-
-    def sharing_failed(message: str) -> None:
-        _say(
-            f"error: {message}; this shard goes on with its own failure budget: a failure "
-            "in another shard no longer halts it, nor does one here halt the others"
-        )
-
-    try:
-        return await stack.enter_async_context(
-            open_run_table(
-                table,
-                run_id,
-                shard=options.get("shard") or "1/1",
-                budget=where.plan.max_failures,
-                on_failure=sharing_failed,
-            )
-        )
-    except RunTableError as error:
-        click.echo(f"error: {error}", err=True)
-        click.echo(f"{plan_path}: nothing was changed", err=True)
-        raise click.exceptions.Exit(EXIT_PLAN) from None
-
-
-def journal_start(
-    plan: Plan, plan_path: str, options: Mapping[str, Any], simulated_at: float | None
-) -> RunStart:
-    """What the journal records of a run of ``plan`` before its first target: ``options``
-    are the command's (``only``, ``exclude``, ``dependencies``, ``max_parallel``,
-    ``simulate``, ``endpoint_url``, ``shard``, ``run_table``; any may be left out)."""
-    return RunStart(
-        plan=plan_path,
-        plan_digest=plan_digest(plan_path),
-        targets=plan.targets,
-        waves=[{"name": w.name, "targets": list(w.targets), "bake": w.bake} for w in plan.waves],
-        policy={
-            "max_parallel": plan.max_parallel,
-            "per_cluster": plan.per_cluster,
-            "failure_budget": {
-                "amount": plan.failure_budget.amount,
-                "percent": plan.failure_budget.percent,
-            },
-            "on_failure": plan.on_failure,
-            "lock": asdict(plan.lock) if plan.lock else None,
-        },
-        options={
-            "only": list(options.get("only", ())),
-            "exclude": list(options.get("exclude", ())),
-            "dependencies": options.get("dependencies"),
-            "max_parallel": options.get("max_parallel"),
-            "simulate": options.get("simulate", False),
-            "endpoint_url": options.get("endpoint_url"),
-            "simulated_at": simulated_at,
-            "rollback_of": options.get("rollback_of"),
-            "reason": options.get("reason"),
-            "windows_ignored": options.get("windows_ignored"),
-            "run_table": options.get("run_table"),
-        },
-        shard=options.get("shard") or "1/1",
-    )
-
-
-def plan_digest(plan_path: str) -> str | None:
-    """The plan file's digest, for a resume to see whether it changed; None when it is
-    gone (a run made from a journal's plan)."""
-    try:
-        return file_digest(Path(plan_path).read_bytes())
-    except OSError:
-        return None
 
 
 def write_outputs(

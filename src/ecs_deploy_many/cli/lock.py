@@ -11,7 +11,6 @@ be used (its table missing or unreadable): exit 2. A lock lost mid-run halts the
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import NoReturn
 
 import asyncclick as click
 
+from ecs_deploy_many.cli.exits import EXIT_LOCKED, EXIT_PLAN
+from ecs_deploy_many.cli.options import say
 from ecs_deploy_many.core.clock import Clock, real_clock
 from ecs_deploy_many.core.errors import LockError, LockHeld
 from ecs_deploy_many.jobs.lock import Holder, LockStore, MemoryStore, RunLock, breaker, open_store
@@ -27,9 +28,6 @@ from ecs_deploy_many.plan import Plan
 from ecs_deploy_many.plan.model import LockSpec
 
 __all__ = ["EXIT_LOCKED", "break_lock", "held_lock", "lock_directory", "lock_status"]
-
-EXIT_LOCKED = 73
-EXIT_UNUSABLE = 2
 
 
 def lock_directory() -> Path:
@@ -51,7 +49,7 @@ async def held_lock(
         lock = RunLock(store, clock, lease=spec.lease)
 
         def waiting(holder: Holder) -> None:
-            _say(
+            say(
                 f"waiting up to {wait:g} s for the run lock ({store.where}), held by "
                 f"{holder.describe(clock.now())}"
             )
@@ -62,7 +60,7 @@ async def held_lock(
             _refused(error, plan_path, clock)
         except LockError as error:
             _unusable(error, plan_path)
-        _say(f"run {run_id}: holds the run lock ({store.where})")
+        say(f"run {run_id}: holds the run lock ({store.where})")
         try:
             yield lock
         finally:
@@ -88,7 +86,7 @@ def _refused(error: LockHeld, plan_path: str, clock: Clock) -> NoReturn:
 def _unusable(error: LockError, plan_path: str) -> NoReturn:
     click.echo(f"error: {error}", err=True)
     click.echo(f"{plan_path}: nothing was changed", err=True)
-    raise click.exceptions.Exit(EXIT_UNUSABLE)
+    raise click.exceptions.Exit(EXIT_PLAN)
 
 
 @asynccontextmanager
@@ -111,7 +109,7 @@ def _spec_or_exit(plan: Plan, plan_path: str) -> LockSpec:
             "host) or `lock: {table: TABLE}` (DynamoDB) to it",
             err=True,
         )
-        raise click.exceptions.Exit(EXIT_UNUSABLE)
+        raise click.exceptions.Exit(EXIT_PLAN)
     return plan.lock
 
 
@@ -154,8 +152,3 @@ async def break_lock(plan: Plan, plan_path: str, reason: str) -> None:
         f"broke the run lock ({store.where}) held by {holder.describe(now)}; by {by}, "
         f"reason: {reason}"
     )
-
-
-def _say(message: str) -> None:
-    """A line on stderr as the run goes on (see ``cli.fleet._say``)."""
-    click.echo(message, file=sys.stderr)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Mapping, Sized
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncclick as click
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from ecs_deploy_many.core.redact import Redactor
     from ecs_deploy_many.observe.log import LogFormat
 
-__all__ = ["log_options", "start_logging"]
+__all__ = ["count", "log_options", "say", "start_logging"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,3 +61,17 @@ def start_logging(
         clock=clock,
     )
     return console
+
+
+def say(message: str) -> None:
+    """A line on stderr while the run goes on.
+
+    ``sys.stderr`` as it is now: while the live view is up it is rich's proxy, which
+    prints above the view (``err=True`` would reach the terminal behind it and tear it).
+    """
+    click.echo(message, file=sys.stderr)
+
+
+def count(items: Sized, noun: str) -> str:
+    """``1 target``, ``2 targets``."""
+    return f"{len(items)} {noun}{'s' * (len(items) != 1)}"

@@ -20,15 +20,10 @@ from typing import Any, NoReturn
 
 import asyncclick as click
 
-from ecs_deploy_many.cli.fleet import (
-    EXIT_PLAN,
-    Job,
-    check_window_flags,
-    plan_digest,
-    plan_or_exit,
-    run_job,
-    write_outputs,
-)
+from ecs_deploy_many.cli.exits import EXIT_PLAN
+from ecs_deploy_many.cli.fleet import Job, plan_or_exit, run_job, write_outputs
+from ecs_deploy_many.cli.journaling import plan_digest
+from ecs_deploy_many.cli.schedule import check_window_flags
 from ecs_deploy_many.core.errors import JournalError
 from ecs_deploy_many.core.events import EventName
 from ecs_deploy_many.core.history import TargetHistory

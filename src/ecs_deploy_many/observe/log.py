@@ -61,7 +61,10 @@ def configure_logging(
         ],
         wrapper_class=structlog.make_filtering_bound_logger(10 if verbose else 20),
         logger_factory=structlog.PrintLoggerFactory(out),
-        cache_logger_on_first_use=True,
+        # Not cached: a module's logger would keep the first configuration's stream for
+        # good, and a process that configures again (a test, an embedding program)
+        # would log to a stream that may be closed by then.
+        cache_logger_on_first_use=False,
     )
 
 

@@ -33,7 +33,7 @@ from ecs_deploy_many.core.errors import PlanError, PlanIssue
 from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.plan.model import FailureBudget, Plan
 
-__all__ = ["group_key", "shard", "shard_of_targets"]
+__all__ = ["group_key", "shard", "shard_numbers", "shard_of_targets"]
 
 
 def group_key(target: Target) -> str:
@@ -91,3 +91,9 @@ def shard(plan: Plan, index: int, count: int) -> Plan:
         failure_budget=FailureBudget(plan.max_failures),
         lock=plan.lock and replace(plan.lock, name=f"{plan.lock.name}-shard{index}of{count}"),
     )
+
+
+def shard_numbers(part: str) -> tuple[int, int]:
+    """``"2/3"`` (as ``--shard`` checked it) -> ``(2, 3)``."""
+    index, _, count = part.partition("/")
+    return int(index), int(count)
