@@ -86,7 +86,8 @@ async def previews_and_pins(
 
 
 def unpinned(plan_path: str, pinning: Pinning) -> str:
-    """Say which images cannot be pinned and why; the reason the run deploys nothing."""
+    """Say which images cannot be pinned and why, each once; the reason the run deploys
+    nothing, which every target repeats, names the first."""
     for problem in pinning.problems:
         say(f"error: {problem}")
     cannot = f"{count(pinning.problems, 'image')} cannot be pinned to a digest"
@@ -94,4 +95,6 @@ def unpinned(plan_path: str, pinning: Pinning) -> str:
         f"{plan_path}: {cannot}; nothing was changed "
         "(images: {pin_digests: false} deploys tags as they are)"
     )
-    return f"nothing was deployed: {cannot}: {'; '.join(pinning.problems)}"
+    more = len(pinning.problems) - 1
+    others = f" and {count(range(more), 'other')} on stderr" if more else ""
+    return f"nothing was deployed: {cannot}: {pinning.problems[0]}{others}"
