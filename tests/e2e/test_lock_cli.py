@@ -13,12 +13,11 @@ import anyio
 import pytest
 
 from ecs_deploy_many.cli.lock import lock_directory
-from ecs_deploy_many.cli.rehearsal import fleet_for_plan
 from ecs_deploy_many.core.clock import ScaledClock
 from ecs_deploy_many.jobs.lock import FileStore, RunLock
 from ecs_deploy_many.plan import load_plan
-from ecs_deploy_many.sim.fleet import load_fleet
 from ecs_deploy_many.sim.server import Simulator
+from tests.e2e.helpers import plan_world
 from tests.e2e.test_fleet_cli import FLEET, PLAN, many
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("aws_credentials")]
@@ -28,21 +27,8 @@ RUN_LINE = re.compile(r"^run (\d{8}T\d{6}Z-[0-9a-f]{6}): journal at ", re.MULTIL
 
 
 @pytest.fixture
-def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-
-
-@pytest.fixture
 async def sim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Simulator]:
-    (tmp_path / "plan.yaml").write_text(LOCKED_PLAN)
-    (tmp_path / "fleet.yaml").write_text(FLEET)
-    monkeypatch.setenv("RELEASE", "2.0")
-    monkeypatch.chdir(tmp_path)
-    plan = load_plan(tmp_path / "plan.yaml", environ={"RELEASE": "1.0"})
-    fleet = fleet_for_plan(plan, load_fleet(tmp_path / "fleet.yaml"))
-    async with Simulator(fleet, speed=100) as running:
+    async with plan_world(tmp_path, monkeypatch, LOCKED_PLAN, FLEET) as running:
         yield running
 
 

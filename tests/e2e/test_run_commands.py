@@ -14,10 +14,8 @@ from typing import Any
 
 import pytest
 
-from ecs_deploy_many.cli.rehearsal import fleet_for_plan
-from ecs_deploy_many.plan import load_plan
-from ecs_deploy_many.sim.fleet import load_fleet
 from ecs_deploy_many.sim.server import Simulator
+from tests.e2e.helpers import plan_world
 from tests.e2e.test_fleet_cli import FLEET, PLAN, many
 from tests.integration.helpers import ecs_client, watch_service
 
@@ -28,21 +26,8 @@ REVISION = re.compile(r"task-definition/([\w-]+:\d+)$")
 
 
 @pytest.fixture
-def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-
-
-@pytest.fixture
 async def sim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Simulator]:
-    (tmp_path / "plan.yaml").write_text(PLAN)
-    (tmp_path / "fleet.yaml").write_text(FLEET)
-    monkeypatch.setenv("RELEASE", "2.0")
-    monkeypatch.chdir(tmp_path)
-    plan = load_plan(tmp_path / "plan.yaml", environ={"RELEASE": "1.0"})
-    fleet = fleet_for_plan(plan, load_fleet(tmp_path / "fleet.yaml"))
-    async with Simulator(fleet, speed=100) as running:
+    async with plan_world(tmp_path, monkeypatch, PLAN, FLEET) as running:
         yield running
 
 

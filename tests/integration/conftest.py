@@ -19,14 +19,6 @@ __all__ = ["REGION", "ecs_client"]
 
 
 @pytest.fixture
-def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Example keys and the region, as a deployer finds them in its environment."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-
-
-@pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
     # strict_output: a response the real client would not expect fails the test loudly.
     async with Simulator(speed=SPEED, strict_output=True) as running:
