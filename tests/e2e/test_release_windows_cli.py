@@ -19,10 +19,10 @@ import pytest
 
 from ecs_deploy_many.sim.server import Simulator
 from tests.e2e.test_fleet_cli import FLEET, PLAN, many
-from tests.e2e.test_run_commands import RUN_LINE, aws_credentials, report_of, revisions, sim
+from tests.e2e.test_run_commands import RUN_LINE, report_of, revisions, sim
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("aws_credentials")]
-__all__ = ["aws_credentials", "sim"]  # fixtures, used by name
+__all__ = ["sim"]  # a fixture, used by name
 
 FROZEN = """\
 schedule:
