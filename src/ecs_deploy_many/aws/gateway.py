@@ -57,6 +57,15 @@ TRANSIENT_ERRORS = (
 """Failures to reach ECS or to hear its answer: the next attempt may well succeed."""
 DESCRIBE_SERVICES_BATCH = 10
 DESCRIBE_TASKS_BATCH = 100
+DESCRIBE_SERVICE_DEPLOYMENTS_BATCH = 20
+PACED_AS = {
+    "ListServiceDeployments": "service_read",
+    "DescribeServiceDeployments": "service_read",
+    "DescribeServiceRevisions": "service_read",
+    "StopServiceDeployment": "service_modify",
+}
+"""The bucket that paces operations ECS's throttling table does not list [unconfirmed]:
+the service-deployment calls read and change services, so they spend those budgets."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,20 @@ class Gateway(Protocol):
     async def list_services(self, cluster: str) -> list[str]: ...
 
     async def list_tasks(self, cluster: str, *, family: str) -> list[str]: ...
+
+    async def list_service_deployments(
+        self, cluster: str, service: str, *, created_after: float
+    ) -> list[dict[str, Any]]: ...
+
+    async def describe_service_deployments(
+        self, arns: Sequence[str]
+    ) -> dict[str, dict[str, Any] | None]: ...
+
+    async def describe_service_revisions(
+        self, arns: Sequence[str]
+    ) -> dict[str, dict[str, Any] | None]: ...
+
+    async def stop_service_deployment(self, arn: str) -> None: ...
 
 
 def _reads(operation: str) -> bool:
@@ -146,6 +169,7 @@ class AioBotoGateway:
         }
         self._random = random.Random()
         self._revisions: AsyncMemo[str, TaskDefinition] = AsyncMemo()
+        self._service_revisions: dict[str, dict[str, Any]] = {}
 
     async def call(self, operation: str, **params: Any) -> dict[str, Any]:
         """Call ``operation``, paced by its bucket; retry what may succeed next time.
@@ -173,7 +197,7 @@ class AioBotoGateway:
         failed attempt was carried out all the same: its answer then stands for the
         call's, and the change is not repeated.
         """
-        category = category_of(operation)
+        category = category_of(operation) or PACED_AS.get(operation)
         bucket = self._buckets.get(category) if category else None
         method = getattr(self._client, xform_name(operation))
         throttles = failures = 0
@@ -340,3 +364,66 @@ class AioBotoGateway:
             if not token:
                 return items
             params["nextToken"] = token
+
+    async def list_service_deployments(
+        self, cluster: str, service: str, *, created_after: float
+    ) -> list[dict[str, Any]]:
+        """The service's deployments created after ``created_after`` (epoch seconds), as
+        ECS lists them (``ServiceDeploymentBrief``s), every page."""
+        params: dict[str, Any] = {
+            "cluster": cluster,
+            "service": service,
+            "createdAt": {"after": created_after},
+        }
+        briefs: list[dict[str, Any]] = []
+        while True:
+            response = await self.call("ListServiceDeployments", **params)
+            briefs.extend(response.get("serviceDeployments", []))
+            token = response.get("nextToken")
+            if not token:
+                return briefs
+            params["nextToken"] = token
+
+    async def describe_service_deployments(
+        self, arns: Sequence[str]
+    ) -> dict[str, dict[str, Any] | None]:
+        """Describe service deployments twenty per call; a missing one maps to None."""
+        return await self._describe_by_arn(
+            "DescribeServiceDeployments",
+            "serviceDeploymentArns",
+            "serviceDeployments",
+            "serviceDeploymentArn",
+            arns,
+        )
+
+    async def describe_service_revisions(
+        self, arns: Sequence[str]
+    ) -> dict[str, dict[str, Any] | None]:
+        """Describe service revisions twenty per call; each is asked once, as a revision
+        never changes."""
+        wanted = [arn for arn in dict.fromkeys(arns) if arn not in self._service_revisions]
+        found = await self._describe_by_arn(
+            "DescribeServiceRevisions",
+            "serviceRevisionArns",
+            "serviceRevisions",
+            "serviceRevisionArn",
+            wanted,
+        )
+        self._service_revisions.update({arn: rev for arn, rev in found.items() if rev})
+        return {arn: self._service_revisions.get(arn) for arn in arns}
+
+    async def stop_service_deployment(self, arn: str) -> None:
+        """Ask ECS to stop a service deployment and roll it back to the revision before."""
+        await self.call("StopServiceDeployment", serviceDeploymentArn=arn, stopType="ROLLBACK")
+
+    async def _describe_by_arn(
+        self, operation: str, param: str, key: str, arn_key: str, arns: Sequence[str]
+    ) -> dict[str, dict[str, Any] | None]:
+        """Describe ``arns`` twenty per call (both operations' limit), by ARN."""
+        found: dict[str, dict[str, Any] | None] = dict.fromkeys(arns)
+        for start in range(0, len(arns), DESCRIBE_SERVICE_DEPLOYMENTS_BATCH):
+            batch = list(arns[start : start + DESCRIBE_SERVICE_DEPLOYMENTS_BATCH])
+            response = await self.call(operation, **{param: batch})
+            for item in response.get(key, []):
+                found[item[arn_key]] = item
+        return found

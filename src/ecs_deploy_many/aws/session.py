@@ -24,7 +24,7 @@ from anyio.abc import TaskGroup
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ecs_deploy_many.aws.gateway import AioBotoGateway
-from ecs_deploy_many.aws.watch import PollPolicy, ServiceWatcher
+from ecs_deploy_many.aws.watch import PollPolicy, ServiceDeploymentWatcher, ServiceWatcher
 from ecs_deploy_many.core.clock import Clock
 from ecs_deploy_many.core.endpoints import endpoint_url_problem, region_problem
 from ecs_deploy_many.core.errors import CredentialsError
@@ -68,6 +68,7 @@ class _Account:
 
     gateway: AioBotoGateway
     watchers: dict[str, ServiceWatcher] = field(default_factory=dict)
+    deployment_watcher: ServiceDeploymentWatcher | None = None
 
 
 class ClientPool:
@@ -134,6 +135,16 @@ class ClientPool:
             account.watchers[cluster] = watcher
             self._task_group.start_soon(watcher.run)
         return watcher
+
+    async def deployment_watcher(self, scope: AwsScope) -> ServiceDeploymentWatcher:
+        """The one service-deployment watcher of ``scope``, started on first use."""
+        account = await self._account(scope)
+        if account.deployment_watcher is None:
+            assert self._task_group is not None, "ClientPool used outside 'async with'"
+            watcher = ServiceDeploymentWatcher(account.gateway, self._clock, self._poll_policy)
+            account.deployment_watcher = watcher
+            self._task_group.start_soon(watcher.run)
+        return account.deployment_watcher
 
     async def _account(self, scope: AwsScope) -> _Account:
         async with self._lock:

@@ -1,11 +1,13 @@
-"""Coalesced polling: one poller per cluster describes every watched service together.
+"""Coalesced polling: one poller per cluster describes every watched service together,
+and one per account and region every watched service deployment.
 
 A thousand targets waiting on one cluster cost a hundred DescribeServices calls per round
-(ten services per call), not a thousand. Targets subscribe to their service and receive
-each fresh description. Each subscriber has its own adaptive, jittered schedule (fast
-right after it subscribes, slower while its deployment is clearly still running); a
-round takes every subscriber due by then, so calls stay full, and every call is paced
-by the gateway's token buckets.
+(ten services per call), not a thousand; their service deployments, where the wait reads
+them, twenty per DescribeServiceDeployments call across the region's clusters. Targets
+subscribe to their service (or service deployment) and receive each fresh description.
+Each subscriber has its own adaptive, jittered schedule (fast right after it subscribes,
+slower while its deployment is clearly still running); a round takes every subscriber
+due by then, so calls stay full, and every call is paced by the gateway's token buckets.
 
 A round whose call fails transiently (a server error, a broken connection) is repeated
 by the gateway with backoff, its subscribers still subscribed, until it is answered:
@@ -16,6 +18,7 @@ error (access denied, no such cluster) reaches the subscribers of the call.
 from __future__ import annotations
 
 import random
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,13 +26,17 @@ from typing import Any
 
 import anyio
 
-from ecs_deploy_many.aws.gateway import DESCRIBE_SERVICES_BATCH, Gateway
+from ecs_deploy_many.aws.gateway import (
+    DESCRIBE_SERVICE_DEPLOYMENTS_BATCH,
+    DESCRIBE_SERVICES_BATCH,
+    Gateway,
+)
 from ecs_deploy_many.core.clock import Clock
 from ecs_deploy_many.core.errors import AwsError
 
-__all__ = ["PollPolicy", "ServiceUpdates", "ServiceWatcher"]
+__all__ = ["PollPolicy", "ServiceDeploymentWatcher", "ServiceUpdates", "ServiceWatcher"]
 
-# How long a one-off describe waits for others to join its DescribeServices call.
+# How long a one-off describe waits for others to join its call.
 COALESCE_WINDOW = 0.5
 
 
@@ -48,13 +55,14 @@ class ServiceUpdates:
 
     Each subscriber is polled on its own schedule: soon after it subscribes, then less
     and less often while its deployment runs. A round describes every subscriber that
-    is due (or nearly due), ten per call.
+    is due (or nearly due), as many per call as the operation takes.
     """
 
     def __init__(
         self, service: str, *, interval: float, due: float, ask: Callable[[ServiceUpdates], None]
     ) -> None:
         self.service = service
+        """What is described: a service's name, or a service deployment's ARN."""
         self.interval = interval
         self.due = due
         self._ask = ask
@@ -82,14 +90,13 @@ class ServiceUpdates:
         return value
 
 
-class ServiceWatcher:
-    """Polls the services subscribed in one cluster, ten per call, when they are due."""
+class _Watcher(ABC):
+    """Polls what is subscribed, ``batch`` per call, when it is due."""
 
-    def __init__(
-        self, gateway: Gateway, cluster: str, clock: Clock, policy: PollPolicy | None = None
-    ) -> None:
+    batch: int
+
+    def __init__(self, gateway: Gateway, clock: Clock, policy: PollPolicy | None = None) -> None:
         self._gateway = gateway
-        self._cluster = cluster
         self._clock = clock
         self._policy = policy or PollPolicy()
         self._subscribers: list[ServiceUpdates] = []
@@ -104,7 +111,7 @@ class ServiceWatcher:
         """Receive ``service``'s descriptions for as long as the block runs.
 
         The first one comes within ``first_within`` seconds (default: the initial poll
-        interval), in a round shared with every other service due by then.
+        interval), in a round shared with every other subscriber due by then.
         """
         interval = self._policy.initial_interval
         soon = interval if first_within is None else first_within
@@ -144,21 +151,19 @@ class ServiceWatcher:
     async def _poll_round(self) -> None:
         """Describe everyone due, and fill the calls' spare places with the next due.
 
-        A call describes up to ten services for the price of one, so a round that must
-        make a call also refreshes whoever would have been due next.
+        A call describes up to ``batch`` subscribers for the price of one, so a round
+        that must make a call also refreshes whoever would have been due next.
         """
         ordered = sorted(self._subscribers, key=lambda u: u.due)
         now = self._clock.now()
         due_services = {u.service for u in ordered if u.due <= now}
-        capacity = -(-len(due_services) // DESCRIBE_SERVICES_BATCH) * DESCRIBE_SERVICES_BATCH
+        capacity = -(-len(due_services) // self.batch) * self.batch
         services = list(dict.fromkeys(u.service for u in ordered))[:capacity]
         polled = set(services)
         due = [u for u in ordered if u.service in polled]
         self.rounds += 1
         try:
-            described: dict[str, Any] = await self._gateway.describe_services(
-                self._cluster, services
-            )
+            described = await self._describe(services)
         except AwsError as error:
             described = dict.fromkeys(services, error)
         policy, now = self._policy, self._clock.now()
@@ -168,3 +173,32 @@ class ServiceWatcher:
                 updates.interval = min(policy.max_interval, updates.interval * policy.growth)
                 jitter = self._random.uniform(1 - policy.jitter, 1 + policy.jitter)
                 updates.due = now + updates.interval * jitter
+
+    @abstractmethod
+    async def _describe(self, keys: list[str]) -> dict[str, Any]:
+        """One round's descriptions by key (None for a missing one)."""
+
+
+class ServiceWatcher(_Watcher):
+    """Polls the services subscribed in one cluster, ten per DescribeServices call."""
+
+    batch = DESCRIBE_SERVICES_BATCH
+
+    def __init__(
+        self, gateway: Gateway, cluster: str, clock: Clock, policy: PollPolicy | None = None
+    ) -> None:
+        super().__init__(gateway, clock, policy)
+        self._cluster = cluster
+
+    async def _describe(self, keys: list[str]) -> dict[str, Any]:
+        return dict(await self._gateway.describe_services(self._cluster, keys))
+
+
+class ServiceDeploymentWatcher(_Watcher):
+    """Polls the service deployments subscribed in one account and region (whatever their
+    cluster), twenty ARNs per DescribeServiceDeployments call."""
+
+    batch = DESCRIBE_SERVICE_DEPLOYMENTS_BATCH
+
+    async def _describe(self, keys: list[str]) -> dict[str, Any]:
+        return dict(await self._gateway.describe_service_deployments(keys))

@@ -15,6 +15,7 @@
     │   ├── LockHeld           another run holds the lock (names the holder)
     │   └── LockLost           the lease was taken over (or the lock broken) mid-run
     └── DeployError            a target did not reach its goal (target, step)
+        ├── ControllerNotSupported  the service's deployment controller is not ECS
         ├── DeploymentFailed   ECS reported our deployment FAILED or rolled it back
         ├── DeploymentTimeout  the wait ran out of time
         ├── TaskRunFailed      a one-off task did not exit 0
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "AwsError",
+    "ControllerNotSupported",
     "CredentialsError",
     "DeployError",
     "DeploymentFailed",
@@ -163,6 +165,15 @@ class DeployError(EcsDeployError):
     def __init__(self, message: str, *, step: str = "") -> None:
         super().__init__(message)
         self.step = step
+
+
+class ControllerNotSupported(DeployError):
+    """The service is deployed by CodeDeploy or an external controller, so UpdateService
+    cannot change its task definition; found before anything was registered or changed."""
+
+    def __init__(self, message: str, *, controller: str) -> None:
+        super().__init__(message, step="resolve")
+        self.controller = controller
 
 
 class DeploymentFailed(DeployError):

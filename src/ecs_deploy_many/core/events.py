@@ -46,11 +46,17 @@ class EventName(StrEnum):
     ATTACHED = "attached"
     """Instead of updating the service, the target follows a deployment already under way
     (the rendered revision rolling out, or, on resume, the run's own deployment)."""
+    SERVICE_DEPLOYMENT = "service_deployment"
+    """Which of ECS's service deployments is ours (``service_deployment_arn``), or why
+    the wait judges by the service's deployments array instead (``reason``)."""
     PROGRESS = "progress"
     ECS_EVENT = "ecs_event"
     DEPLOYMENT_COMPLETED = "deployment_completed"
     TASK_STATUS = "task_status"
     ROLLED_BACK_BY_ECS = "rolled_back_by_ecs"
+    DEPLOYMENT_STOPPED = "deployment_stopped"
+    """The run was interrupted and, as asked, stopped our service deployment: ECS rolls
+    it back (StopServiceDeployment, stopType ROLLBACK)."""
     ROLLBACK_STARTED = "rollback_started"
     ROLLED_BACK = "rolled_back"
     BAKE_REGRESSED = "bake_regressed"

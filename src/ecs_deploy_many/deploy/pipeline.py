@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
+
 from ecs_deploy_many.aws.gateway import Gateway, TaskDefinition
 from ecs_deploy_many.core.errors import AwsError, DeployError, DeploymentFailed, EcsDeployError
 from ecs_deploy_many.core.events import EventName
@@ -34,6 +36,7 @@ from ecs_deploy_many.deploy.resume import resumption as resumption_of
 from ecs_deploy_many.deploy.rollback import restore
 from ecs_deploy_many.deploy.runtask import run_one_off_task
 from ecs_deploy_many.deploy.steps import Accounts, RunContext, TargetSteps, primary_deployment
+from ecs_deploy_many.deploy.strategy import refuse_foreign_controller
 from ecs_deploy_many.deploy.taskdef import (
     RenderedTaskDefinition,
     render_task_definition,
@@ -50,6 +53,9 @@ __all__ = [
     "registers_revision",
     "render_revision",
 ]
+
+STOP_WITHIN = 60.0
+"""Simulated seconds an interrupted wait has to stop its service deployment."""
 
 
 async def deploy_target(
@@ -288,6 +294,7 @@ class _Pipeline(TargetSteps):
         with self.answered_in_time():
             service = await describe_target_service(self.context.accounts, target)
         self._resolve(service)
+        refuse_foreign_controller(service)
         if self.resumption.start is Start.ROLLBACK:
             await self._finish_rollback(gateway, service)
             return
@@ -297,7 +304,8 @@ class _Pipeline(TargetSteps):
         self.result.new_task_definition = step.task_definition
         try:
             if step.deployment is None:
-                deployment = await self._update(gateway, service, step)
+                service = await self._update(gateway, service, step)
+                deployment = primary_deployment(service)
             else:
                 deployment = step.deployment
                 self._attach(deployment, step.why)
@@ -305,7 +313,12 @@ class _Pipeline(TargetSteps):
                 deployment["id"], step.task_definition, target.skip_deployments_check
             )
             self.enter("wait")
-            await self.wait(expect, deployment)
+            try:
+                await self.wait(expect, deployment, service)
+            except anyio.get_cancelled_exc_class():
+                if self.context.stop_deployments_on_interrupt:
+                    await self._stop_on_interrupt(gateway, expect, deployment)
+                raise
         except EcsDeployError as failure:
             # UpdateService's own error means ECS refused the update (the gateway
             # repeats transient failures): nothing changed. After any other failure
@@ -424,7 +437,7 @@ class _Pipeline(TargetSteps):
     async def _update(
         self, gateway: Gateway, service: dict[str, Any], step: _NextStep
     ) -> dict[str, Any]:
-        """UpdateService to the step's revision; the deployment ECS answers with."""
+        """UpdateService to the step's revision; the service as ECS answers."""
         self.enter("update")
         with self.answered_in_time():
             updated = await gateway.update_service(
@@ -438,7 +451,34 @@ class _Pipeline(TargetSteps):
             new_task_definition=step.task_definition,
             desired=deployment.get("desiredCount"),
         )
-        return deployment
+        return updated
+
+    async def _stop_on_interrupt(
+        self, gateway: Gateway, expect: Expectation, deployment: dict[str, Any]
+    ) -> None:
+        """The run was interrupted mid-wait and asked to stop its deployments: have ECS
+        stop ours and roll it back (StopServiceDeployment, stopType ROLLBACK); the
+        record says what became of it."""
+        outcome = "its service deployment could not be stopped in time"
+        with self.clock.move_on_after(STOP_WITHIN, shield=True):
+            try:
+                arn = self.service_deployment_arn or await self.find_service_deployment(
+                    expect, deployment
+                )
+                if arn is None:
+                    outcome = "ECS lists no service deployment of it to stop"
+                else:
+                    await gateway.stop_service_deployment(arn)
+                    outcome = f"stopped service deployment {arn}: ECS rolls it back"
+                    self.emit(
+                        EventName.DEPLOYMENT_STOPPED,
+                        "warning",
+                        deployment_id=expect.deployment_id,
+                        service_deployment_arn=arn,
+                    )
+            except EcsDeployError as error:
+                outcome = f"its service deployment could not be stopped: {error}"
+        self.result.error = f"interrupted during wait; {outcome}"
 
     async def _finish_rollback(self, gateway: Gateway, service: dict[str, Any]) -> None:
         """End a rollback the earlier run began: update only if the service is not on

@@ -74,8 +74,11 @@ async def restore(
         deployment = _restoring(service, previous)
         if deployment is None:
             with steps.answered_in_time():
-                deployment = primary_deployment(await gateway.update_service(**params))
-        await steps.wait(Expectation(deployment["id"], previous), deployment)
+                service = await gateway.update_service(**params)
+            deployment = primary_deployment(service)
+        # Judged as the deploy was: a blue/green service goes back through its strategy,
+        # and its service deployment says when it is back.
+        await steps.wait(Expectation(deployment["id"], previous), deployment, service)
     except EcsDeployError as error:  # ECS refused, timed out, or the wait failed
         raise RollbackFailed(
             f"{reason}; rollback to {previous} failed: {error}", step="rollback"

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import anyio
 
 from ecs_deploy_many.aws.gateway import Gateway
-from ecs_deploy_many.aws.watch import ServiceWatcher
+from ecs_deploy_many.aws.watch import ServiceDeploymentWatcher, ServiceWatcher
 from ecs_deploy_many.core.clock import Clock
 from ecs_deploy_many.core.errors import AwsError, DeployError, EcsDeployError, VerdictUnknown
 from ecs_deploy_many.core.events import EventName, Level, Observer, Step, TargetEvent
@@ -26,6 +26,8 @@ from ecs_deploy_many.core.result import Status, TargetResult
 from ecs_deploy_many.core.scope import AwsScope
 from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.deploy.registry import RunRevisions
+from ecs_deploy_many.deploy.service_deployment import find_service_deployment
+from ecs_deploy_many.deploy.strategy import judged_by_service_deployment
 from ecs_deploy_many.deploy.wait import (
     Expectation,
     Judgement,
@@ -43,6 +45,8 @@ class Accounts(Protocol):
 
     async def watcher(self, scope: AwsScope, cluster: str) -> ServiceWatcher: ...
 
+    async def deployment_watcher(self, scope: AwsScope) -> ServiceDeploymentWatcher: ...
+
 
 @dataclass(frozen=True)
 class RunContext:
@@ -57,6 +61,9 @@ class RunContext:
     pins: Mapping[str, str] = field(default_factory=dict)
     """Each image the plan names by tag -> the same image by the digest resolved before
     the run began (``repo@sha256:...``): every target deploys exactly those bytes."""
+    stop_deployments_on_interrupt: bool = False
+    """When the run is interrupted, stop each service deployment it is waiting for
+    (StopServiceDeployment, stopType ROLLBACK): ECS rolls it back."""
 
 
 class TargetSteps:
@@ -70,6 +77,8 @@ class TargetSteps:
         self.clock = context.clock
         self.result = result or TargetResult(target)
         self.step: Step = "resolve"
+        self.service_deployment_arn: str | None = None
+        """ECS's service deployment of the deployment the last wait was about, once known."""
 
     def enter(self, step: Step) -> None:
         """Move to ``step``; the debug-level event marks when it began (timelines use it)."""
@@ -125,12 +134,29 @@ class TargetSteps:
                 f"ECS did not answer within the timeout of {timeout:g} s", step=self.step
             ) from None
 
-    async def wait(self, expect: Expectation, deployment: dict[str, Any]) -> Judgement:
-        """Wait until ECS says ``deployment`` finished (``deploy.wait`` judges)."""
+    async def wait(
+        self,
+        expect: Expectation,
+        deployment: dict[str, Any],
+        service: dict[str, Any] | None = None,
+    ) -> Judgement:
+        """Wait until ECS says ``deployment`` finished (``deploy.wait`` judges).
+
+        ``service`` (as described or updated) says whether ECS's service deployment
+        judges it (``deploy.strategy``); that one is found first.
+        """
         target = self.target
         assert target.cluster
         assert target.service
-        watcher = await self.context.accounts.watcher(target.scope, target.cluster)
+        accounts = self.context.accounts
+        deployments = None
+        self.service_deployment_arn = None
+        if service is not None and judged_by_service_deployment(service):
+            arn = await self._our_service_deployment(expect, deployment)
+            if arn is not None:
+                expect = replace(expect, service_deployment_arn=arn)
+                deployments = await accounts.deployment_watcher(target.scope)
+        watcher = await accounts.watcher(target.scope, target.cluster)
         async with watcher.subscribe(target.service) as updates:
             judgement = await wait_for_deployment(
                 updates,
@@ -141,9 +167,62 @@ class TargetSteps:
                 on_service_event=self._service_event,
                 on_progress=self._progress,
                 progress_deadline=target.progress_deadline,
+                service_deployments=deployments,
+                on_fallback=self._judged_by_deployments,
             )
         self.emit(EventName.DEPLOYMENT_COMPLETED, deployment_id=expect.deployment_id)
         return judgement
+
+    async def find_service_deployment(
+        self, expect: Expectation, deployment: dict[str, Any]
+    ) -> str | None:
+        """The ARN of ECS's service deployment of ``deployment`` (which deploys
+        ``expect.task_definition``); None when ECS lists none. Raises AwsError when ECS
+        refuses to list them."""
+        target = self.target
+        assert target.cluster
+        assert target.service
+        gateway = await self.context.accounts.gateway(target.scope)
+        with self.answered_in_time():
+            found = await find_service_deployment(
+                gateway,
+                target.cluster,
+                target.service,
+                created_at=epoch_seconds(deployment.get("createdAt")),
+                task_definition=expect.task_definition,
+            )
+        return None if found is None else str(found["serviceDeploymentArn"])
+
+    async def _our_service_deployment(
+        self, expect: Expectation, deployment: dict[str, Any]
+    ) -> str | None:
+        """Find our service deployment to judge by, and say which it is; when ECS lists
+        none or will not list them, say that the deployments array judges instead."""
+        try:
+            arn = await self.find_service_deployment(expect, deployment)
+        except AwsError as error:
+            self._judged_by_deployments(f"ECS refused to list service deployments ({error})")
+            return None
+        if arn is None:
+            self._judged_by_deployments(
+                f"ECS lists no service deployment of {expect.task_definition}"
+            )
+            return None
+        self.service_deployment_arn = arn
+        self.emit(
+            EventName.SERVICE_DEPLOYMENT,
+            deployment_id=expect.deployment_id,
+            service_deployment_arn=arn,
+        )
+        return arn
+
+    def _judged_by_deployments(self, why: str) -> None:
+        self.emit(
+            EventName.SERVICE_DEPLOYMENT,
+            "warning",
+            service_deployment_arn=None,
+            reason=f"{why}: judged by the service's deployments array",
+        )
 
     def _service_event(self, event: dict[str, Any]) -> None:
         created_at = epoch_seconds(event.get("createdAt"))
@@ -160,6 +239,7 @@ class TargetSteps:
             pending=deployment.get("pendingCount"),
             failed_tasks=deployment.get("failedTasks"),
             rollout_state=deployment.get("rolloutState"),
+            stage=judgement.stage,
             state=judgement.reason,
         )
 

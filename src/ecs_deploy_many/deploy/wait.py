@@ -8,6 +8,12 @@ desired count. FAILED, or the PRIMARY switching to another deployment, ends the 
 once. A verdict is only ever read from ECS: when ECS cannot be read by the deadline, it
 is unknown, never failed.
 
+Where the deployments array cannot judge (``deploy.strategy``: blue/green, linear and
+canary deployments, deployment alarms), ECS's service deployment is the authority
+(``judge_service_deployment``): the wait reads it beside the service's description and
+judges by the array again only when ECS will not describe it. Waiting in a bake, a linear
+or canary step or a stage a lifecycle hook holds is progress, not a stall.
+
 Before deploying, ``rollout_of`` tells how a service's current deployment stands: a
 service on the rendered revision counts as unchanged only when that deployment is
 steady; one still rolling out is waited for and judged like our own.
@@ -20,13 +26,19 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from ecs_deploy_many.aws.watch import ServiceUpdates
+from ecs_deploy_many.aws.watch import ServiceDeploymentWatcher, ServiceUpdates
 from ecs_deploy_many.core.clock import Clock
 from ecs_deploy_many.core.errors import (
     AwsError,
     DeploymentFailed,
     DeploymentTimeout,
     VerdictUnknown,
+)
+from ecs_deploy_many.deploy.service_deployment import (
+    ROLLBACK_GOING,
+    holds_on_purpose,
+    rollback_reason,
+    stage_text,
 )
 
 __all__ = [
@@ -37,6 +49,7 @@ __all__ = [
     "Verdict",
     "epoch_seconds",
     "judge",
+    "judge_service_deployment",
     "revision_replaced",
     "rollout_of",
     "wait_for_deployment",
@@ -94,6 +107,8 @@ class Expectation:
     deployment_id: str
     task_definition: str
     skip_deployments_check: bool = False
+    service_deployment_arn: str | None = None
+    """ECS's service deployment of it, when that judges it (``deploy.strategy``)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +116,14 @@ class Judgement:
     verdict: Verdict
     reason: str
     deployment: dict[str, Any] | None = None
+    """Our entry of the service's deployments array, when it has one."""
+    service_deployment: dict[str, Any] | None = None
+    """Our service deployment, when it judged."""
+
+    @property
+    def stage(self) -> str | None:
+        """The service deployment's lifecycle stage, when it judged."""
+        return (self.service_deployment or {}).get("lifecycleStage")
 
 
 def _circuit_breaker_rolls_back(service: dict[str, Any]) -> bool:
@@ -147,8 +170,45 @@ def judge(service: dict[str, Any] | None, expect: Expectation) -> Judgement:
     return Judgement(Verdict.SUCCEEDED, "deployment completed", ours)
 
 
+def judge_service_deployment(
+    service_deployment: dict[str, Any],
+    service: dict[str, Any] | None,
+    expect: Expectation,
+    *,
+    stage: str = "",
+) -> Judgement:
+    """Decide from our service deployment where our deployment stands.
+
+    SUCCESSFUL succeeded. ROLLBACK_SUCCESSFUL was rolled back by ECS, for ECS's reason
+    (the alarms in ALARM, by name). ROLLBACK_FAILED and STOPPED failed. Anything else is
+    waited for, an ECS rollback until it ends, so the state reported is final. ``stage``
+    (``service_deployment.stage_text``) is the reason of a deployment still going.
+    """
+    deployments = (service or {}).get("deployments", [])
+    ours = next((d for d in deployments if d.get("id") == expect.deployment_id), None)
+    status = service_deployment.get("status")
+    verdict, reason = Verdict.WAITING, stage or f"service deployment {status}"
+    if status == "SUCCESSFUL":
+        verdict, reason = Verdict.SUCCEEDED, "deployment completed (service deployment SUCCESSFUL)"
+    elif status == "ROLLBACK_SUCCESSFUL":
+        verdict = Verdict.ROLLED_BACK_BY_ECS
+        reason = f"ECS rolled back: {rollback_reason(service_deployment)}"
+    elif status == "ROLLBACK_FAILED":
+        detail = service_deployment.get("statusReason")
+        verdict = Verdict.FAILED
+        reason = f"ECS rolled back ({rollback_reason(service_deployment)}) but its rollback failed"
+        reason += f": {detail}" if detail and detail not in reason else ""
+    elif status == "STOPPED":
+        why = service_deployment.get("statusReason") or "ECS gave no reason"
+        verdict, reason = Verdict.FAILED, f"service deployment stopped: {why}"
+    elif status in ROLLBACK_GOING:
+        reason = f"ECS rolling back: {rollback_reason(service_deployment)}"
+    return Judgement(verdict, reason, ours, service_deployment)
+
+
 EventSink = Callable[[dict[str, Any]], None]
 ProgressSink = Callable[[Judgement], None]
+FallbackSink = Callable[[str], None]
 
 
 async def wait_for_deployment(
@@ -161,6 +221,8 @@ async def wait_for_deployment(
     on_service_event: EventSink,
     on_progress: ProgressSink,
     progress_deadline: float | None = None,
+    service_deployments: ServiceDeploymentWatcher | None = None,
+    on_fallback: FallbackSink | None = None,
 ) -> Judgement:
     """Wait until ``expect`` succeeds; raise DeploymentFailed, DeploymentTimeout or
     VerdictUnknown.
@@ -171,6 +233,11 @@ async def wait_for_deployment(
     ``progress_deadline``, a deployment that has made no progress (see
     ``_WaitState.stalled``) for that long fails, however much of ``timeout`` is left.
 
+    With ``expect.service_deployment_arn``, each description of the service is followed
+    by one of that service deployment from ``service_deployments`` (coalesced with the
+    other targets' of the region), which judges. Should ECS refuse to describe it or not
+    know it, ``on_fallback`` hears why and the deployments array judges from then on.
+
     At the deadline the verdict comes from a description read then (the last one may
     be old when reads were failing, or the deployment may have finished since): a
     deployment still running there timed out. When ECS cannot be read, the verdict is
@@ -179,6 +246,9 @@ async def wait_for_deployment(
     state = _WaitState(
         epoch_seconds(since), clock, progress_deadline, clock.now(), on_service_event, on_progress
     )
+    if expect.service_deployment_arn and service_deployments is not None:
+        state.service_deployments = service_deployments
+        state.on_fallback = on_fallback
     try:
         try:
             with clock.fail_after(timeout):
@@ -237,6 +307,11 @@ class _WaitState:
     least_draining: float = float("inf")
     seen: set[str] = field(default_factory=set)
     last_reason: str = ""
+    service_deployments: ServiceDeploymentWatcher | None = None
+    on_fallback: FallbackSink | None = None
+    stage: tuple[Any, ...] = ()
+    """Our service deployment's status, stage and traffic weight as last read."""
+    stage_since: float = 0.0
 
     async def read(self, updates: ServiceUpdates, expect: Expectation) -> Judgement:
         """Judge the next description, passing on its new events and any new state."""
@@ -245,7 +320,7 @@ class _WaitState:
             if event["id"] not in self.seen and epoch_seconds(event.get("createdAt")) >= self.since:
                 self.seen.add(event["id"])
                 self.on_service_event(event)
-        judgement = judge(service, expect)
+        judgement = await self._judge(service, expect)
         if judgement.verdict is Verdict.WAITING:
             judgement = self.stalled(service, judgement) or judgement
         if judgement.reason != self.last_reason:
@@ -253,13 +328,50 @@ class _WaitState:
             self.on_progress(judgement)
         return judgement
 
+    async def _judge(self, service: dict[str, Any] | None, expect: Expectation) -> Judgement:
+        """By our service deployment when it judges and ECS describes it, else by the
+        deployments array."""
+        arn = expect.service_deployment_arn
+        if arn is None or self.service_deployments is None:
+            return judge(service, expect)
+        try:
+            found = await self.service_deployments.describe(arn)
+        except AwsError as error:
+            found, why = None, f"ECS refused to describe {arn} ({error})"
+        else:
+            why = f"ECS no longer describes {arn}"
+        if found is None:
+            self.service_deployments = None
+            if self.on_fallback is not None:
+                self.on_fallback(why)
+            return judge(service, expect)
+        key = (
+            found.get("status"),
+            found.get("lifecycleStage"),
+            (found.get("targetServiceRevision") or {}).get("requestedProductionTrafficWeight"),
+        )
+        now = self.clock.now()
+        if key[:2] != self.stage[:2]:
+            self.stage_since = now
+        if key != self.stage:
+            self.stage, self.progress_at = key, now  # a new stage or weight is progress
+        text = stage_text(found, service, in_stage_for=now - self.stage_since)
+        return judge_service_deployment(found, service, expect, stage=text)
+
     def stalled(self, service: dict[str, Any] | None, judgement: Judgement) -> Judgement | None:
         """A failing judgement when nothing has moved for ``progress_deadline``.
 
         Progress is our deployment running more tasks than ever before, or the older
-        deployments running fewer: tasks that start and fail over and over are not.
+        deployments running fewer: tasks that start and fail over and over are not. So
+        is a new lifecycle stage or traffic weight, and ECS holding the deployment on
+        purpose (``service_deployment.holds_on_purpose``: a bake, a linear or canary
+        step, a lifecycle hook, its own rollback).
         """
         if self.progress_deadline is None:
+            return None
+        sd = judgement.service_deployment
+        if sd is not None and holds_on_purpose(sd, service):
+            self.progress_at = self.clock.now()
             return None
         ours = judgement.deployment or {}
         running = int(ours.get("runningCount", 0))

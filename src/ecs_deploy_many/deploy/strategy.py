@@ -1,0 +1,80 @@
+"""How ECS deploys a service: its deployment controller and its deployment strategy.
+
+Only the ECS controller lets UpdateService change a service's task definition: under
+CODE_DEPLOY, CodeDeploy shifts traffic between task sets; under EXTERNAL, some other tool
+manages task sets. Such a service is refused before anything is registered or changed,
+with what to do instead.
+
+Under the ECS controller, ``deploymentConfiguration.strategy`` says how a new revision
+replaces the old: ROLLING (the default), or BLUE_GREEN, LINEAR, CANARY, where traffic
+shifts between two full sets of tasks and a bake time holds both. The ``deployments``
+array judges a rolling update well (``deploy.wait.judge``); for the other strategies, and
+wherever deployment alarms can roll a deployment back, the service deployment is the
+authority (``deploy.service_deployment``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ecs_deploy_many.core.errors import ControllerNotSupported
+
+__all__ = [
+    "controller_of",
+    "judged_by_service_deployment",
+    "refuse_foreign_controller",
+    "strategy_of",
+]
+
+_WHAT_TO_DO = {
+    "CODE_DEPLOY": (
+        "ECS does not let UpdateService change its task definition. Deploy it with AWS "
+        "CodeDeploy (a deployment of its CodeDeploy application), or move it to the ECS "
+        "deployment controller with native blue/green "
+        "(deploymentConfiguration.strategy BLUE_GREEN) and deploy it here"
+    ),
+    "EXTERNAL": (
+        "ECS does not let UpdateService change its task definition: the tool that "
+        "manages its task sets deploys it. Deploy it with that tool, or move it to the "
+        "ECS deployment controller (deploymentConfiguration.strategy ROLLING or "
+        "BLUE_GREEN) and deploy it here"
+    ),
+}
+
+
+def controller_of(service: dict[str, Any]) -> str:
+    """The service's deployment controller; ECS when ECS names none."""
+    return str((service.get("deploymentController") or {}).get("type") or "ECS")
+
+
+def strategy_of(service: dict[str, Any]) -> str:
+    """The service's deployment strategy; ROLLING when ECS names none."""
+    return str((service.get("deploymentConfiguration") or {}).get("strategy") or "ROLLING")
+
+
+def refuse_foreign_controller(service: dict[str, Any]) -> None:
+    """Raise ControllerNotSupported unless the ECS controller deploys ``service``."""
+    controller = controller_of(service)
+    if controller == "ECS":
+        return
+    what_to_do = _WHAT_TO_DO.get(
+        controller, "ECS does not let UpdateService change its task definition"
+    )
+    raise ControllerNotSupported(
+        f"service {service.get('serviceName')} uses the {controller} deployment "
+        f"controller: {what_to_do}",
+        controller=controller,
+    )
+
+
+def judged_by_service_deployment(service: dict[str, Any]) -> bool:
+    """Whether the deployments array cannot judge a deployment of ``service`` alone.
+
+    A strategy other than ROLLING holds both revisions through traffic shifts and a
+    bake, which the array does not show; enabled deployment alarms roll back for a
+    reason the array does not name. A rolling update without alarms is judged by the
+    array, which costs no call beyond the DescribeServices the wait makes anyway.
+    """
+    config = service.get("deploymentConfiguration") or {}
+    alarms = config.get("alarms") or {}
+    return strategy_of(service) != "ROLLING" or bool(alarms.get("enable"))
