@@ -60,6 +60,37 @@ def test_a_row_per_target_in_flight_with_its_step_tasks_and_elapsed_time() -> No
     assert lines[-1] == "2 in flight · 1 waiting"
 
 
+def test_the_step_shows_where_ecs_service_deployment_stands() -> None:
+    view = ProgressView(total=1)
+    api = service("api")
+    started(view, api)
+    view(
+        event(
+            api,
+            "wait",
+            "progress",
+            20,
+            running=2,
+            desired=2,
+            stage="BAKE_TIME",
+            state="BAKE_TIME, 4m left",
+        )
+    )
+    assert screen(view, at=30)[2].split() == [
+        "prod/api",
+        "rest",
+        "wait",
+        "·",
+        "BAKE_TIME,",
+        "4m",
+        "left",
+        "2/2",
+        "30s",
+    ]
+    view(event(api, "wait", "progress", 40, running=2, desired=2, stage=None, state="2/2"))
+    assert screen(view, at=41)[2].split() == ["prod/api", "rest", "wait", "2/2", "41s"]
+
+
 def test_tasks_belong_to_the_step_that_counts_them() -> None:
     """The new deployment's counts are not shown as the rollback's."""
     view = ProgressView(total=1)

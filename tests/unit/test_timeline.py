@@ -166,3 +166,25 @@ def test_an_empty_timeline_has_no_bounds() -> None:
     timeline = Timeline()
     assert list(timeline) == []
     assert (timeline.start, timeline.end) == (None, None)
+
+
+def test_the_lifecycle_stages_of_a_wait_and_of_its_rollback_are_spans_of_their_own() -> None:
+    timeline = Timeline()
+    for e in [
+        event(WEB, "wait", "progress", 5, stage="SCALE_UP", state="SCALE_UP, 1/2 tasks running"),
+        event(WEB, "wait", "progress", 8, stage="SCALE_UP", state="SCALE_UP, 2/2 tasks running"),
+        event(WEB, "wait", "progress", 20, stage="BAKE_TIME", state="BAKE_TIME, 10m left"),
+        event(WEB, "wait", "progress", 80, stage="BAKE_TIME", state="BAKE_TIME, 9m left"),
+        event(WEB, "wait", "progress", 90, stage=None, state="1/2 tasks running"),
+        event(WEB, "rollback", "rollback_started", 100),
+        event(WEB, "rollback", "progress", 101, stage="SCALE_UP", state="SCALE_UP"),
+        event(WEB, "done", "target_finished", 130, status="rolled_back", error="x"),
+    ]:
+        timeline(e)
+    record = timeline.get("prod/web")
+    assert record is not None
+    assert [(s.step, s.stage, s.start - START, s.end and s.end - START) for s in record.stages] == [
+        ("wait", "SCALE_UP", 5, 20),
+        ("wait", "BAKE_TIME", 20, 100),
+        ("rollback", "SCALE_UP", 101, 130),
+    ]

@@ -317,7 +317,13 @@ class _Page:
         if record is not None:
             for span in record.spans:
                 end = span.end if span.end is not None else self.t1
-                title = self.text(f"{span.step} {format_duration(end - span.start)}")
+                stages = [
+                    f"{s.stage} {format_duration((s.end or end) - s.start)}"
+                    for s in record.stages
+                    if s.step == span.step and span.start <= s.start <= end
+                ]
+                about = f" ({', '.join(stages)})" if stages else ""
+                title = self.text(f"{span.step} {format_duration(end - span.start)}{about}")
                 bars.append(
                     f'<i class="k-{span.step}" {self.bar(span.start, end)} title="{title}"></i>'
                 )
@@ -366,6 +372,8 @@ class _Page:
         record = self.record(result)
         if record is not None and record.spans:
             facts.append(("Steps", self.text(" · ".join(self.steps(record)))))
+        if record is not None and record.stages:
+            facts.append(("Lifecycle stages", self.text(" · ".join(self.stages(record)))))
         kv = "".join(f"<dt>{self.text(k)}</dt><dd>{v}</dd>" for k, v in facts)
         # Open what a post-mortem reader wants; a skipped target only repeats its cause.
         opened = " open" if result.status.needs_attention else ""
@@ -382,6 +390,14 @@ class _Page:
         for span in record.spans:
             end = span.end if span.end is not None else self.t1
             yield f"{span.step} {format_duration(end - span.start)}"
+
+    def stages(self, record: TargetTimeline) -> Iterable[str]:
+        """ECS's lifecycle stages of the service deployments waited for, with durations
+        (a rollback's marked so)."""
+        for stage in record.stages:
+            end = stage.end if stage.end is not None else self.t1
+            during = "" if stage.step == "wait" else f" ({stage.step})"
+            yield f"{stage.stage}{during} {format_duration(end - stage.start)}"
 
     def events(self, result: TargetResult, record: TargetTimeline | None) -> str:
         if record is None or not record.ecs_events:

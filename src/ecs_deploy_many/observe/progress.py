@@ -64,6 +64,8 @@ class TargetProgress:
     running: int | None = None
     """Running tasks of the deployment this step waits for."""
     desired: int | None = None
+    stage: str | None = None
+    """Where ECS's service deployment stands, as the wait put it (``BAKE_TIME, 4m left``)."""
     status: str | None = None
     """The final status, once the target finished."""
     finished_at: float | None = None
@@ -89,10 +91,11 @@ class ProgressView:
                 target.name, target.wave, event.step, event.at
             )
         if event.step != row.step:
-            row.step, row.running, row.desired = event.step, None, None
+            row.step, row.running, row.desired, row.stage = event.step, None, None, None
         if event.event == EventName.PROGRESS:
             row.running = event.facts.get("running")
             row.desired = event.facts.get("desired")
+            row.stage = event.facts.get("state") if event.facts.get("stage") else None
         if finishing:
             row.status = str(event.facts.get("status", ""))
             row.finished_at = event.at
@@ -145,7 +148,10 @@ def render_progress(view: ProgressView, now: float, *, max_rows: int) -> Rendera
     )
     for row in shown:
         tasks = f"{row.running}/{row.desired}" if row.desired is not None else ""
-        state = Text(row.status, style=status_style(row.status)) if row.status else row.step
+        if row.status:
+            state = Text(row.status, style=status_style(row.status))
+        else:
+            state = Text(f"{row.step} · {row.stage}" if row.stage else row.step)
         table.add_row(
             Text(row.name), Text(row.wave or ""), state, tasks, format_duration(row.elapsed(now))
         )

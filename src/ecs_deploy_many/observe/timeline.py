@@ -5,7 +5,9 @@ keep only outcomes. ``Timeline`` subscribes to the event stream like the logs do
 keeps, per target, its step spans, its ECS service events and its final status.
 
 A span starts at the first event of a step and ends at the first event of another step
-or at ``target_finished``. A service that ``rollback_all`` puts back later gets a second
+or at ``target_finished``. Within a wait (or a rollback's), the lifecycle stages ECS's
+service deployment went through (``SCALE_UP``, ``BAKE_TIME``...) are spans too, from the
+first progress event that named each. A service that ``rollback_all`` puts back later gets a second
 ``target_finished``; its rollback becomes a span of its own and the last status wins.
 """
 
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from ecs_deploy_many.core.events import EventName, Step, TargetEvent
 from ecs_deploy_many.core.target import Target
 
-__all__ = ["EcsEvent", "Span", "TargetTimeline", "Timeline"]
+__all__ = ["EcsEvent", "Span", "StageSpan", "TargetTimeline", "Timeline"]
 
 
 @dataclass
@@ -25,6 +27,16 @@ class Span:
     """One stretch of a target in one step; ``end`` is None while the step goes on."""
 
     step: Step
+    start: float
+    end: float | None = None
+
+
+@dataclass
+class StageSpan:
+    """One lifecycle stage of a service deployment, as the wait of ``step`` saw it."""
+
+    step: Step
+    stage: str
     start: float
     end: float | None = None
 
@@ -46,6 +58,7 @@ class TargetTimeline:
     first_seen: float
     spans: list[Span] = field(default_factory=list)
     ecs_events: list[EcsEvent] = field(default_factory=list)
+    stages: list[StageSpan] = field(default_factory=list)
     status: str | None = None
     """The ``status`` of the last ``target_finished``; None until the target finishes."""
     error: str | None = None
@@ -54,6 +67,21 @@ class TargetTimeline:
     def _close(self, at: float) -> None:
         if self.spans and self.spans[-1].end is None:
             self.spans[-1].end = at
+        self._close_stage(at)
+
+    def _close_stage(self, at: float) -> None:
+        if self.stages and self.stages[-1].end is None:
+            self.stages[-1].end = at
+
+    def _stage(self, event: TargetEvent) -> None:
+        """A progress event naming a lifecycle stage: a new stage span when it changed."""
+        stage = event.facts.get("stage")
+        if not stage:
+            return
+        last = self.stages[-1] if self.stages else None
+        if last is None or last.end is not None or (last.stage, last.step) != (stage, event.step):
+            self._close_stage(event.at)
+            self.stages.append(StageSpan(event.step, str(stage), event.at))
 
 
 class Timeline:
@@ -76,6 +104,8 @@ class Timeline:
         if current is None or current.end is not None or current.step != event.step:
             record._close(event.at)
             record.spans.append(Span(event.step, event.at))
+        if event.event == EventName.PROGRESS:
+            record._stage(event)
         if event.event == EventName.ECS_EVENT:
             record.ecs_events.append(
                 EcsEvent(event.at, event.step, str(event.facts.get("message", "")))
