@@ -8,22 +8,26 @@ the tasks of that one service, so its cost follows the service, not the fleet.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
+from ecs_deploy_many.sim import history
 from ecs_deploy_many.sim import tasks as lifecycle
 from ecs_deploy_many.sim.model import (
     PENDING_STATES,
     Deployment,
     Ids,
     Service,
+    ServiceDeployment,
     Task,
     TaskDef,
+    breaker_threshold,
     tag_list,
 )
 from ecs_deploy_many.sim.tasks import Change, Lifecycle
 
-__all__ = ["Scheduler", "breaker_threshold", "render_service"]
+__all__ = ["Scheduler", "render_configuration", "render_service"]
 
 STUCK = (
     "was unable to stop or start tasks during a deployment because of the service "
@@ -31,12 +35,12 @@ STUCK = (
     "and try again."
 )
 BREAKER_REASON = "ECS deployment circuit breaker: tasks failed to start."
+# Who started a rollback, as the rollback deployment's rolloutStateReason names it:
+# "<who>: rolling back to deploymentId ecs-svc/...". The breaker's is ECS's wording; the
+# others follow it [unconfirmed].
+BREAKER = "ECS deployment circuit breaker"
+STOP_ROLLBACK = "ECS service deployment stopped"
 UNSTABLE_AFTER = 3  # failed starts before "unable to consistently start" [unconfirmed]
-
-
-def breaker_threshold(desired: int) -> int:
-    """Consecutive failed tasks that trip the deployment circuit breaker."""
-    return min(200, max(3, math.ceil(0.5 * desired)))
 
 
 class Scheduler:
@@ -62,8 +66,13 @@ class Scheduler:
         now: float,
         *,
         rollback_to: Deployment | None = None,
+        rollback_by: str = BREAKER,
     ) -> Deployment:
-        """A new PRIMARY, IN_PROGRESS; the previous PRIMARY turns ACTIVE, keeps its rolloutState."""
+        """A new PRIMARY, IN_PROGRESS; the previous PRIMARY turns ACTIVE, keeps its rolloutState.
+
+        A deployment the user started gets a service revision and a service deployment; a
+        rollback (``rollback_to``, started by ``rollback_by``) runs the revision it returns to.
+        """
         if service.deployments:
             service.primary.status = "ACTIVE"
             service.primary.updated_at = now
@@ -79,12 +88,24 @@ class Scheduler:
             is_rollback=rollback_to is not None,
         )
         deployment.reason = (
-            f"ECS deployment circuit breaker: rolling back to deploymentId {rollback_to.id}."
+            f"{rollback_by}: rolling back to deploymentId {rollback_to.id}."
             if rollback_to is not None
             else f"ECS deployment {deployment.id} in progress."
         )
         service.deployments.insert(0, deployment)
         service.taskdef = taskdef
+        if rollback_to is not None:
+            deployment.revision = rollback_to.revision
+        else:
+            history.new_revision(service, deployment, now)
+            if service.controller == "ECS":
+                history.open_service_deployment(
+                    service,
+                    deployment,
+                    self._ids.service_deployment_id(),
+                    render_configuration(service),
+                    now,
+                )
         return deployment
 
     def start_tasks(
@@ -170,18 +191,81 @@ class Scheduler:
             self._trip(service, deployment, now)
 
     def _trip(self, service: Service, deployment: Deployment, now: float) -> None:
-        deployment.rollout = "FAILED"
-        deployment.reason = BREAKER_REASON
-        self.event(
-            service, now, f"(deployment {deployment.id}) deployment failed: tasks failed to start."
+        if deployment.history is not None:
+            deployment.history.breaker_tripped = True
+        self._fail(
+            service,
+            deployment,
+            now,
+            reason=BREAKER_REASON,
+            what="tasks failed to start",
+            rollback=service.rollback,
+            rollback_by=BREAKER,
         )
+
+    def _fail(
+        self,
+        service: Service,
+        deployment: Deployment,
+        now: float,
+        *,
+        reason: str,
+        what: str,
+        rollback: bool,
+        rollback_by: str,
+    ) -> None:
+        """The PRIMARY failed: roll back to the last completed deployment when configured to.
+
+        A rollback that fails itself is not rolled back again: the service stalls, as
+        without rollback (conservative; ECS does not document this case). The limit of
+        five deployments binds UpdateService only, so a rollback is never refused.
+        """
+        deployment.rollout = "FAILED"
+        deployment.reason = reason
+        self.event(service, now, f"(deployment {deployment.id}) deployment failed: {what}.")
+        record = deployment.history
+        if rollback and service.stable is not None and not deployment.is_rollback:
+            self._roll_back(service, record, now, reason, rollback_by)
+        elif record is not None and not record.finished:
+            status = "ROLLBACK_FAILED" if deployment.is_rollback else "STOPPED"
+            history.finish(record, status, now, reason)
+
+    def _roll_back(
+        self,
+        service: Service,
+        record: ServiceDeployment | None,
+        now: float,
+        reason: str,
+        rollback_by: str,
+    ) -> None:
         stable = service.stable
-        # A rollback that fails itself is not rolled back again: the service stalls, as
-        # without rollback (conservative; ECS does not document this case). The limit of
-        # five deployments binds UpdateService only, so a rollback is never refused.
-        if service.rollback and stable is not None and not deployment.is_rollback:
-            self.event(service, now, f"rolling back to deployment {stable.id}.")
-            self.start_deployment(service, stable.taskdef, now, rollback_to=stable)
+        assert stable is not None
+        self.event(service, now, f"rolling back to deployment {stable.id}.")
+        rollback = self.start_deployment(
+            service, stable.taskdef, now, rollback_to=stable, rollback_by=rollback_by
+        )
+        if record is not None and not record.finished:
+            history.begin_rollback(record, rollback, reason, now)
+
+    def stop_and_roll_back(self, service: Service, record: ServiceDeployment, now: float) -> None:
+        """StopServiceDeployment ROLLBACK: the deployment fails on request and rolls back,
+        whether or not its service configured rollback. The deployment's reason and event
+        are the simulator's wording [unconfirmed]."""
+        target = record.target
+        target.rollout = "FAILED"
+        target.reason = history.STOP_REASON
+        target.updated_at = now
+        self.event(
+            service, now, f"(deployment {target.id}) deployment stopped: rollback requested."
+        )
+        self._roll_back(service, record, now, history.STOP_REASON, STOP_ROLLBACK)
+        self.reconcile(service, now)
+
+    def end_history(self, service: Service, now: float, reason: str) -> None:
+        """The service is being deleted: its unfinished service deployment is STOPPED."""
+        latest = next(reversed(service.history.values()), None)
+        if latest is not None and not latest.finished:
+            history.finish(latest, "STOPPED", now, reason)
 
     # the rolling update -----------------------------------------------------------------
 
@@ -244,6 +328,10 @@ class Scheduler:
             primary.reason = f"ECS deployment {primary.id} completed."
             primary.updated_at = now
             service.stable = primary
+            record = primary.history
+            if record is not None and not record.finished:
+                status = "ROLLBACK_SUCCESSFUL" if primary.is_rollback else "SUCCESSFUL"
+                history.finish(record, status, now)
             self.event(service, now, f"(deployment {primary.id}) deployment completed.")
             self.event(service, now, "has reached a steady state.")
 
@@ -282,6 +370,17 @@ def _render_deployment(deployment: Deployment) -> dict[str, Any]:
     return rendered
 
 
+def render_configuration(service: Service) -> dict[str, Any]:
+    """The service's deploymentConfiguration, as DescribeServices shows it."""
+    return {
+        "deploymentCircuitBreaker": {"enable": service.breaker, "rollback": service.rollback},
+        "maximumPercent": service.max_percent,
+        "minimumHealthyPercent": service.min_percent,
+        "strategy": "ROLLING",
+        **copy.deepcopy(service.settings),
+    }
+
+
 def render_service(service: Service, account_id: str, include_tags: bool) -> dict[str, Any]:
     """The DescribeServices shape of a service."""
     deployments = [_render_deployment(d) for d in service.deployments]
@@ -298,18 +397,14 @@ def render_service(service: Service, account_id: str, include_tags: bool) -> dic
         "pendingCount": sum(d["pendingCount"] for d in deployments),
         "launchType": service.launch_type,
         "taskDefinition": service.taskdef.arn,
-        "deploymentConfiguration": {
-            "deploymentCircuitBreaker": {"enable": service.breaker, "rollback": service.rollback},
-            "maximumPercent": service.max_percent,
-            "minimumHealthyPercent": service.min_percent,
-        },
+        "deploymentConfiguration": render_configuration(service),
         "deployments": deployments,
         "events": list(service.events),
         "createdAt": service.created_at,
         "placementConstraints": params.get("placementConstraints", []),
         "placementStrategy": params.get("placementStrategy", []),
         "schedulingStrategy": "REPLICA",
-        "deploymentController": {"type": "ECS"},
+        "deploymentController": {"type": service.controller},
         "createdBy": f"arn:aws:iam::{account_id}:root",
         "enableECSManagedTags": params.get("enableECSManagedTags", False),
         "propagateTags": params.get("propagateTags", "NONE"),

@@ -78,6 +78,14 @@ from pydantic import (
 from ecs_deploy_many.core.errors import FleetError
 from ecs_deploy_many.core.quotas import MAX_TASKS_PER_SERVICE
 from ecs_deploy_many.sim.model import NAME, SimError
+from ecs_deploy_many.sim.strategies import (
+    CANARY_BAKE,
+    CANARY_PERCENT,
+    LINEAR_STEP_BAKE,
+    LINEAR_STEP_PERCENT,
+    MAX_BAKE_MINUTES,
+    is_tenths,
+)
 from ecs_deploy_many.sim.taskdefs import validate_registration
 
 __all__ = [
@@ -128,6 +136,8 @@ def _region_name(value: str) -> str:
 
 
 EcsName = Annotated[str, AfterValidator(_ecs_name)]
+# CloudWatch alarm names: 1 to 255 characters (CloudWatch API reference, PutMetricAlarm).
+EcsAlarmName = Annotated[str, Field(min_length=1, max_length=255)]
 RegionName = Annotated[str, AfterValidator(_region_name)]
 
 
@@ -203,6 +213,44 @@ class CircuitBreaker(_Model):
     rollback: bool = False
 
 
+def _tenths(value: float) -> float:
+    if not is_tenths(value):
+        raise ValueError(f"{value} is not a multiple of 0.1")
+    return value
+
+
+Tenths = Annotated[float, AfterValidator(_tenths)]
+
+
+class Linear(_Model):
+    """linearConfiguration: ECS's bounds and defaults (API reference, LinearConfiguration)."""
+
+    step_percent: Tenths = Field(default=LINEAR_STEP_PERCENT, ge=3.0, le=100.0)
+    step_bake_time_in_minutes: int = Field(default=LINEAR_STEP_BAKE, ge=0, le=MAX_BAKE_MINUTES)
+
+
+class Canary(_Model):
+    """canaryConfiguration: ECS's bounds and defaults (API reference, CanaryConfiguration)."""
+
+    canary_percent: Tenths = Field(default=CANARY_PERCENT, ge=0.1, le=100.0)
+    canary_bake_time_in_minutes: int = Field(default=CANARY_BAKE, ge=0, le=MAX_BAKE_MINUTES)
+
+
+class DeploymentAlarms(_Model):
+    """deploymentConfiguration.alarms; fleet files may leave out ``enable`` (true)."""
+
+    alarm_names: list[EcsAlarmName] = Field(min_length=1)
+    enable: bool = True
+    rollback: bool = False
+
+
+class AlarmRule(_Model):
+    """The alarm ``alarm`` is in ALARM while a RUNNING task runs an image matching ``match``."""
+
+    alarm: EcsAlarmName
+    match: str
+
+
 class ServiceSpec(_Model):
     name: EcsName
     task_definition: str
@@ -213,6 +261,54 @@ class ServiceSpec(_Model):
     circuit_breaker: CircuitBreaker = CircuitBreaker()
     health_check: bool | None = None
     timings: dict[str, float] = Field(default_factory=dict)
+    deployment_controller: Literal["ECS", "CODE_DEPLOY", "EXTERNAL"] = "ECS"
+    strategy: Literal["ROLLING", "BLUE_GREEN", "LINEAR", "CANARY"] = "ROLLING"
+    bake_time_in_minutes: int | None = Field(default=None, ge=0, le=MAX_BAKE_MINUTES)
+    linear: Linear | None = None
+    canary: Canary | None = None
+    alarms: DeploymentAlarms | None = None
+
+    @model_validator(mode="after")
+    def _strategy_settings_fit(self) -> ServiceSpec:
+        """linear and canary belong to their strategy; strategies to the ECS controller."""
+        if self.linear is not None and self.strategy != "LINEAR":
+            raise ValueError("linear is only valid with strategy LINEAR")
+        if self.canary is not None and self.strategy != "CANARY":
+            raise ValueError("canary is only valid with strategy CANARY")
+        if self.strategy != "ROLLING" and self.deployment_controller != "ECS":
+            raise ValueError(
+                f"strategy {self.strategy} needs deployment_controller ECS, "
+                f"not {self.deployment_controller}"
+            )
+        return self
+
+    def deployment_configuration(self) -> dict[str, Any]:
+        """The deploymentConfiguration CreateService would be given for this service."""
+        config: dict[str, Any] = {
+            "minimumHealthyPercent": self.minimum_healthy_percent,
+            "maximumPercent": self.maximum_percent,
+            "deploymentCircuitBreaker": self.circuit_breaker.model_dump(),
+            "strategy": self.strategy,
+        }
+        if self.bake_time_in_minutes is not None:
+            config["bakeTimeInMinutes"] = self.bake_time_in_minutes
+        if self.linear is not None:
+            config["linearConfiguration"] = {
+                "stepPercent": self.linear.step_percent,
+                "stepBakeTimeInMinutes": self.linear.step_bake_time_in_minutes,
+            }
+        if self.canary is not None:
+            config["canaryConfiguration"] = {
+                "canaryPercent": self.canary.canary_percent,
+                "canaryBakeTimeInMinutes": self.canary.canary_bake_time_in_minutes,
+            }
+        if self.alarms is not None:
+            config["alarms"] = {
+                "alarmNames": list(self.alarms.alarm_names),
+                "enable": self.alarms.enable,
+                "rollback": self.alarms.rollback,
+            }
+        return config
 
     @field_validator("timings")
     @classmethod
@@ -247,6 +343,7 @@ class TaskDefinitionSpec(_Model):
 
 class Behaviour(_Model):
     images: list[ImageRule] = Field(default_factory=list)
+    alarms: list[AlarmRule] = Field(default_factory=list)
 
 
 class Fleet(_Model):

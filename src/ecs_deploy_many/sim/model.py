@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import random
 import re
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,16 +22,20 @@ if TYPE_CHECKING:
     from ecs_deploy_many.sim.fleet import Outcome, Timings
 
 __all__ = [
+    "FINISHED_STATUSES",
     "MAX_EVENTS",
     "NAME",
     "PENDING_STATES",
     "Cluster",
     "Deployment",
     "Ids",
+    "Revision",
     "Service",
+    "ServiceDeployment",
     "SimError",
     "Task",
     "TaskDef",
+    "breaker_threshold",
     "check_desired_count",
     "invalid",
     "paginate",
@@ -44,6 +50,9 @@ NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")  # use fullmatch
 # What ``paginate`` writes into a nextToken (base64 of ``{"offset": N}``), read back strictly.
 _TOKEN = re.compile(rb'\{"offset": (\d{1,10})\}')
 PENDING_STATES = frozenset({"PROVISIONING", "PENDING", "ACTIVATING"})
+# "Completed: a service deployment has finished (successfully or unsuccessfully)" (the
+# developer guide's "View service history using Amazon ECS service deployments").
+FINISHED_STATUSES = frozenset({"SUCCESSFUL", "STOPPED", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED"})
 
 
 class SimError(Exception):
@@ -73,17 +82,30 @@ def check_desired_count(count: int) -> None:
         )
 
 
+def breaker_threshold(desired: int) -> int:
+    """Consecutive failed tasks that trip the deployment circuit breaker: 0.5 times the
+    desired count, at least 3 and at most 200 (API reference, ServiceDeploymentCircuitBreaker)."""
+    return min(200, max(3, math.ceil(0.5 * desired)))
+
+
 class Ids:
     """Deterministic identifiers: the same seed and calls give the same ids."""
 
     def __init__(self, seed: int) -> None:
         self._rng = random.Random(seed)
+        # A generator of its own, so service deployments leave every other id as it was.
+        self._history_rng = random.Random(f"service-deployments/{seed}")
 
     def task_id(self) -> str:
         return f"{self._rng.getrandbits(128):032x}"
 
     def deployment_id(self) -> str:
         return f"ecs-svc/{self._rng.randrange(10**18, 10**19)}"
+
+    def service_deployment_id(self) -> str:
+        """22 URL-safe characters, like ``r9i43YFjvgF_xlg7m2eJ1r`` in ECS's examples."""
+        raw = self._history_rng.getrandbits(132).to_bytes(17, "big")
+        return base64.urlsafe_b64encode(raw).decode()[:22]
 
     def uuid(self) -> str:
         h = f"{self._rng.getrandbits(128):032x}"
@@ -99,7 +121,7 @@ def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
 
 
 def paginate(
-    items: list[str], params: dict[str, Any], key: str, default_max: int = 100
+    items: Sequence[Any], params: dict[str, Any], key: str, default_max: int = 100
 ) -> dict[str, Any]:
     """One page of ``items`` and, when more remain, an opaque ``nextToken``."""
     start = 0
@@ -114,7 +136,7 @@ def paginate(
     size = params.get("maxResults") or default_max
     if not 1 <= size <= 100:
         raise invalid("maxResults must be between 1 and 100.")
-    page: dict[str, Any] = {key: items[start : start + size]}
+    page: dict[str, Any] = {key: list(items[start : start + size])}
     if start + size < len(items):
         page["nextToken"] = base64.b64encode(json.dumps({"offset": start + size}).encode()).decode()
     return page
@@ -153,6 +175,21 @@ class Cluster:
 
 
 @dataclass(eq=False)
+class Revision:
+    """A service revision: what one deployment runs (DescribeServiceRevisions)."""
+
+    arn: str
+    service: Service
+    taskdef: TaskDef
+    created_at: float
+    launch_type: str
+    platform_version: str | None
+    network_configuration: dict[str, Any] | None
+    load_balancers: list[dict[str, Any]]
+    service_registries: list[dict[str, Any]]
+
+
+@dataclass(eq=False)
 class Deployment:
     id: str
     taskdef: TaskDef
@@ -172,6 +209,11 @@ class Deployment:
     stuck_reported: bool = False
     unstable_reported: bool = False
     tasks: dict[str, Task] = field(default_factory=dict)  # not yet STOPPED
+    revision: Revision | None = None
+    weights: tuple[float, float] | None = None  # (test, production) traffic, strategies only
+    # The service deployment this entry carries out: the one it started, or the one it
+    # rolls back.
+    history: ServiceDeployment | None = None
 
     def live(self) -> list[Task]:
         """Tasks the scheduler still wants running."""
@@ -202,10 +244,47 @@ class Service:
     tags: dict[str, str] = field(default_factory=dict)
     stable: Deployment | None = None  # the last COMPLETED deployment, for rollbacks
     tasks: dict[str, Task] = field(default_factory=dict)  # by id, until they expire
+    controller: str = "ECS"  # deploymentController.type
+    # deploymentConfiguration keys beyond the percentages and the breaker, as given
+    # (strategy, bakeTimeInMinutes, lifecycleHooks, linearConfiguration, ...).
+    settings: dict[str, Any] = field(default_factory=dict)
+    revisions: dict[str, Revision] = field(default_factory=dict)  # by ARN digits
+    history: dict[str, ServiceDeployment] = field(default_factory=dict)  # by id, oldest first
 
     @property
     def primary(self) -> Deployment:
         return self.deployments[0]
+
+
+@dataclass(eq=False)
+class ServiceDeployment:
+    """One deployment a user started (ListServiceDeployments, DescribeServiceDeployments).
+
+    ``target`` is the ``deployments`` entry it started; a rollback keeps the same service
+    deployment and runs in ``rollback_deployment``, a new entry on the source revision.
+    """
+
+    id: str
+    arn: str
+    service: Service
+    created_at: float
+    target: Deployment
+    sources: list[Deployment]
+    configuration: dict[str, Any]  # deploymentConfiguration as it was when it started
+    status: str = "IN_PROGRESS"
+    reason: str | None = None
+    updated_at: float = 0.0
+    finished_at: float | None = None
+    stopped_at: float | None = None
+    stage: str | None = None  # lifecycleStage, where the strategy keeps it
+    rollback: dict[str, Any] | None = None  # {reason, startedAt, serviceRevisionArn}
+    rollback_deployment: Deployment | None = None
+    breaker_tripped: bool = False
+    triggered_alarms: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
 
 
 @dataclass(eq=False)

@@ -25,6 +25,27 @@ __all__ = ["ServiceOps"]
 MAX_DEPLOYMENTS = 5
 MAX_DESCRIBE = 10
 TASKDEF_NOT_FOUND = "TaskDefinition not found."
+# deploymentConfiguration keys kept as given and echoed back by DescribeServices.
+SETTINGS = (
+    "strategy",
+    "bakeTimeInMinutes",
+    "lifecycleHooks",
+    "linearConfiguration",
+    "canaryConfiguration",
+    "alarms",
+)
+# What UpdateService answers when a CODE_DEPLOY service is asked for a new deployment:
+# ECS's wording, quoted in many public bug reports. EXTERNAL's follows it [unconfirmed].
+CONTROLLER_REFUSALS = {
+    "CODE_DEPLOY": (
+        "Unable to update task definition on services with a CODE_DEPLOY deployment "
+        "controller. Use AWS CodeDeploy to trigger a new deployment."
+    ),
+    "EXTERNAL": (
+        "Unable to update task definition on services with a EXTERNAL deployment "
+        "controller. Use task sets to trigger a new deployment."
+    ),
+}
 
 
 def usable_taskdef(region: Region, ref: str, params: dict[str, Any]) -> TaskDef:
@@ -111,6 +132,8 @@ class ServiceOps:
             taskdef=taskdef,
             params=params,
             tags=tags_from(params.get("tags")),
+            controller=params.get("deploymentController", {}).get("type", "ECS"),
+            settings={key: config[key] for key in SETTINGS if key in config},
         )
         cluster.services.pop(name, None)  # an INACTIVE service of that name is replaced
         cluster.services[name] = service
@@ -144,6 +167,8 @@ class ServiceOps:
             or network != service.network_configuration
             or version != service.platform_version
         )
+        if redeploy and service.controller in CONTROLLER_REFUSALS:
+            raise invalid(CONTROLLER_REFUSALS[service.controller])
         if redeploy and len(service.deployments) >= MAX_DEPLOYMENTS:
             raise invalid(
                 f"{MAX_DEPLOYMENTS} active deployments exist, unable to create new deployment."
@@ -165,6 +190,7 @@ class ServiceOps:
         breaker = config.get("deploymentCircuitBreaker", {})
         service.breaker = breaker.get("enable", service.breaker)
         service.rollback = breaker.get("rollback", service.rollback)
+        service.settings.update((key, config[key]) for key in SETTINGS if key in config)
         for key in ("healthCheckGracePeriodSeconds", "enableExecuteCommand", "propagateTags"):
             if key in params:
                 service.params[key] = params[key]
@@ -207,6 +233,7 @@ class ServiceOps:
                 raise invalid("The service cannot be stopped while it is scaled above 0.")
             service.status = "DRAINING"
             service.desired = 0
+            self._scheduler.end_history(service, now, "The service was deleted.")
             cluster.active_services -= 1
             self._scheduler.reconcile(service, now)
         return {"service": self._render(service)}

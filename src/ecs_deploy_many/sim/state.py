@@ -19,6 +19,7 @@ from typing import Any
 from ecs_deploy_many.core.clock import Clock
 from ecs_deploy_many.sim.deployments import Scheduler
 from ecs_deploy_many.sim.fleet import Fleet, ServiceSpec
+from ecs_deploy_many.sim.history import HistoryOps
 from ecs_deploy_many.sim.model import (
     NAME,
     Cluster,
@@ -73,6 +74,10 @@ class SimState:
             "DescribeServices",
             "ListServices",
             "DeleteService",
+            "ListServiceDeployments",
+            "DescribeServiceDeployments",
+            "StopServiceDeployment",
+            "DescribeServiceRevisions",
             "RunTask",
             "StopTask",
             "DescribeTasks",
@@ -93,6 +98,7 @@ class SimState:
         self._lifecycle = Lifecycle(self.fleet, ids)
         self._scheduler = Scheduler(self._lifecycle, ids)
         self._services = ServiceOps(self._scheduler, self.account_id, self.fleet.timings)
+        self._history = HistoryOps(self._scheduler)
         self._tasks = TaskOps(self._lifecycle, self._scheduler, self.fleet.timings)
         self._handlers: dict[str, Handler] = {
             "CreateCluster": self._create_cluster,
@@ -108,6 +114,10 @@ class SimState:
             "DescribeServices": self._services.describe,
             "ListServices": self._services.list,
             "DeleteService": lambda r, p: self._services.delete(r, p, self._now),
+            "ListServiceDeployments": self._history.list,
+            "DescribeServiceDeployments": self._history.describe,
+            "StopServiceDeployment": lambda r, p: self._history.stop(r, p, self._now),
+            "DescribeServiceRevisions": self._history.describe_revisions,
             "RunTask": lambda r, p: self._tasks.run(r, p, self._now),
             "StopTask": lambda r, p: self._tasks.stop(r, p, self._now),
             "DescribeTasks": self._tasks.describe,
@@ -189,11 +199,8 @@ class SimState:
             "taskDefinition": taskdef.arn,
             "desiredCount": spec.desired_count,
             "launchType": spec.launch_type,
-            "deploymentConfiguration": {
-                "minimumHealthyPercent": spec.minimum_healthy_percent,
-                "maximumPercent": spec.maximum_percent,
-                "deploymentCircuitBreaker": spec.circuit_breaker.model_dump(),
-            },
+            "deploymentConfiguration": spec.deployment_configuration(),
+            "deploymentController": {"type": spec.deployment_controller},
         }
         if taskdef.body.get("networkMode") == "awsvpc":
             params["networkConfiguration"] = FLEET_NETWORK
