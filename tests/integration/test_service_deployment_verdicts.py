@@ -1,0 +1,283 @@
+"""Judging OUR deployment by ECS's service deployment, refusing foreign controllers, and
+stopping an in-flight deployment on interruption.
+
+Plans run in-process on the simulator's virtual clock with the real client; what each
+service runs afterwards and which calls reached the simulator are checked, not only the
+statuses reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from ecs_deploy_many.core.events import EventName, TargetEvent
+from ecs_deploy_many.core.result import Status
+from ecs_deploy_many.deploy.engine import FleetRun, RunResult
+from ecs_deploy_many.deploy.pipeline import RunContext
+from ecs_deploy_many.plan import parse_plan
+from ecs_deploy_many.sim.fleet import Fleet
+from ecs_deploy_many.sim.model import SimError
+from ecs_deploy_many.sim.server import Simulator
+from tests.integration.helpers import FAST_TIMINGS, REGION, ecs_client, sim_pool
+
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("aws_credentials")]
+
+ALARMS = {"alarm_names": ["api-5xx"], "enable": True, "rollback": True}
+SERVICES: dict[str, dict[str, Any]] = {
+    "plain": {},
+    "alarmed": {"alarms": ALARMS},
+    "alarmed-breaker": {"alarms": ALARMS, "circuit_breaker": {"enable": True, "rollback": True}},
+    "slow": {"alarms": ALARMS, "timings": {"health_grace": 600}},
+    "slow-rolling": {"timings": {"health_grace": 600}},
+    "codedeploy": {"deployment_controller": "CODE_DEPLOY"},
+    "external": {"deployment_controller": "EXTERNAL"},
+}
+
+
+def fleet() -> Fleet:
+    return Fleet.model_validate(
+        {
+            "region": REGION,
+            "timings": FAST_TIMINGS,
+            "task_definitions": {
+                name: {
+                    "containerDefinitions": [
+                        {"name": "app", "image": f"example/{name}:1", "memory": 128}
+                    ]
+                }
+                for name in SERVICES
+            },
+            "clusters": [
+                {
+                    "name": "prod",
+                    "services": [
+                        {"name": name, "task_definition": name, "desired_count": 2, **extra}
+                        for name, extra in SERVICES.items()
+                    ],
+                }
+            ],
+            "behaviour": {"images": [{"match": "*:broken*", "outcome": "fail_to_start"}]},
+        }
+    )
+
+
+def arn(revision: str) -> str:
+    return f"arn:aws:ecs:{REGION}:123456789012:task-definition/{revision}"
+
+
+def plan(*targets: tuple[str, str]) -> Any:
+    lines = "".join(
+        f"  - {{cluster: prod, service: {service}, image: '{image}'}}\n"
+        for service, image in targets
+    )
+    return parse_plan(
+        "version: 1\ndefaults: {region: eu-west-1, timeout: 900, progress_deadline: 300}\n"
+        f"targets:\n{lines}",
+        environ={},
+    )
+
+
+async def run(
+    sim: Simulator,
+    *targets: tuple[str, str],
+    stop_deployments_on_interrupt: bool = False,
+    cancel_when: Callable[[TargetEvent], bool] | None = None,
+) -> tuple[RunResult, list[TargetEvent]]:
+    events: list[TargetEvent] = []
+    scope = anyio.CancelScope()
+
+    def observe(event: TargetEvent) -> None:
+        events.append(event)
+        if cancel_when is not None and cancel_when(event):
+            scope.cancel()
+
+    async with sim_pool(sim) as pool:
+        context = RunContext(
+            pool,
+            sim.clock,
+            observe,
+            stop_deployments_on_interrupt=stop_deployments_on_interrupt,
+        )
+        fleet_run = FleetRun(plan(*targets), context)
+        with scope:
+            await fleet_run.run()
+    return fleet_run.result, events
+
+
+async def described(sim: Simulator, service: str) -> dict[str, Any]:
+    async with ecs_client(sim) as ecs:
+        [found] = (await ecs.describe_services(cluster="prod", services=[service]))["services"]
+    return dict(found)
+
+
+async def service_deployments(sim: Simulator, service: str) -> list[dict[str, Any]]:
+    """The service's service deployments, newest first."""
+    async with ecs_client(sim) as ecs:
+        listed = await ecs.list_service_deployments(cluster="prod", service=service)
+        arns = [brief["serviceDeploymentArn"] for brief in listed["serviceDeployments"]]
+        found = await ecs.describe_service_deployments(serviceDeploymentArns=arns)
+    return sorted(found["serviceDeployments"], key=lambda sd: sd["createdAt"], reverse=True)
+
+
+def named(events: list[TargetEvent], name: EventName) -> list[TargetEvent]:
+    return [event for event in events if event.event is name]
+
+
+@pytest.fixture
+async def sim() -> Simulator:  # type: ignore[misc]
+    async with Simulator(fleet(), speed=40, strict_output=True, listen=False) as running:
+        yield running
+
+
+async def test_foreign_controllers_are_refused_before_anything_is_registered_or_changed(
+    sim: Simulator,
+) -> None:
+    result, _ = await run(
+        sim,
+        ("plain", "example/plain:2"),
+        ("codedeploy", "example/codedeploy:2"),
+        ("external", "example/external:2"),
+    )
+
+    statuses = {name: (r.status, r.failed_step) for name, r in result.results.items()}
+    assert statuses == {
+        "prod/plain": (Status.SUCCEEDED, None),
+        "prod/codedeploy": (Status.FAILED, "resolve"),
+        "prod/external": (Status.FAILED, "resolve"),
+    }
+    codedeploy = result.results["prod/codedeploy"].error or ""
+    assert "service codedeploy uses the CODE_DEPLOY deployment controller" in codedeploy
+    assert "Deploy it with AWS CodeDeploy" in codedeploy
+    assert "deploymentConfiguration.strategy BLUE_GREEN" in codedeploy
+    assert "uses the EXTERNAL deployment controller" in (
+        result.results["prod/external"].error or ""
+    )
+    stats = sim.stats()
+    assert stats.calls["RegisterTaskDefinition"] == 1  # plain's only
+    assert stats.calls["UpdateService"] == 1
+    assert list(stats.updates) == [f"arn:aws:ecs:{REGION}:123456789012:service/prod/plain"]
+    for refused in ("codedeploy", "external"):
+        assert (await described(sim, refused))["taskDefinition"] == arn(f"{refused}:1")
+
+
+async def test_a_rolling_update_without_alarms_costs_no_service_deployment_call(
+    sim: Simulator,
+) -> None:
+    result, events = await run(sim, ("plain", "example/plain:2"))
+
+    assert result.results["prod/plain"].status is Status.SUCCEEDED
+    calls = sim.stats().calls
+    assert not {op for op in calls if "ServiceDeployment" in op or "ServiceRevision" in op}
+    assert not named(events, EventName.SERVICE_DEPLOYMENT)
+
+
+async def test_a_service_with_deployment_alarms_is_judged_by_its_service_deployment(
+    sim: Simulator,
+) -> None:
+    result, events = await run(sim, ("alarmed", "example/alarmed:2"))
+
+    record = result.results["prod/alarmed"]
+    assert record.status is Status.SUCCEEDED, record.error
+    calls = sim.stats().calls
+    assert (calls["ListServiceDeployments"], calls["DescribeServiceRevisions"]) == (1, 1)
+    assert calls["DescribeServiceDeployments"] >= 1
+    [found] = named(events, EventName.SERVICE_DEPLOYMENT)
+    ours = (await service_deployments(sim, "alarmed"))[0]  # the newest
+    assert ours["status"] == "SUCCESSFUL"
+    assert found.facts["service_deployment_arn"] == ours["serviceDeploymentArn"]
+    progress = named(events, EventName.PROGRESS)
+    assert {e.facts["stage"] for e in progress} >= {"SCALE_UP"}
+    assert (await described(sim, "alarmed"))["taskDefinition"] == arn("alarmed:2")
+
+
+async def test_an_ecs_rollback_is_reported_final_with_ecs_reason(sim: Simulator) -> None:
+    result, events = await run(sim, ("alarmed-breaker", "example/alarmed-breaker:broken"))
+
+    record = result.results["prod/alarmed-breaker"]
+    assert record.status is Status.ROLLED_BACK
+    assert record.error == (
+        "ECS rolled back: ECS deployment circuit breaker: tasks failed to start."
+    )
+    newest = (await service_deployments(sim, "alarmed-breaker"))[0]
+    assert newest["status"] == "ROLLBACK_SUCCESSFUL"  # waited for: the state reported is final
+    assert (await described(sim, "alarmed-breaker"))["taskDefinition"] == arn("alarmed-breaker:1")
+    assert not named(events, EventName.ROLLBACK_STARTED)  # ECS rolled back, not us
+
+
+async def test_when_ecs_will_not_list_service_deployments_the_deployments_array_judges(
+    sim: Simulator,
+) -> None:
+    handle = sim.state.handle
+
+    def refusing(operation: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        if operation == "ListServiceDeployments":
+            raise SimError("AccessDeniedException", "not allowed: ecs:ListServiceDeployments")
+        return handle(operation, region, params)
+
+    sim.state.handle = refusing  # type: ignore[method-assign]
+
+    result, events = await run(sim, ("alarmed", "example/alarmed:2"))
+
+    assert result.results["prod/alarmed"].status is Status.SUCCEEDED
+    [fallback] = named(events, EventName.SERVICE_DEPLOYMENT)
+    assert fallback.level == "warning"
+    assert "AccessDeniedException" in fallback.facts["reason"]
+    assert "judged by the service's deployments array" in fallback.facts["reason"]
+    assert "DescribeServiceDeployments" not in sim.stats().calls
+
+
+def waiting(event: TargetEvent) -> bool:
+    return event.event is EventName.PROGRESS and event.facts.get("stage") == "SCALE_UP"
+
+
+def waiting_on_tasks(event: TargetEvent) -> bool:
+    return event.event is EventName.PROGRESS and event.facts.get("running") == 0
+
+
+@pytest.mark.parametrize(
+    ("service", "cancel_when"),
+    [
+        pytest.param("slow", waiting, id="judged-by-its-service-deployment"),
+        pytest.param("slow-rolling", waiting_on_tasks, id="found-when-interrupted"),
+    ],
+)
+async def test_an_interrupted_run_stops_its_service_deployment_when_asked(
+    sim: Simulator, service: str, cancel_when: Callable[[TargetEvent], bool]
+) -> None:
+    result, events = await run(
+        sim,
+        (service, f"example/{service}:2"),
+        stop_deployments_on_interrupt=True,
+        cancel_when=cancel_when,
+    )
+
+    record = result.results[f"prod/{service}"]
+    assert record.status is Status.INTERRUPTED
+    [stopped] = named(events, EventName.DEPLOYMENT_STOPPED)
+    arn_stopped = stopped.facts["service_deployment_arn"]
+    assert record.error == (
+        f"interrupted during wait; stopped service deployment {arn_stopped}: ECS rolls it back"
+    )
+    assert sim.stats().calls["StopServiceDeployment"] == 1
+    [ours] = [
+        sd
+        for sd in await service_deployments(sim, service)
+        if sd["serviceDeploymentArn"] == arn_stopped
+    ]
+    assert ours["status"] in ("ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_SUCCESSFUL")
+
+
+async def test_an_interrupted_run_leaves_its_deployment_alone_by_default(
+    sim: Simulator,
+) -> None:
+    result, events = await run(sim, ("slow", "example/slow:2"), cancel_when=waiting)
+
+    assert result.results["prod/slow"].status is Status.INTERRUPTED
+    assert not named(events, EventName.DEPLOYMENT_STOPPED)
+    assert "StopServiceDeployment" not in sim.stats().calls
+    statuses = [sd["status"] for sd in await service_deployments(sim, "slow")]
+    assert "IN_PROGRESS" in statuses
