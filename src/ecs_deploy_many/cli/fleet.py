@@ -23,9 +23,10 @@ allows it now. Rollbacks ignore the schedule: a rollback is an emergency.
 
 The first SIGINT or SIGTERM starts nothing new and gives in-flight targets
 ``--interrupt-grace`` seconds to finish; a second one (or the grace running out)
-cancels them. Either way every target's state is recorded and the report written: once
-the plan is loaded and until the process exits, signals are held, never default-handled, so a
-late one cannot cut an output short. An unexpected error is logged with its traceback
+cancels them (with ``--stop-deployments-on-interrupt``, a cancelled target's service
+deployment is stopped and rolled back by ECS). Either way every target's state is
+recorded and the report written: once the plan is loaded and until the process exits,
+signals are held, never default-handled, so a late one cannot cut an output short. An unexpected error is logged with its traceback
 once, and the outputs are written with what is known of every target.
 
 Every run but a check or a dry run is journaled (``journal``): ``run_started`` before
@@ -447,7 +448,14 @@ async def _deploy(
                     where, pool, redactor, rolling_back=job.roll_back is not None
                 )
                 context = RunContext(
-                    pool, where.clock, observe, redactor=redactor, pins=pinning.pins
+                    pool,
+                    where.clock,
+                    observe,
+                    redactor=redactor,
+                    pins=pinning.pins,
+                    stop_deployments_on_interrupt=options.get(
+                        "stop_deployments_on_interrupt", False
+                    ),
                 )
                 run = FleetRun(plan, context, job.prior, shared)
                 if pinning.problems:

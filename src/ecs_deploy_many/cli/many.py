@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import asyncclick as click
 
 from ecs_deploy_many import __version__
-from ecs_deploy_many.cli.options import log_options
+from ecs_deploy_many.cli.options import log_options, stop_deployments_option
 from ecs_deploy_many.cli.signals import ProcessEnd
 from ecs_deploy_many.cli.sim import sim
 
@@ -212,6 +212,7 @@ async def cli(**_: Any) -> None:
     show_default=True,
     help="Seconds in-flight targets get after SIGINT/SIGTERM.",
 )
+@stop_deployments_option
 @log_options
 async def deploy(plan_path: str, **options: Any) -> None:
     """Deploy every target of PLAN (a YAML deploy plan)."""

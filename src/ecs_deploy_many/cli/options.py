@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ecs_deploy_many.core.redact import Redactor
     from ecs_deploy_many.observe.log import LogFormat
 
-__all__ = ["count", "log_options", "say", "start_logging"]
+__all__ = ["count", "log_options", "say", "start_logging", "stop_deployments_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,6 +37,17 @@ def log_options(command: F) -> F:
         "are short and show what a person acts on (every event with -v); JSON lines carry "
         "every event and fact. On a terminal, and unless json, a live progress view sits "
         "below them.",
+    )(command)
+
+
+def stop_deployments_option(command: F) -> F:
+    """``--stop-deployments-on-interrupt``: never the default."""
+    return click.option(
+        "--stop-deployments-on-interrupt",
+        is_flag=True,
+        help="When SIGINT/SIGTERM interrupts a deployment still under way, have ECS stop "
+        "it and roll it back (StopServiceDeployment, stopType ROLLBACK). Without it, an "
+        "interrupted deployment goes on in ECS.",
     )(command)
 
 

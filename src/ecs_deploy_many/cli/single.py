@@ -21,7 +21,7 @@ import anyio
 import asyncclick as click
 
 from ecs_deploy_many import __version__
-from ecs_deploy_many.cli.options import log_options, start_logging
+from ecs_deploy_many.cli.options import log_options, start_logging, stop_deployments_option
 from ecs_deploy_many.core.clock import Clock, real_clock
 from ecs_deploy_many.core.endpoints import endpoint_url_problem, region_problem
 from ecs_deploy_many.core.errors import CredentialsError, EcsDeployError, ImageError, UsageError
@@ -188,6 +188,7 @@ async def _deploy(
     redactor: Redactor,
     console: Console | None,
     process_ends: bool,
+    stop_deployments_on_interrupt: bool = False,
 ) -> int:
     from ecs_deploy_many.aws.session import ClientPool, Hints
     from ecs_deploy_many.cli.signals import HeldSignals, cancel_on_signal
@@ -220,7 +221,13 @@ async def _deploy(
                     else:
                         progress = ProgressView(1)
                         observe = fan_out(log_observer(), progress)
-                        context = RunContext(pool, clock, observe, redactor=redactor)
+                        context = RunContext(
+                            pool,
+                            clock,
+                            observe,
+                            redactor=redactor,
+                            stop_deployments_on_interrupt=stop_deployments_on_interrupt,
+                        )
                         async with show_progress(progress, clock, console):
                             await deploy_target(target, context, result)
                 group.cancel_scope.cancel()
@@ -323,6 +330,7 @@ tag cannot be parsed; 130 interrupted by SIGINT or SIGTERM.
 @click.option("--network-configuration", help="RunTask network configuration (shorthand or JSON).")
 @click.option("--copy-task-definition-tags", is_flag=True, help="Copy tags to the new revision.")
 @click.option("--endpoint-url", metavar="URL", help="ECS endpoint (e.g. the local simulator).")
+@stop_deployments_option
 @log_options
 @click.version_option(__version__, prog_name="ecs-deploy", message="%(prog)s %(version)s")
 async def cli(**options: Any) -> int:
@@ -348,6 +356,7 @@ async def cli(**options: Any) -> int:
         redactor=redactor,
         console=console,
         process_ends=invocation.process_ends,
+        stop_deployments_on_interrupt=options["stop_deployments_on_interrupt"],
     )
 
 
