@@ -16,6 +16,7 @@ import pytest
 
 from ecs_deploy_many.core.events import EventName, TargetEvent
 from ecs_deploy_many.core.result import Status
+from ecs_deploy_many.deploy.dryrun import format_preview, format_status, preview_plan
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult
 from ecs_deploy_many.deploy.pipeline import RunContext
 from ecs_deploy_many.plan import parse_plan
@@ -281,3 +282,43 @@ async def test_an_interrupted_run_leaves_its_deployment_alone_by_default(
     assert "StopServiceDeployment" not in sim.stats().calls
     statuses = [sd["status"] for sd in await service_deployments(sim, "slow")]
     assert "IN_PROGRESS" in statuses
+
+
+async def test_the_dry_run_says_how_each_service_deploys_and_which_will_be_refused(
+    sim: Simulator,
+) -> None:
+    targets = plan(
+        ("plain", "example/plain:2"),
+        ("alarmed", "example/alarmed:2"),
+        ("codedeploy", "example/codedeploy:2"),
+        ("external", "example/external:2"),
+    )
+    async with sim_pool(sim) as pool:
+        previews = await preview_plan(targets, pool, max_parallel=4)
+
+    by_name = {preview.name: preview for preview in previews}
+    assert {name: p.controller for name, p in by_name.items()} == {
+        "prod/plain": "ECS",
+        "prod/alarmed": "ECS",
+        "prod/codedeploy": "CODE_DEPLOY",
+        "prod/external": "EXTERNAL",
+    }
+    lines = format_preview(previews).splitlines()
+    assert lines[:3] == [
+        "prod/plain  (cluster prod, service plain, eu-west-1)",
+        f"  task definition {arn('plain:1')} -> new revision",
+        "  container app: image example/plain:1 -> example/plain:2",
+    ]
+    assert "  deployed by ECS controller, ROLLING, alarms api-5xx (rollback)" in lines
+    [codedeploy] = [line for line in lines if line.startswith("prod/codedeploy")]
+    assert codedeploy.startswith(
+        "prod/codedeploy  will be refused: service codedeploy uses the CODE_DEPLOY deployment "
+        "controller"
+    )
+    assert any(line.startswith("prod/external  will be refused: ") for line in lines)
+    status = format_status(previews).splitlines()
+    assert any(line.startswith("  plan     will be refused: service external") for line in status)
+    assert "  strategy ECS controller, ROLLING, alarms api-5xx (rollback)" in status
+    assert not {
+        op for op in sim.stats().calls if op not in ("DescribeServices", "DescribeTaskDefinition")
+    }

@@ -17,6 +17,7 @@ from ecs_deploy_many.core.errors import ControllerNotSupported
 from ecs_deploy_many.deploy.service_deployment import holds_on_purpose, stage_text
 from ecs_deploy_many.deploy.strategy import (
     controller_of,
+    deployed_by,
     judged_by_service_deployment,
     refuse_foreign_controller,
     strategy_of,
@@ -321,3 +322,39 @@ def test_a_foreign_controller_is_refused_naming_it_and_what_to_do(
     assert advice in message
     assert refused.value.step == "resolve"
     assert refused.value.controller == controller
+
+
+@pytest.mark.parametrize(
+    ("service", "words"),
+    [
+        ({}, "ECS controller, ROLLING"),
+        (
+            {"deploymentConfiguration": {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 10}},
+            "ECS controller, BLUE_GREEN, bake 10m",
+        ),
+        (
+            {
+                "deploymentConfiguration": {
+                    "strategy": "LINEAR",
+                    "bakeTimeInMinutes": 5,
+                    "linearConfiguration": {"stepPercent": 10.0, "stepBakeTimeInMinutes": 6},
+                }
+            },
+            "ECS controller, LINEAR 10% every 6m, bake 5m",
+        ),
+        (
+            {
+                "deploymentConfiguration": {
+                    "strategy": "CANARY",
+                    "canaryConfiguration": {"canaryPercent": 5.5, "canaryBakeTimeInMinutes": 10},
+                    "alarms": {"alarmNames": ["a", "b"], "enable": True, "rollback": False},
+                }
+            },
+            "ECS controller, CANARY 5.5% for 10m, alarms a, b",
+        ),
+        ({"deploymentController": {"type": "CODE_DEPLOY"}}, "CODE_DEPLOY controller"),
+    ],
+    ids=["rolling", "blue/green", "linear", "canary with alarms", "codedeploy"],
+)
+def test_how_a_service_deploys_in_a_few_words(service: dict[str, Any], words: str) -> None:
+    assert deployed_by(service) == words

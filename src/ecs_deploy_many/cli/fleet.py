@@ -26,8 +26,9 @@ The first SIGINT or SIGTERM starts nothing new and gives in-flight targets
 cancels them (with ``--stop-deployments-on-interrupt``, a cancelled target's service
 deployment is stopped and rolled back by ECS). Either way every target's state is
 recorded and the report written: once the plan is loaded and until the process exits,
-signals are held, never default-handled, so a late one cannot cut an output short. An unexpected error is logged with its traceback
-once, and the outputs are written with what is known of every target.
+signals are held, never default-handled, so a late one cannot cut an output short. An
+unexpected error is logged with its traceback once, and the outputs are written with
+what is known of every target.
 
 Every run but a check or a dry run is journaled (``journal``): ``run_started`` before
 any call to ECS, each event as it happens, ``run_finished`` once the outcome is known,

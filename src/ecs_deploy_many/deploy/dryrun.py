@@ -11,6 +11,11 @@ but whose deployment is not steady says what the deploy would do: wait for a dep
 still in progress, or deploy again after one that failed. ``status`` shows the same
 reading the other way round: what runs now (revision, images, how its deployment
 stands), then what the plan would change.
+
+Each service also says how ECS deploys it, when that is not the ECS controller's rolling
+update without alarms: its strategy (BLUE_GREEN, LINEAR, CANARY, with the bake time) and
+deployment alarms; a service under the CODE_DEPLOY or EXTERNAL controller ``will be
+refused`` (``deploy.strategy``), as the deploy refuses it before changing anything.
 """
 
 from __future__ import annotations
@@ -39,6 +44,12 @@ from ecs_deploy_many.deploy.pipeline import (
     render_revision,
 )
 from ecs_deploy_many.deploy.steps import primary_deployment
+from ecs_deploy_many.deploy.strategy import (
+    controller_of,
+    deployed_by,
+    is_default,
+    refuse_foreign_controller,
+)
 from ecs_deploy_many.deploy.taskdef import (
     ContainerChange,
     RenderedTaskDefinition,
@@ -80,6 +91,11 @@ class TargetPreview:
     """The images of ``current_task_definition``, container by container."""
     rollout_detail: str = ""
     """The PRIMARY deployment's task counts and ECS's rollout state reason."""
+    controller: str | None = None
+    """The service's deployment controller (ECS, CODE_DEPLOY, EXTERNAL)."""
+    deployed_by: str = ""
+    """How ECS deploys the service (``deploy.strategy.deployed_by``); empty for the ECS
+    controller's rolling update without alarms, which goes without saying."""
     error: str | None = None
 
 
@@ -117,7 +133,10 @@ async def preview_target(
                 current_task_definition=arn,
                 rollout=rollout_of(service),
                 rollout_detail=_rollout_detail(service),
+                controller=controller_of(service),
+                deployed_by="" if is_default(service) else deployed_by(service),
             )
+            refuse_foreign_controller(service)
             if not registers_revision(target):
                 running = await gateway.describe_task_definition(arn)
                 return replace(preview, unchanged=True, running_images=_images(running))
@@ -242,16 +261,25 @@ def format_preview(previews: Iterable[TargetPreview]) -> str:
     return "\n".join(_block(preview) for preview in previews)
 
 
+def _refused(preview: TargetPreview) -> bool:
+    """A service the deploy refuses for its deployment controller."""
+    return preview.controller not in (None, "ECS")
+
+
 def _block(preview: TargetPreview) -> str:
     if preview.error is not None:
-        return f"{preview.name}  error: {preview.error}"
+        verdict = "will be refused" if _refused(preview) else "error"
+        return f"{preview.name}  {verdict}: {preview.error}"
+    how = f" ({preview.deployed_by})" if preview.deployed_by else ""
     if preview.unchanged and not preview.force_new_deployment:
         if preview.rollout is Rollout.IN_PROGRESS:
-            return f"{preview.name}  unchanged, its deployment still in progress: waited for"
+            return f"{preview.name}  unchanged, its deployment still in progress: waited for{how}"
         if preview.rollout is Rollout.FAILED:
-            return f"{preview.name}  unchanged, its last deployment failed: deployed again"
-        return f"{preview.name}  unchanged"
+            return f"{preview.name}  unchanged, its last deployment failed: deployed again{how}"
+        return f"{preview.name}  unchanged{how}"
     lines = [f"{preview.name}  ({_where(preview)})"]
+    if preview.deployed_by:
+        lines.append(f"  deployed by {preview.deployed_by}")
     current = preview.current_task_definition
     if preview.unchanged:
         lines.append(f"  task definition {current} unchanged, new deployment forced")
@@ -285,16 +313,20 @@ def format_status(previews: Iterable[TargetPreview]) -> str:
 
 
 def _status_block(preview: TargetPreview) -> str:
-    if preview.error is not None:
+    if preview.error is not None and not _refused(preview):
         return f"{preview.name}  error: {preview.error}"
     lines = [f"{preview.name}  ({_where(preview)})"]
+    if preview.deployed_by:
+        lines.append(f"  strategy {preview.deployed_by}")
     running = preview.current_task_definition or "(no revision yet)"
     state = (
         f", {_ROLLOUT_WORDS[preview.rollout]} ({preview.rollout_detail})" if preview.rollout else ""
     )
     lines.append(f"  runs     {running}{state}")
     lines.extend(f"           {image}" for image in preview.running_images)
-    if preview.unchanged and not preview.force_new_deployment:
+    if preview.error is not None:
+        lines.append(f"  plan     will be refused: {preview.error}")
+    elif preview.unchanged and not preview.force_new_deployment:
         lines.append("  plan     unchanged")
     elif preview.unchanged:
         lines.append("  plan     same revision, new deployment forced")

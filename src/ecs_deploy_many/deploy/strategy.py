@@ -21,6 +21,8 @@ from ecs_deploy_many.core.errors import ControllerNotSupported
 
 __all__ = [
     "controller_of",
+    "deployed_by",
+    "is_default",
     "judged_by_service_deployment",
     "refuse_foreign_controller",
     "strategy_of",
@@ -78,3 +80,35 @@ def judged_by_service_deployment(service: dict[str, Any]) -> bool:
     config = service.get("deploymentConfiguration") or {}
     alarms = config.get("alarms") or {}
     return strategy_of(service) != "ROLLING" or bool(alarms.get("enable"))
+
+
+def is_default(service: dict[str, Any]) -> bool:
+    """The ECS controller's rolling update without deployment alarms: what every service
+    did before ECS had strategies, and what a dry run need not mention."""
+    return controller_of(service) == "ECS" and not judged_by_service_deployment(service)
+
+
+def deployed_by(service: dict[str, Any]) -> str:
+    """How ECS deploys ``service``, in a few words: ``ECS controller, BLUE_GREEN, bake
+    10m, alarms api-5xx (rollback)``; ``CODE_DEPLOY controller``."""
+    controller = controller_of(service)
+    if controller != "ECS":
+        return f"{controller} controller"
+    config = service.get("deploymentConfiguration") or {}
+    strategy = strategy_of(service)
+    parts = [f"{controller} controller", strategy]
+    linear = config.get("linearConfiguration") or {}
+    canary = config.get("canaryConfiguration") or {}
+    if strategy == "LINEAR" and "stepPercent" in linear:
+        parts[-1] += f" {float(linear['stepPercent']):g}%"
+        parts[-1] += f" every {linear.get('stepBakeTimeInMinutes', '?')}m"
+    if strategy == "CANARY" and "canaryPercent" in canary:
+        parts[-1] += f" {float(canary['canaryPercent']):g}%"
+        parts[-1] += f" for {canary.get('canaryBakeTimeInMinutes', '?')}m"
+    if strategy != "ROLLING" and config.get("bakeTimeInMinutes") is not None:
+        parts.append(f"bake {config['bakeTimeInMinutes']}m")
+    alarms = config.get("alarms") or {}
+    if alarms.get("enable"):
+        names = ", ".join(alarms.get("alarmNames") or []) or "none named"
+        parts.append(f"alarms {names}{' (rollback)' if alarms.get('rollback') else ''}")
+    return ", ".join(parts)
