@@ -9,6 +9,8 @@ the tasks of that one service, so its cost follows the service, not the fleet.
 from __future__ import annotations
 
 import copy
+import heapq
+import itertools
 import math
 from typing import Any
 
@@ -25,6 +27,7 @@ from ecs_deploy_many.sim.model import (
     breaker_threshold,
     tag_list,
 )
+from ecs_deploy_many.sim.strategies import STAGED, StagedRollout
 from ecs_deploy_many.sim.tasks import Change, Lifecycle
 
 __all__ = ["Scheduler", "render_configuration", "render_service"]
@@ -49,6 +52,26 @@ class Scheduler:
     def __init__(self, lifecycle: Lifecycle, ids: Ids) -> None:
         self._lifecycle = lifecycle
         self._ids = ids
+        self._staged = StagedRollout(self)
+        # Services to reconcile at a time of their own (a stage's wait ending), not a task's.
+        self._timers: list[tuple[float, int, Service]] = []
+        self._timer_seq = itertools.count()
+
+    # timers -----------------------------------------------------------------------------
+
+    def wake(self, service: Service, when: float) -> None:
+        """Reconcile ``service`` at ``when``; a wake that finds nothing due costs one look."""
+        heapq.heappush(self._timers, (when, next(self._timer_seq), service))
+
+    def next_wake(self) -> float | None:
+        return self._timers[0][0] if self._timers else None
+
+    def pop_wakes(self, until: float) -> list[Service]:
+        """The services whose wake is due by ``until``."""
+        due = []
+        while self._timers and self._timers[0][0] <= until:
+            due.append(heapq.heappop(self._timers)[2])
+        return due
 
     def event(self, service: Service, now: float, text: str) -> None:
         service.events.appendleft(
@@ -67,11 +90,14 @@ class Scheduler:
         *,
         rollback_to: Deployment | None = None,
         rollback_by: str = BREAKER,
+        staged: bool = True,
     ) -> Deployment:
         """A new PRIMARY, IN_PROGRESS; the previous PRIMARY turns ACTIVE, keeps its rolloutState.
 
         A deployment the user started gets a service revision and a service deployment; a
         rollback (``rollback_to``, started by ``rollback_by``) runs the revision it returns to.
+        With ``staged`` (not for a fleet's steady start), a BLUE_GREEN, LINEAR or CANARY
+        service walks through its lifecycle stages.
         """
         if service.deployments:
             service.primary.status = "ACTIVE"
@@ -99,13 +125,15 @@ class Scheduler:
         else:
             history.new_revision(service, deployment, now)
             if service.controller == "ECS":
-                history.open_service_deployment(
+                record = history.open_service_deployment(
                     service,
                     deployment,
                     self._ids.service_deployment_id(),
                     render_configuration(service),
                     now,
                 )
+                if staged and service.settings.get("strategy") in STAGED:
+                    self.wake(service, StagedRollout.begin(service, deployment, record, now))
         return deployment
 
     def start_tasks(
@@ -241,9 +269,19 @@ class Scheduler:
         stable = service.stable
         assert stable is not None
         self.event(service, now, f"rolling back to deployment {stable.id}.")
+        failed = service.primary
         rollback = self.start_deployment(
             service, stable.taskdef, now, rollback_to=stable, rollback_by=rollback_by
         )
+        if failed.weights is not None and stable in service.deployments:
+            # Blue still runs beside green: traffic returns to it and its tasks carry on
+            # under the rollback deployment, which then drains green as a rolling update.
+            failed.weights = (0.0, 0.0)
+            for task in stable.tasks.values():
+                task.deployment = rollback
+            rollback.tasks.update(stable.tasks)
+            stable.tasks.clear()
+            service.deployments.remove(stable)
         if record is not None and not record.finished:
             history.begin_rollback(record, rollback, reason, now)
 
@@ -276,6 +314,11 @@ class Scheduler:
             return
         primary, desired = service.primary, service.desired
         primary.desired = desired
+        record = _staged(primary)
+        if record is not None:
+            self._staged.advance(service, primary, record, now)
+            self._settle(service, now)
+            return
         moving = primary.rollout != "FAILED"  # a FAILED deployment launches no new tasks
         ours = primary.live()
         old = [t for d in service.deployments[1:] for t in d.live()]
@@ -318,8 +361,10 @@ class Scheduler:
             else:
                 deployment.desired = len(deployment.live())
         ours = primary.live()
+        staged = _staged(primary)
         if (
             primary.rollout == "IN_PROGRESS"
+            and (staged is None or staged.stage == "CLEAN_UP")
             and len(service.deployments) == 1
             and len(ours) == service.desired
             and all(t.healthy for t in ours)
@@ -342,6 +387,20 @@ class Scheduler:
             self.stop_tasks(service, live, now, "Service deleted")
         if not any(d.tasks for d in service.deployments):
             service.status = "INACTIVE"
+
+
+def _staged(deployment: Deployment) -> ServiceDeployment | None:
+    """The service deployment of a BLUE_GREEN, LINEAR or CANARY rollout ``deployment`` runs."""
+    record = deployment.history
+    if (
+        record is None
+        or record.target is not deployment
+        or record.stage is None
+        or record.finished
+        or deployment.rollout != "IN_PROGRESS"
+    ):
+        return None
+    return record
 
 
 def _render_deployment(deployment: Deployment) -> dict[str, Any]:

@@ -159,6 +159,8 @@ class Timings(_Model):
     crash_after: float = Field(default=60.0, ge=0)  # RUNNING -> exit 1 for `crash` images
     run_duration: float = Field(default=30.0, ge=0)  # RUNNING -> exit for one-off tasks
     stopped_retention: float = Field(default=3600.0, ge=0)  # STOPPED tasks stay describable
+    # Each blue/green lifecycle stage without a wait of its own (see sim.strategies).
+    lifecycle_stage: float = Field(default=5.0, ge=0)
 
 
 class Outcome(_Model):

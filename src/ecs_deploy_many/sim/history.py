@@ -153,7 +153,7 @@ def stage_of(record: ServiceDeployment) -> str:
 # rendering ------------------------------------------------------------------------------
 
 
-def _summary(deployment: Deployment, record: ServiceDeployment) -> dict[str, Any]:
+def _summary(deployment: Deployment, weights: tuple[float, float] | None = None) -> dict[str, Any]:
     tasks = deployment.tasks.values()
     summary: dict[str, Any] = {
         "arn": deployment.revision.arn if deployment.revision else "",
@@ -163,8 +163,8 @@ def _summary(deployment: Deployment, record: ServiceDeployment) -> dict[str, Any
             t.last_status in PENDING_STATES and t.desired_status == "RUNNING" for t in tasks
         ),
     }
-    if deployment.weights is not None:
-        test, production = deployment.weights
+    if weights is not None:
+        test, production = weights
         summary["requestedTestTrafficWeight"] = test
         summary["requestedProductionTrafficWeight"] = production
     return summary
@@ -184,6 +184,10 @@ def render_service_deployment(record: ServiceDeployment) -> dict[str, Any]:
     configuration = record.configuration
     breaker = configuration.get("deploymentCircuitBreaker", {})
     alarms = configuration.get("alarms") or {}
+    # What green does not take of the traffic, blue keeps (a strategy's deployments only).
+    blue = (
+        None if target.weights is None else (100.0 - target.weights[0], 100.0 - target.weights[1])
+    )
     updated = [record.updated_at, target.updated_at]
     if record.rollback_deployment is not None:
         updated.append(record.rollback_deployment.updated_at)
@@ -194,8 +198,8 @@ def render_service_deployment(record: ServiceDeployment) -> dict[str, Any]:
         "createdAt": record.created_at,
         "startedAt": record.created_at,
         "updatedAt": max(updated) if not record.finished else record.updated_at,
-        "sourceServiceRevisions": [_summary(d, record) for d in record.sources],
-        "targetServiceRevision": _summary(target, record),
+        "sourceServiceRevisions": [_summary(d, blue) for d in record.sources],
+        "targetServiceRevision": _summary(target, target.weights),
         "status": record.status,
         "lifecycleStage": stage_of(record),
         "deploymentConfiguration": configuration,

@@ -277,6 +277,8 @@ class ServiceDeployment:
     finished_at: float | None = None
     stopped_at: float | None = None
     stage: str | None = None  # lifecycleStage, where the strategy keeps it
+    stage_until: float | None = None  # when the current stage's wait ends
+    shift: int = 0  # production traffic shifts made, for LINEAR and CANARY steps
     rollback: dict[str, Any] | None = None  # {reason, startedAt, serviceRevisionArn}
     rollback_deployment: Deployment | None = None
     breaker_tripped: bool = False

@@ -17,6 +17,7 @@ from ecs_deploy_many.sim.model import (
     tags_from,
 )
 from ecs_deploy_many.sim.region import Region
+from ecs_deploy_many.sim.strategies import check_settings
 
 __all__ = ["ServiceOps"]
 
@@ -34,6 +35,8 @@ SETTINGS = (
     "canaryConfiguration",
     "alarms",
 )
+# Checked against the strategy only when given: a strategy change may leave the other be.
+STRATEGY_CONFIGURATIONS = ("linearConfiguration", "canaryConfiguration")
 # What UpdateService answers when a CODE_DEPLOY service is asked for a new deployment:
 # ECS's wording, quoted in many public bug reports. EXTERNAL's follows it [unconfirmed].
 CONTROLLER_REFUSALS = {
@@ -114,6 +117,9 @@ class ServiceOps:
         taskdef = usable_taskdef(region, params["taskDefinition"], params)
         launch_type = params.get("launchType", "EC2")
         breaker = config.get("deploymentCircuitBreaker", {})
+        controller = params.get("deploymentController", {}).get("type", "ECS")
+        settings = {key: config[key] for key in SETTINGS if key in config}
+        check_settings(settings, controller)
         service = Service(
             name=name,
             arn=region.arn(f"service/{cluster.name}/{name}"),
@@ -132,13 +138,13 @@ class ServiceOps:
             taskdef=taskdef,
             params=params,
             tags=tags_from(params.get("tags")),
-            controller=params.get("deploymentController", {}).get("type", "ECS"),
-            settings={key: config[key] for key in SETTINGS if key in config},
+            controller=controller,
+            settings=settings,
         )
         cluster.services.pop(name, None)  # an INACTIVE service of that name is replaced
         cluster.services[name] = service
         cluster.active_services += 1
-        deployment = self._scheduler.start_deployment(service, taskdef, now)
+        deployment = self._scheduler.start_deployment(service, taskdef, now, staged=not steady)
         if steady:
             self._scheduler.start_tasks(service, deployment, service.desired, now, running=True)
         self._scheduler.reconcile(service, now)
@@ -151,7 +157,11 @@ class ServiceOps:
             raise SimError("ServiceNotActiveException", "Service was not ACTIVE.")
         if "desiredCount" in params:
             check_desired_count(params["desiredCount"])
-        _check_percents(params.get("deploymentConfiguration", {}))
+        config = params.get("deploymentConfiguration", {})
+        _check_percents(config)
+        given = {key: config[key] for key in SETTINGS if key in config}
+        kept = {k: v for k, v in service.settings.items() if k not in STRATEGY_CONFIGURATIONS}
+        check_settings({**kept, **given}, service.controller)
         network = params.get("networkConfiguration", service.network_configuration)
         taskdef = service.taskdef
         if "taskDefinition" in params:

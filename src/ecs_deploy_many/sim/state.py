@@ -146,20 +146,29 @@ class SimState:
 
         Events falling at the same instant are applied together before the services they
         touched are reconciled, so two tasks turning healthy at once make one move, as in ECS.
+        A service's own wake (a deployment stage's wait ending) reconciles it the same way.
         """
-        while (due := self._lifecycle.pop_due(until)) is not None:
-            when = due[0]
+        while (when := self._next_due(until)) is not None:
             self._now = max(self._now, when)
             touched: dict[int, Service] = {}
-            while due is not None:
+            while (due := self._lifecycle.pop_due(when)) is not None:
                 _, task, change = due
                 if task.service is not None:
                     self._scheduler.on_task_changed(task, change, when)
                     touched[id(task.service)] = task.service
-                due = self._lifecycle.pop_due(when)
+            for service in self._scheduler.pop_wakes(when):
+                touched[id(service)] = service
             for service in touched.values():
                 self._scheduler.reconcile(service, when)
         self._now = max(self._now, until)
+
+    def _next_due(self, until: float) -> float | None:
+        """The time of the earliest task event or service wake due by ``until``."""
+        times = [
+            t for t in (self._lifecycle.next_time(), self._scheduler.next_wake()) if t is not None
+        ]
+        when = min(times, default=None)
+        return when if when is not None and when <= until else None
 
     def statistics(self) -> dict[str, int]:
         """Counters for benchmarks and tests: how much work the model has done."""

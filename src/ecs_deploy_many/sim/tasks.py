@@ -151,6 +151,10 @@ class Lifecycle:
             return when, task, self._steps[step](task, when)
         return None
 
+    def next_time(self) -> float | None:
+        """When the earliest scheduled event falls (it may have been voided since)."""
+        return self._heap[0][0] if self._heap else None
+
     def pending_events(self) -> int:
         return len(self._heap)
 
