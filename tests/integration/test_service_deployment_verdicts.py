@@ -8,11 +8,14 @@ statuses reported.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+import yaml
 
 from ecs_deploy_many.core.events import EventName, TargetEvent
 from ecs_deploy_many.core.result import Status
@@ -70,21 +73,21 @@ def arn(revision: str) -> str:
     return f"arn:aws:ecs:{REGION}:123456789012:task-definition/{revision}"
 
 
-def plan(*targets: tuple[str, str]) -> Any:
+def plan(*targets: tuple[str, str], **defaults: Any) -> Any:
+    """A plan deploying each (service, image), with these ``defaults`` over the usual."""
+    settings = {"region": REGION, "timeout": 900, "progress_deadline": 300, **defaults}
     lines = "".join(
         f"  - {{cluster: prod, service: {service}, image: '{image}'}}\n"
         for service, image in targets
     )
-    return parse_plan(
-        "version: 1\ndefaults: {region: eu-west-1, timeout: 900, progress_deadline: 300}\n"
-        f"targets:\n{lines}",
-        environ={},
-    )
+    keys = ", ".join(f"{key}: {value}" for key, value in settings.items())
+    return parse_plan(f"version: 1\ndefaults: {{{keys}}}\ntargets:\n{lines}", environ={})
 
 
 async def run(
     sim: Simulator,
     *targets: tuple[str, str],
+    defaults: dict[str, Any] | None = None,
     stop_deployments_on_interrupt: bool = False,
     cancel_when: Callable[[TargetEvent], bool] | None = None,
 ) -> tuple[RunResult, list[TargetEvent]]:
@@ -103,7 +106,7 @@ async def run(
             observe,
             stop_deployments_on_interrupt=stop_deployments_on_interrupt,
         )
-        fleet_run = FleetRun(plan(*targets), context)
+        fleet_run = FleetRun(plan(*targets, **(defaults or {})), context)
         with scope:
             await fleet_run.run()
     return fleet_run.result, events
@@ -322,3 +325,115 @@ async def test_the_dry_run_says_how_each_service_deploys_and_which_will_be_refus
     assert not {
         op for op in sim.stats().calls if op not in ("DescribeServices", "DescribeTaskDefinition")
     }
+
+
+# -- blue/green, linear and canary, on the simulator's example fleet -----------------------
+
+STRATEGIES_FLEET = Path(__file__).resolve().parents[2] / "deploy-plans/sim/strategies-fleet.yaml"
+STRATEGIES = ["bluegreen", "linear", "canary"]
+
+
+def strategies_fleet(**changes: dict[str, Any]) -> Fleet:
+    """The example fleet, each service named in ``changes`` with those keys changed."""
+    spec = yaml.safe_load(STRATEGIES_FLEET.read_text())
+    for service in spec["clusters"][0]["services"]:
+        service.update(changes.get(service["name"], {}))
+    return Fleet.model_validate(spec)
+
+
+@asynccontextmanager
+async def simulating(fleet: Fleet) -> AsyncIterator[Simulator]:
+    async with Simulator(fleet, speed=40, strict_output=True, listen=False) as running:
+        yield running
+
+
+def stages(events: list[TargetEvent], step: str = "wait") -> list[str]:
+    """The lifecycle stages the progress events of ``step`` named, each once, in order."""
+    named_stages = [e.facts["stage"] for e in named(events, EventName.PROGRESS) if e.step == step]
+    return list(dict.fromkeys(stage for stage in named_stages if stage))
+
+
+@pytest.mark.parametrize("service", STRATEGIES)
+async def test_blue_green_linear_and_canary_deploy_to_succeeded(service: str) -> None:
+    async with simulating(strategies_fleet()) as sim:
+        # A deadline shorter than the bakes: waiting in a bake or a step is no stall.
+        result, events = await run(
+            sim, (service, "example/app:2"), defaults={"progress_deadline": 30}
+        )
+        now = await described(sim, service)
+
+    record = result.results[f"prod/{service}"]
+    assert record.status is Status.SUCCEEDED, record.error
+    assert now["taskDefinition"] == arn("app:2")
+    seen = stages(events)
+    assert seen[-2:] == ["BAKE_TIME", "CLEAN_UP"], seen  # short stages may pass unseen
+    assert "SCALE_UP" in seen
+    states = [e.facts["state"] for e in named(events, EventName.PROGRESS)]
+    assert "BAKE_TIME, 1m left" in states
+    if service != "bluegreen":  # the steps of production traffic, as they shift
+        assert any(s.startswith("PRODUCTION_TRAFFIC_SHIFT, ") for s in states), states
+
+
+@pytest.mark.parametrize("service", STRATEGIES)
+async def test_a_failing_image_ends_rolled_back_with_ecs_reason(service: str) -> None:
+    async with simulating(strategies_fleet()) as sim:
+        result, events = await run(sim, (service, "example/app:broken-2"))
+        now = await described(sim, service)
+        newest = (await service_deployments(sim, service))[0]
+
+    record = result.results[f"prod/{service}"]
+    assert record.status is Status.ROLLED_BACK
+    assert record.error == (
+        "ECS rolled back: ECS deployment circuit breaker: tasks failed to start."
+    )
+    assert newest["status"] == "ROLLBACK_SUCCESSFUL"
+    assert now["taskDefinition"] == arn("app:1")
+    assert not named(events, EventName.ROLLBACK_STARTED)  # ECS rolled back, not us
+
+
+async def test_a_long_bake_is_no_stall() -> None:
+    fleet = strategies_fleet(bluegreen={"bake_time_in_minutes": 120})
+    async with simulating(fleet) as sim:
+        result, events = await run(
+            sim,
+            ("bluegreen", "example/app:2"),
+            defaults={"progress_deadline": 60, "timeout": 4 * 3600},
+        )
+
+    record = result.results["prod/bluegreen"]
+    assert record.status is Status.SUCCEEDED, record.error
+    states = [e.facts["state"] for e in named(events, EventName.PROGRESS)]
+    assert states[
+        states.index("BAKE_TIME, 120m left") : states.index("BAKE_TIME, 119m left") + 1
+    ] == ["BAKE_TIME, 120m left", "BAKE_TIME, 119m left"]
+    assert "BAKE_TIME, 1m left" in states
+    assert record.finished_at is not None
+    assert record.started_at is not None
+    assert record.finished_at - record.started_at > 120 * 60
+
+
+async def test_our_rollback_of_a_blue_green_service_goes_through_its_strategy() -> None:
+    # Without a circuit breaker ECS never gives up on green tasks that cannot start:
+    # the progress deadline fails the deployment and we roll back.
+    fleet = strategies_fleet(bluegreen={"circuit_breaker": {"enable": False}})
+    async with simulating(fleet) as sim:
+        result, events = await run(
+            sim,
+            ("bluegreen", "example/app:broken-2"),
+            defaults={"progress_deadline": 60, "rollback": "true"},
+        )
+        now = await described(sim, "bluegreen")
+        history = await service_deployments(sim, "bluegreen")
+
+    record = result.results["prod/bluegreen"]
+    assert record.status is Status.ROLLED_BACK, record.error
+    assert (record.error or "").startswith("no progress for 60 s")
+    assert now["taskDefinition"] == arn("app:1")
+    found = named(events, EventName.SERVICE_DEPLOYMENT)
+    assert [e.step for e in found] == ["wait", "rollback"]
+    ours, rollback = (e.facts["service_deployment_arn"] for e in found)
+    statuses = {sd["serviceDeploymentArn"]: sd["status"] for sd in history}
+    assert statuses[ours] == "STOPPED"  # replaced by our rollback's deployment
+    assert statuses[rollback] == "SUCCESSFUL"
+    assert stages(events, "rollback")[-2:] == ["BAKE_TIME", "CLEAN_UP"]
+    assert sim.stats().calls["UpdateService"] == 2

@@ -142,8 +142,8 @@ def _configuration(
 
 
 def _duration(seconds: float) -> str:
-    """``4m`` for whole minutes left (rounded up), ``40s`` under a minute."""
+    """``4m`` for four whole minutes left or more, ``40s`` under a minute."""
     seconds = max(0.0, seconds)
     if seconds >= 60:
-        return f"{math.ceil(seconds / 60)}m"
+        return f"{int(seconds // 60)}m"
     return f"{math.ceil(seconds)}s"
