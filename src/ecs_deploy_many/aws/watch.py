@@ -34,7 +34,13 @@ from ecs_deploy_many.aws.gateway import (
 from ecs_deploy_many.core.clock import Clock
 from ecs_deploy_many.core.errors import AwsError
 
-__all__ = ["PollPolicy", "ServiceDeploymentWatcher", "ServiceUpdates", "ServiceWatcher"]
+__all__ = [
+    "PollPolicy",
+    "ServiceDeploymentWatcher",
+    "ServiceRevisionWatcher",
+    "ServiceUpdates",
+    "ServiceWatcher",
+]
 
 # How long a one-off describe waits for others to join its call.
 COALESCE_WINDOW = 0.5
@@ -196,9 +202,34 @@ class ServiceWatcher(_Watcher):
 
 class ServiceDeploymentWatcher(_Watcher):
     """Polls the service deployments subscribed in one account and region (whatever their
-    cluster), twenty ARNs per DescribeServiceDeployments call."""
+    cluster), twenty ARNs per DescribeServiceDeployments call.
+
+    ``revisions`` describes service revisions the same way: each target confirms which
+    service deployment is its own by the revision it deploys, and a fleet's targets
+    confirm theirs together.
+    """
+
+    batch = DESCRIBE_SERVICE_DEPLOYMENTS_BATCH
+
+    def __init__(self, gateway: Gateway, clock: Clock, policy: PollPolicy | None = None) -> None:
+        super().__init__(gateway, clock, policy)
+        self.revisions = ServiceRevisionWatcher(gateway, clock, policy)
+
+    async def run(self) -> None:
+        """Poll service deployments and service revisions until cancelled."""
+        async with anyio.create_task_group() as group:
+            group.start_soon(self.revisions.run)
+            await super().run()
+
+    async def _describe(self, keys: list[str]) -> dict[str, Any]:
+        return dict(await self._gateway.describe_service_deployments(keys))
+
+
+class ServiceRevisionWatcher(_Watcher):
+    """Describes the service revisions asked for in one account and region, twenty ARNs
+    per DescribeServiceRevisions call (``describe`` only: a revision never changes)."""
 
     batch = DESCRIBE_SERVICE_DEPLOYMENTS_BATCH
 
     async def _describe(self, keys: list[str]) -> dict[str, Any]:
-        return dict(await self._gateway.describe_service_deployments(keys))
+        return dict(await self._gateway.describe_service_revisions(keys))

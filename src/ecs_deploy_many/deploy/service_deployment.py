@@ -18,7 +18,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import anyio
+
 from ecs_deploy_many.aws.gateway import Gateway
+from ecs_deploy_many.aws.watch import ServiceRevisionWatcher
 
 __all__ = [
     "ROLLBACK_GOING",
@@ -35,11 +38,18 @@ CREATED_SLACK = 1.0
 
 
 async def find_service_deployment(
-    gateway: Gateway, cluster: str, service: str, *, created_at: float, task_definition: str
+    gateway: Gateway,
+    revisions: ServiceRevisionWatcher,
+    cluster: str,
+    service: str,
+    *,
+    created_at: float,
+    task_definition: str,
 ) -> dict[str, Any] | None:
     """The service deployment (as ListServiceDeployments briefs it) that deploys
     ``task_definition`` to ``service``, created from ``created_at`` on; the newest when
-    there are several; None when ECS lists none."""
+    there are several; None when ECS lists none. Its target revision is described with
+    other targets' (``revisions``)."""
     briefs = await gateway.list_service_deployments(
         cluster, service, created_after=created_at - CREATED_SLACK
     )
@@ -48,12 +58,16 @@ async def find_service_deployment(
         key=lambda brief: brief["createdAt"],
         reverse=True,
     )
-    revision_arns = [brief["targetServiceRevisionArn"] for brief in briefs]
-    if not revision_arns:
-        return None
-    revisions = await gateway.describe_service_revisions(revision_arns)
+    described: dict[str, dict[str, Any] | None] = {}
+
+    async def describe(arn: str) -> None:
+        described[arn] = await revisions.describe(arn)
+
+    async with anyio.create_task_group() as group:
+        for arn in dict.fromkeys(brief["targetServiceRevisionArn"] for brief in briefs):
+            group.start_soon(describe, arn)
     for brief in briefs:
-        revision = revisions.get(brief["targetServiceRevisionArn"])
+        revision = described.get(brief["targetServiceRevisionArn"])
         if revision and _same_revision(str(revision.get("taskDefinition", "")), task_definition):
             return brief
     return None

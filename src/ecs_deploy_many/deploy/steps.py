@@ -183,9 +183,11 @@ class TargetSteps:
         assert target.cluster
         assert target.service
         gateway = await self.context.accounts.gateway(target.scope)
+        watcher = await self.context.accounts.deployment_watcher(target.scope)
         with self.answered_in_time():
             found = await find_service_deployment(
                 gateway,
+                watcher.revisions,
                 target.cluster,
                 target.service,
                 created_at=epoch_seconds(deployment.get("createdAt")),
