@@ -425,6 +425,16 @@ class Fleet(_Model):
                 return rule.outcome
         return OK
 
+    def alarms_of(self, images: list[str]) -> tuple[str, ...]:
+        """The alarms a task running these images keeps in ALARM while it runs."""
+        return tuple(
+            dict.fromkeys(
+                rule.alarm
+                for rule in self.behaviour.alarms
+                if any(fnmatch.fnmatchcase(image, rule.match) for image in images)
+            )
+        )
+
     def timings_for(self, service: ServiceSpec | None) -> Timings:
         """The fleet timings with a service's overrides applied."""
         if service is None or not service.timings:
