@@ -8,6 +8,7 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aioboto3
 import anyio
@@ -81,6 +82,70 @@ async def test_serves_aioboto3_and_the_aws_cli_then_exits_0_on_sigterm(
     assert service["desiredCount"] == 2
     assert service["deployments"][0]["rolloutState"] == "COMPLETED"
     assert service["deployments"][0]["taskDefinition"].endswith(":task-definition/web:1")
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+
+
+async def aws_cli(url: str, *args: str) -> dict[str, Any]:
+    """The AWS CLI's parsed JSON answer to ``aws ecs ARGS`` against the simulator."""
+    done = await anyio.run_process(
+        [AWS_CLI, "ecs", *args, "--endpoint-url", url, "--region", "eu-west-1"],
+        env={**os.environ, **CREDENTIALS},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
+@pytest.mark.anyio
+@pytest.mark.real_time
+@pytest.mark.skipif(not AWS_CLI.exists(), reason="the AWS CLI is installed by `make install`")
+async def test_the_aws_cli_lists_and_describes_service_deployments(
+    served: tuple[subprocess.Popen[str], str],
+) -> None:
+    proc, first = served
+    url = first.removeprefix("ECS simulator listening on ")
+    session = aioboto3.Session(
+        aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret", region_name="eu-west-1"
+    )
+    async with session.client("ecs", endpoint_url=url) as ecs:
+        registered = await ecs.register_task_definition(
+            family="web",
+            containerDefinitions=[{"name": "web", "image": "nginx:1.27", "memory": 128}],
+        )
+        updated = await ecs.update_service(
+            cluster="prod",
+            service="api",
+            taskDefinition=registered["taskDefinition"]["taskDefinitionArn"],
+        )
+    ours = updated["service"]["deployments"][0]["id"].removeprefix("ecs-svc/")
+
+    listed = await aws_cli(url, "list-service-deployments", "--cluster", "prod", "--service", "api")
+    newest, steady = listed["serviceDeployments"]
+    assert (newest["status"], steady["status"]) == ("IN_PROGRESS", "SUCCESSFUL")
+    assert newest["targetServiceRevisionArn"].endswith(f":service-revision/prod/api/{ours}")
+    only_ongoing = await aws_cli(
+        url, "list-service-deployments", "--cluster", "prod", "--service", "api",
+        "--status", "IN_PROGRESS",
+    )  # fmt: skip
+    assert [d["serviceDeploymentArn"] for d in only_ongoing["serviceDeployments"]] == [
+        newest["serviceDeploymentArn"]
+    ]
+
+    described = await aws_cli(
+        url, "describe-service-deployments", "--service-deployment-arns",
+        newest["serviceDeploymentArn"], steady["serviceDeploymentArn"],
+    )  # fmt: skip
+    assert described["failures"] == []
+    ongoing, done = described["serviceDeployments"]
+    assert ongoing["serviceDeploymentArn"] == newest["serviceDeploymentArn"]
+    assert ongoing["targetServiceRevision"]["arn"] == newest["targetServiceRevisionArn"]
+    assert ongoing["sourceServiceRevisions"][0]["arn"] == (done["targetServiceRevision"]["arn"])
+    assert ongoing["lifecycleStage"] in ("SCALE_UP", "CLEAN_UP")
+    assert ongoing["deploymentCircuitBreaker"]["threshold"] == 3
+    assert done["status"] == "SUCCESSFUL"
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0

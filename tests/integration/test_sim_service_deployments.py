@@ -342,3 +342,18 @@ async def test_create_service_takes_and_shows_the_controller(ecs: ECSClient) -> 
             cluster=CLUSTER, service="coded", taskDefinition=await register(ecs, "app:2")
         )
     assert code(refused) == ("InvalidParameterException", CODE_DEPLOY_REFUSAL)
+
+
+async def test_deleting_the_service_stops_its_deployment_and_then_forgets_them(
+    ecs: ECSClient,
+) -> None:
+    await deploy(ecs, "api", "app:2")
+    ongoing, _ = await history(ecs, "api")
+    await ecs.delete_service(cluster=CLUSTER, service="api", force=True)
+    stopped, _ = await history(ecs, "api")
+    assert (stopped["status"], stopped["statusReason"]) == ("STOPPED", "The service was deleted.")
+    await watch_service(ecs, CLUSTER, "api", lambda s: s["status"] == "INACTIVE")
+    described = await ecs.describe_service_deployments(
+        serviceDeploymentArns=[ongoing["serviceDeploymentArn"]]
+    )
+    assert described["failures"] == [{"arn": ongoing["serviceDeploymentArn"], "reason": "MISSING"}]

@@ -43,6 +43,7 @@ BREAKER_REASON = "ECS deployment circuit breaker: tasks failed to start."
 # others follow it [unconfirmed].
 BREAKER = "ECS deployment circuit breaker"
 STOP_ROLLBACK = "ECS service deployment stopped"
+ALARMS = "ECS deployment alarms"
 UNSTABLE_AFTER = 3  # failed starts before "unable to consistently start" [unconfirmed]
 
 
@@ -56,6 +57,8 @@ class Scheduler:
         # Services to reconcile at a time of their own (a stage's wait ending), not a task's.
         self._timers: list[tuple[float, int, Service]] = []
         self._timer_seq = itertools.count()
+        # Services whose deployment watched an alarm at their last reconcile, by alarm name.
+        self._watchers: dict[str, dict[int, Service]] = {}
 
     # timers -----------------------------------------------------------------------------
 
@@ -67,10 +70,13 @@ class Scheduler:
         return self._timers[0][0] if self._timers else None
 
     def pop_wakes(self, until: float) -> list[Service]:
-        """The services whose wake is due by ``until``."""
+        """The services whose wake is due by ``until``, and those watching an alarm that
+        has just gone into ALARM."""
         due = []
         while self._timers and self._timers[0][0] <= until:
             due.append(heapq.heappop(self._timers)[2])
+        for name in self._lifecycle.take_raised():
+            due.extend(self._watchers.pop(name, {}).values())
         return due
 
     def event(self, service: Service, now: float, text: str) -> None:
@@ -285,6 +291,43 @@ class Scheduler:
         if record is not None and not record.finished:
             history.begin_rollback(record, rollback, reason, now)
 
+    def _watch_alarms(self, service: Service, now: float) -> None:
+        """Fail the PRIMARY when an alarm its deployment watches is in ALARM.
+
+        Alarms are watched from the start of a deployment until it completes; a BLUE_GREEN,
+        LINEAR or CANARY one stops watching when its bake ends (CLEAN_UP). A deployment
+        with an alarm that is OK is woken when that alarm goes into ALARM.
+        """
+        primary = service.primary
+        record = primary.history
+        if (
+            record is None
+            or record.finished
+            or record.target is not primary
+            or primary.rollout != "IN_PROGRESS"
+            or record.stage == "CLEAN_UP"
+        ):
+            return
+        alarms = record.configuration.get("alarms") or {}
+        if not alarms.get("enable"):
+            return
+        names = list(alarms.get("alarmNames", []))
+        firing = self._lifecycle.firing(names)
+        if not firing:
+            for name in names:
+                self._watchers.setdefault(name, {})[id(service)] = service
+            return
+        record.triggered_alarms = firing
+        self._fail(
+            service,
+            primary,
+            now,
+            reason=f"ECS deployment alarms: {', '.join(firing)} in ALARM.",
+            what="alarm(s) detected",
+            rollback=bool(alarms.get("rollback")),
+            rollback_by=ALARMS,
+        )
+
     def stop_and_roll_back(self, service: Service, record: ServiceDeployment, now: float) -> None:
         """StopServiceDeployment ROLLBACK: the deployment fails on request and rolls back,
         whether or not its service configured rollback. The deployment's reason and event
@@ -314,6 +357,8 @@ class Scheduler:
             return
         primary, desired = service.primary, service.desired
         primary.desired = desired
+        self._watch_alarms(service, now)
+        primary = service.primary
         record = _staged(primary)
         if record is not None:
             self._staged.advance(service, primary, record, now)

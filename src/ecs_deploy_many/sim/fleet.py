@@ -36,18 +36,38 @@ spelling, exactly what RegisterTaskDefinition takes, so a real definition can be
             circuit_breaker: {enable: true, rollback: true}   # default both false
             health_check: true      # default: whether a container defines healthCheck
             timings: {pending: 5}   # per-service overrides of the fleet timings
+          - name: checkout
+            task_definition: web
+            deployment_controller: ECS     # ECS (default), CODE_DEPLOY or EXTERNAL
+            strategy: CANARY        # ROLLING (default), BLUE_GREEN, LINEAR or CANARY
+            bake_time_in_minutes: 5 # 0 to 1440; default 0 [unconfirmed]
+            canary: {canary_percent: 5, canary_bake_time_in_minutes: 10}  # ECS's defaults
+            # linear: {step_percent: 10, step_bake_time_in_minutes: 6}    # (LINEAR only)
+            alarms: {alarm_names: [checkout-5xx], enable: true, rollback: true}
     behaviour:
       images:                       # first fnmatch match on a container image wins
         - {match: "*:broken*", outcome: fail_to_start}
         - {match: "*:crashy*", outcome: crash, after: 20}
         - {match: "*:sick*", outcome: unhealthy}
         - {match: "*migrate*", outcome: "exit:3", after: 30}
+      alarms:                       # in ALARM while a RUNNING service task runs a match
+        - {alarm: checkout-5xx, match: "*:bad-metrics*"}
 
 Outcomes: ``ok`` (the default), ``fail_to_start`` (CannotPullContainerError, never RUNNING),
 ``crash`` (RUNNING, then exit code 1), ``unhealthy`` (the container health check reports
 UNHEALTHY), ``exit:<code>`` (exits with that code). ``after`` is seconds after RUNNING.
 Services in a fleet start steady: tasks RUNNING and healthy, one COMPLETED deployment,
 unless their image is not ``ok``, in which case they start rolling out like CreateService.
+
+``deployment_controller`` becomes CreateService's ``deploymentController``; ``strategy``,
+``bake_time_in_minutes``, ``linear``, ``canary`` and ``alarms`` its deploymentConfiguration
+(``strategy``, ``bakeTimeInMinutes``, ``linearConfiguration``, ``canaryConfiguration``,
+``alarms``), with ECS's bounds: step percentages in multiples of 0.1 (LINEAR from 3 to
+100, CANARY from 0.1 to 100), bakes from 0 to 1440 minutes; ``linear`` and ``canary`` only
+with their strategy, and a strategy other than ROLLING only under the ECS controller.
+``alarms.enable`` defaults to true and ``alarms.rollback`` to false. A ``behaviour.alarms``
+rule keeps its alarm in ALARM while at least one RUNNING task of any service runs an image
+matching its glob, and OK once none does; see ``sim.strategies`` for what the strategies do.
 
 Names follow ECS's rules and a service wants at most 5,000 tasks (ECS's tasks-per-service
 quota). A fleet file is read within bounds, each refused with a FleetError: at most
@@ -424,6 +444,16 @@ class Fleet(_Model):
             if fnmatch.fnmatchcase(image, rule.match):
                 return rule.outcome
         return OK
+
+    def alarms_of(self, images: list[str]) -> tuple[str, ...]:
+        """The alarms a task running these images keeps in ALARM while it runs."""
+        return tuple(
+            dict.fromkeys(
+                rule.alarm
+                for rule in self.behaviour.alarms
+                if any(fnmatch.fnmatchcase(image, rule.match) for image in images)
+            )
+        )
 
     def timings_for(self, service: ServiceSpec | None) -> Timings:
         """The fleet timings with a service's overrides applied."""

@@ -123,8 +123,8 @@ def traffic_shifts(
 class StagedRollout:
     """BLUE_GREEN, LINEAR and CANARY: green beside blue, stage after stage, then CLEAN_UP.
 
-    ``advance`` makes every move due at ``now`` and asks the scheduler to wake the service
-    when the current stage's wait ends, so a bake costs nothing while it lasts.
+    ``advance`` makes every move due at ``now`` and, when a new wait begins, asks the
+    scheduler to wake the service when it ends, so a bake costs nothing while it lasts.
     """
 
     def __init__(self, scheduler: Scheduler) -> None:
@@ -141,13 +141,14 @@ class StagedRollout:
     def advance(
         self, service: Service, green: Deployment, record: ServiceDeployment, now: float
     ) -> None:
+        waiting_until = record.stage_until
         while self._next_stage(service, green, record, now):
             pass
         if record.stage != "PRE_SCALE_UP":
             missing = service.desired - len(green.live())
             if missing > 0:
                 self._scheduler.start_tasks(service, green, missing, now, False)
-        if record.stage_until is not None:
+        if record.stage_until is not None and record.stage_until != waiting_until:
             self._scheduler.wake(service, record.stage_until)
 
     def _enter(self, record: ServiceDeployment, stage: str, now: float, wait: float | None) -> None:

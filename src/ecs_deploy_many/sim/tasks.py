@@ -7,6 +7,10 @@ Stopping a task bumps its ``token``, which voids the events it had scheduled.
 
 Capacity is infinite: a task is never refused for lack of a container instance or an
 address, on any launch type.
+
+Deployment alarms follow the tasks too: an alarm of the fleet's ``behaviour.alarms`` is in
+ALARM while at least one RUNNING service task runs an image its rule matches, so each
+alarm is a counter moved by the status changes that touch it, never a scan.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import itertools
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -53,6 +58,9 @@ class Lifecycle:
         self._heap: list[tuple[float, int, Task, int, str]] = []
         self._seq = itertools.count()
         self.processed = 0  # timed events applied, for statistics()
+        self._running_alarmed: Counter[str] = Counter()  # RUNNING tasks keeping each alarm
+        self._alarms_of: dict[str, tuple[str, ...]] = {}  # by task-definition ARN
+        self._raised: list[str] = []  # alarms gone into ALARM since last asked
         self._steps: dict[str, Callable[[Task, float], Change | None]] = {
             "PENDING": self._to_pending,
             "ACTIVATING": self._to_activating,
@@ -113,6 +121,8 @@ class Lifecycle:
             or {"containerOverrides": [{"name": c["name"]} for c in containers]},
             tags=tags or {},
         )
+        if service is not None and self._fleet.behaviour.alarms:
+            task.alarms = self._alarms_for(taskdef)
         cluster.tasks[task.id] = task
         cluster.pending_tasks += 1
         if service is not None:
@@ -127,6 +137,21 @@ class Lifecycle:
         else:
             self._schedule(task, now + timings.provisioning, "PENDING")
         return task
+
+    def _alarms_for(self, taskdef: TaskDef) -> tuple[str, ...]:
+        if (alarms := self._alarms_of.get(taskdef.arn)) is None:
+            images = [c["image"] for c in taskdef.containers]
+            alarms = self._alarms_of[taskdef.arn] = self._fleet.alarms_of(images)
+        return alarms
+
+    def firing(self, names: list[str]) -> list[str]:
+        """Those of ``names`` in ALARM now."""
+        return [name for name in names if self._running_alarmed[name] > 0]
+
+    def take_raised(self) -> list[str]:
+        """Alarms that went into ALARM since the last call."""
+        raised, self._raised = self._raised, []
+        return raised
 
     def outcome_of(self, taskdef: TaskDef) -> tuple[Outcome, str | None]:
         """The first essential container whose image is not ``ok`` decides the task's fate."""
@@ -162,12 +187,21 @@ class Lifecycle:
 
     def _set_status(self, task: Task, status: str) -> None:
         cluster = task.cluster
+        was_running = task.last_status == "RUNNING"
         cluster.pending_tasks -= task.last_status in PENDING_STATES
-        cluster.running_tasks -= task.last_status == "RUNNING"
+        cluster.running_tasks -= was_running
         task.last_status = status
         cluster.pending_tasks += status in PENDING_STATES
         cluster.running_tasks += status == "RUNNING"
         task.version += 1
+        if task.alarms and was_running != (status == "RUNNING"):
+            self._count_alarms(task.alarms, 1 if status == "RUNNING" else -1)
+
+    def _count_alarms(self, alarms: tuple[str, ...], change: int) -> None:
+        for name in alarms:
+            self._running_alarmed[name] += change
+            if change > 0 and self._running_alarmed[name] == 1:
+                self._raised.append(name)
 
     def _to_pending(self, task: Task, now: float) -> Change | None:
         self._set_status(task, "PENDING")
