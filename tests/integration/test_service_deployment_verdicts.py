@@ -8,6 +8,7 @@ statuses reported.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +23,8 @@ from ecs_deploy_many.core.result import Status
 from ecs_deploy_many.deploy.dryrun import format_preview, format_status, preview_plan
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult
 from ecs_deploy_many.deploy.pipeline import RunContext
+from ecs_deploy_many.observe.html import render_html_report
+from ecs_deploy_many.observe.timeline import Timeline
 from ecs_deploy_many.plan import parse_plan
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.model import SimError
@@ -372,6 +375,14 @@ async def test_blue_green_linear_and_canary_deploy_to_succeeded(service: str) ->
     assert "BAKE_TIME, 1m left" in states
     if service != "bluegreen":  # the steps of production traffic, as they shift
         assert any(s.startswith("PRODUCTION_TRAFFIC_SHIFT, ") for s in states), states
+    # the HTML report shows the stages, each with how long it lasted
+    timeline = Timeline()
+    for event in events:
+        timeline(event)
+    page = render_html_report(result, timeline, plan_path="plan.yaml")
+    [shown] = re.findall(r"<dt>Lifecycle stages</dt><dd>([^<]*)</dd>", page)
+    assert re.search(r"· BAKE_TIME (1m 0\d|[45]\d)s · CLEAN_UP [\d.]+s$", shown), shown
+    assert re.search(r'title="wait [^"]*\(.*BAKE_TIME (1m 0\d|[45]\d)s', page)
 
 
 @pytest.mark.parametrize("service", STRATEGIES)
