@@ -219,6 +219,15 @@ class Deployment:
         """Tasks the scheduler still wants running."""
         return [t for t in self.tasks.values() if t.desired_status == "RUNNING"]
 
+    def counts(self) -> tuple[int, int]:
+        """runningCount and pendingCount, as DescribeServices and service revisions show them."""
+        tasks = self.tasks.values()
+        running = sum(t.last_status == "RUNNING" for t in tasks)
+        pending = sum(
+            t.last_status in PENDING_STATES and t.desired_status == "RUNNING" for t in tasks
+        )
+        return running, pending
+
 
 @dataclass(eq=False)
 class Service:
