@@ -478,7 +478,7 @@ def render_configuration(service: Service) -> dict[str, Any]:
         "maximumPercent": service.max_percent,
         "minimumHealthyPercent": service.min_percent,
         "strategy": "ROLLING",
-        **copy.deepcopy(service.settings),
+        **(copy.deepcopy(service.settings) if service.settings else {}),
     }
 
 

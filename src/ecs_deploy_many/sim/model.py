@@ -329,4 +329,3 @@ class Task:
     exit_codes: dict[str, int] = field(default_factory=dict)
     version: int = 1
     token: int = 0  # bumped on stop so earlier timed events are ignored
-    alarms: tuple[str, ...] = ()  # the alarms this task keeps in ALARM while RUNNING
