@@ -276,7 +276,9 @@ async def test_list_filters_by_status_and_creation_time_and_pages(
     assert brief["status"] == "IN_PROGRESS"
 
 
-async def test_describes_take_twenty_arns_and_report_unknown_ones(ecs: ECSClient) -> None:
+async def test_describes_take_twenty_arns_and_report_unknown_ones(
+    sim: Simulator, ecs: ECSClient
+) -> None:
     ((steady),) = await history(ecs, "api")
     arn = steady["serviceDeploymentArn"]
     unknown = arn.replace("/api/", "/nothing/")
@@ -299,6 +301,9 @@ async def test_describes_take_twenty_arns_and_report_unknown_ones(ecs: ECSClient
     with pytest.raises(ClientError) as no_service:
         await ecs.list_service_deployments(cluster=CLUSTER, service="nothing")
     assert code(no_service)[0] == "ServiceNotFoundException"
+    calls = sim.stats().calls
+    assert (calls["ListServiceDeployments"], calls["DescribeServiceRevisions"]) == (2, 2)
+    assert calls["DescribeServiceDeployments"] == 3
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,6 @@ from typing import Any
 from ecs_deploy_many.sim import history
 from ecs_deploy_many.sim import tasks as lifecycle
 from ecs_deploy_many.sim.model import (
-    PENDING_STATES,
     Deployment,
     Ids,
     Service,
@@ -449,16 +448,14 @@ def _staged(deployment: Deployment) -> ServiceDeployment | None:
 
 
 def _render_deployment(deployment: Deployment) -> dict[str, Any]:
-    tasks = deployment.tasks.values()
+    running, pending = deployment.counts()
     rendered: dict[str, Any] = {
         "id": deployment.id,
         "status": deployment.status,
         "taskDefinition": deployment.taskdef.arn,
         "desiredCount": deployment.desired,
-        "pendingCount": sum(
-            t.last_status in PENDING_STATES and t.desired_status == "RUNNING" for t in tasks
-        ),
-        "runningCount": sum(t.last_status == "RUNNING" for t in tasks),
+        "pendingCount": pending,
+        "runningCount": running,
         "failedTasks": deployment.failed_tasks,
         "createdAt": deployment.created_at,
         "updatedAt": deployment.updated_at,
@@ -481,7 +478,7 @@ def render_configuration(service: Service) -> dict[str, Any]:
         "maximumPercent": service.max_percent,
         "minimumHealthyPercent": service.min_percent,
         "strategy": "ROLLING",
-        **copy.deepcopy(service.settings),
+        **(copy.deepcopy(service.settings) if service.settings else {}),
     }
 
 

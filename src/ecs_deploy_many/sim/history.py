@@ -34,7 +34,6 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ecs_deploy_many.sim.model import (
-    PENDING_STATES,
     Deployment,
     Revision,
     Service,
@@ -154,14 +153,12 @@ def stage_of(record: ServiceDeployment) -> str:
 
 
 def _summary(deployment: Deployment, weights: tuple[float, float] | None = None) -> dict[str, Any]:
-    tasks = deployment.tasks.values()
+    running, pending = deployment.counts()
     summary: dict[str, Any] = {
         "arn": deployment.revision.arn if deployment.revision else "",
         "requestedTaskCount": deployment.desired,
-        "runningTaskCount": sum(t.last_status == "RUNNING" for t in tasks),
-        "pendingTaskCount": sum(
-            t.last_status in PENDING_STATES and t.desired_status == "RUNNING" for t in tasks
-        ),
+        "runningTaskCount": running,
+        "pendingTaskCount": pending,
     }
     if weights is not None:
         test, production = weights

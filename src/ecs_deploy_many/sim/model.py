@@ -219,6 +219,15 @@ class Deployment:
         """Tasks the scheduler still wants running."""
         return [t for t in self.tasks.values() if t.desired_status == "RUNNING"]
 
+    def counts(self) -> tuple[int, int]:
+        """runningCount and pendingCount, as DescribeServices and service revisions show them."""
+        tasks = self.tasks.values()
+        running = sum(t.last_status == "RUNNING" for t in tasks)
+        pending = sum(
+            t.last_status in PENDING_STATES and t.desired_status == "RUNNING" for t in tasks
+        )
+        return running, pending
+
 
 @dataclass(eq=False)
 class Service:
@@ -291,6 +300,9 @@ class ServiceDeployment:
 
 @dataclass(eq=False)
 class Task:
+    """One task. A fleet holds up to 100,000: CPython shares the keys of instance dicts of
+    at most 30 attributes, so a field more would make each task several times larger."""
+
     id: str
     arn: str
     cluster: Cluster
@@ -320,4 +332,3 @@ class Task:
     exit_codes: dict[str, int] = field(default_factory=dict)
     version: int = 1
     token: int = 0  # bumped on stop so earlier timed events are ignored
-    alarms: tuple[str, ...] = ()  # the alarms this task keeps in ALARM while RUNNING

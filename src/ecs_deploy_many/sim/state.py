@@ -164,10 +164,10 @@ class SimState:
 
     def _next_due(self, until: float) -> float | None:
         """The time of the earliest task event or service wake due by ``until``."""
-        times = [
-            t for t in (self._lifecycle.next_time(), self._scheduler.next_wake()) if t is not None
-        ]
-        when = min(times, default=None)
+        task_event, wake = self._lifecycle.next_time(), self._scheduler.next_wake()
+        when = (
+            task_event if wake is None or (task_event is not None and task_event < wake) else wake
+        )
         return when if when is not None and when <= until else None
 
     def statistics(self) -> dict[str, int]:

@@ -121,8 +121,6 @@ class Lifecycle:
             or {"containerOverrides": [{"name": c["name"]} for c in containers]},
             tags=tags or {},
         )
-        if service is not None and self._fleet.behaviour.alarms:
-            task.alarms = self._alarms_for(taskdef)
         cluster.tasks[task.id] = task
         cluster.pending_tasks += 1
         if service is not None:
@@ -139,6 +137,8 @@ class Lifecycle:
         return task
 
     def _alarms_for(self, taskdef: TaskDef) -> tuple[str, ...]:
+        """The alarms a service task of ``taskdef`` keeps in ALARM while RUNNING (kept per
+        task definition, not on each task: a task holds no more attributes than it must)."""
         if (alarms := self._alarms_of.get(taskdef.arn)) is None:
             images = [c["image"] for c in taskdef.containers]
             alarms = self._alarms_of[taskdef.arn] = self._fleet.alarms_of(images)
@@ -194,8 +194,12 @@ class Lifecycle:
         cluster.pending_tasks += status in PENDING_STATES
         cluster.running_tasks += status == "RUNNING"
         task.version += 1
-        if task.alarms and was_running != (status == "RUNNING"):
-            self._count_alarms(task.alarms, 1 if status == "RUNNING" else -1)
+        if (
+            self._fleet.behaviour.alarms
+            and task.service is not None
+            and was_running != (status == "RUNNING")
+        ):
+            self._count_alarms(self._alarms_for(task.taskdef), 1 if status == "RUNNING" else -1)
 
     def _count_alarms(self, alarms: tuple[str, ...], change: int) -> None:
         for name in alarms:
