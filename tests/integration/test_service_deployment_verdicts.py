@@ -448,3 +448,50 @@ async def test_our_rollback_of_a_blue_green_service_goes_through_its_strategy() 
     assert statuses[rollback] == "SUCCESSFUL"
     assert stages(events, "rollback")[-2:] == ["BAKE_TIME", "CLEAN_UP"]
     assert sim.stats().calls["UpdateService"] == 2
+
+
+async def test_an_image_that_sets_off_a_deployment_alarm_ends_rolled_back_naming_it() -> None:
+    async with simulating(strategies_fleet()) as sim:
+        result, events = await run(sim, ("alarmed", "example/app:bad-metrics"))
+        now = await described(sim, "alarmed")
+
+    record = result.results["prod/alarmed"]
+    assert record.status is Status.ROLLED_BACK
+    assert record.error == "ECS rolled back: alarm app-5xx in ALARM"
+    assert now["taskDefinition"] == arn("app:1")
+    assert not named(events, EventName.ROLLBACK_STARTED)  # ECS rolled back, not us
+
+
+async def test_an_alarm_firing_during_the_bake_ends_rolled_back_naming_it() -> None:
+    """Another service starts running an image that sets the alarm off while ours bakes."""
+    async with simulating(strategies_fleet()) as sim:
+
+        async def set_off_the_alarm_once_baking() -> None:
+            async with ecs_client(sim) as ecs:
+                while True:
+                    await sim.clock.sleep(5)
+                    newest = (await service_deployments(sim, "alarmed"))[0]
+                    if newest.get("lifecycleStage") == "BAKE_TIME":
+                        break
+                registered = await ecs.register_task_definition(
+                    family="noisy",
+                    containerDefinitions=[
+                        {"name": "app", "image": "example/app:bad-metrics", "memory": 128}
+                    ],
+                )
+                await ecs.update_service(
+                    cluster="prod",
+                    service="rolling",
+                    taskDefinition=registered["taskDefinition"]["taskDefinitionArn"],
+                )
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(set_off_the_alarm_once_baking)
+            result, events = await run(sim, ("alarmed", "example/app:2"))
+        now = await described(sim, "alarmed")
+
+    record = result.results["prod/alarmed"]
+    assert record.status is Status.ROLLED_BACK
+    assert record.error == "ECS rolled back: alarm app-5xx in ALARM"
+    assert "BAKE_TIME" in stages(events)
+    assert now["taskDefinition"] == arn("app:1")

@@ -71,6 +71,18 @@ async def test_each_strategy_succeeds_and_a_failing_image_is_rolled_back_by_ecs(
     assert await running(sim, service) == "app:2"
 
 
+async def test_an_alarm_rollback_names_the_alarm(
+    sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await ecs_deploy(sim, "alarmed", "example/app:bad-metrics") == 1
+    line = finished(capsys.readouterr().err)
+    assert (line["status"], line["error"]) == (
+        "rolled_back",
+        "ECS rolled back: alarm app-5xx in ALARM",
+    )
+    assert await running(sim, "alarmed") == "app:1"
+
+
 @pytest.mark.parametrize("controller", ["codedeploy", "external"])
 async def test_a_foreign_controller_is_refused_without_any_change(
     sim: Simulator, controller: str, capsys: pytest.CaptureFixture[str]
