@@ -30,6 +30,7 @@ from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.model import SimError
 from ecs_deploy_many.sim.server import Simulator
 from tests.integration.helpers import FAST_TIMINGS, REGION, ecs_client, sim_pool
+from tests.integration.interrupted_runs import fold, killed_run, resumed_run
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("aws_credentials")]
 
@@ -495,3 +496,25 @@ async def test_an_alarm_firing_during_the_bake_ends_rolled_back_naming_it() -> N
     assert record.error == "ECS rolled back: alarm app-5xx in ALARM"
     assert "BAKE_TIME" in stages(events)
     assert now["taskDefinition"] == arn("app:1")
+
+
+async def test_a_resumed_run_follows_its_blue_green_deployment_by_its_service_deployment() -> None:
+    blue_green = plan(("bluegreen", "example/app:2"))
+    async with simulating(strategies_fleet()) as sim:
+        _, before = await killed_run(
+            sim, blue_green, lambda event, _: event.event is EventName.SERVICE_UPDATED
+        )
+        result, events = await resumed_run(sim, blue_green, fold(before))
+        again, rerun = await resumed_run(sim, blue_green, None)
+        calls = sim.stats().calls
+
+    record = result.results["prod/bluegreen"]
+    assert record.status is Status.SUCCEEDED, record.error
+    assert [e.event for e in events].count(EventName.ATTACHED) == 1
+    [found] = named(events, EventName.SERVICE_DEPLOYMENT)
+    assert found.facts["service_deployment_arn"]
+    assert "BAKE_TIME" in stages(events)
+    # once it is done, running the plan again changes nothing
+    assert again.results["prod/bluegreen"].status is Status.UNCHANGED
+    assert not named(rerun, EventName.SERVICE_DEPLOYMENT)
+    assert calls["UpdateService"] == 1
