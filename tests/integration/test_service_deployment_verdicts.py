@@ -77,7 +77,7 @@ def arn(revision: str) -> str:
     return f"arn:aws:ecs:{REGION}:123456789012:task-definition/{revision}"
 
 
-def plan(*targets: tuple[str, str], **defaults: Any) -> Any:
+def plan(*targets: tuple[str, str], max_parallel: int = 25, **defaults: Any) -> Any:
     """A plan deploying each (service, image), with these ``defaults`` over the usual."""
     settings = {"region": REGION, "timeout": 900, "progress_deadline": 300, **defaults}
     lines = "".join(
@@ -85,16 +85,22 @@ def plan(*targets: tuple[str, str], **defaults: Any) -> Any:
         for service, image in targets
     )
     keys = ", ".join(f"{key}: {value}" for key, value in settings.items())
-    return parse_plan(f"version: 1\ndefaults: {{{keys}}}\ntargets:\n{lines}", environ={})
+    return parse_plan(
+        f"version: 1\nconcurrency: {{max_parallel: {max_parallel}}}\n"
+        f"defaults: {{{keys}}}\ntargets:\n{lines}",
+        environ={},
+    )
 
 
 async def run(
     sim: Simulator,
     *targets: tuple[str, str],
-    defaults: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
     stop_deployments_on_interrupt: bool = False,
     cancel_when: Callable[[TargetEvent], bool] | None = None,
 ) -> tuple[RunResult, list[TargetEvent]]:
+    """Run the plan of ``targets`` (``settings``: ``plan``'s keywords) to its end, or until
+    ``cancel_when`` holds for an event: then cancel it, as a signal would."""
     events: list[TargetEvent] = []
     scope = anyio.CancelScope()
 
@@ -110,7 +116,7 @@ async def run(
             observe,
             stop_deployments_on_interrupt=stop_deployments_on_interrupt,
         )
-        fleet_run = FleetRun(plan(*targets, **(defaults or {})), context)
+        fleet_run = FleetRun(plan(*targets, **(settings or {})), context)
         with scope:
             await fleet_run.run()
     return fleet_run.result, events
@@ -216,26 +222,44 @@ async def test_an_ecs_rollback_is_reported_final_with_ecs_reason(sim: Simulator)
     assert not named(events, EventName.ROLLBACK_STARTED)  # ECS rolled back, not us
 
 
+@pytest.mark.parametrize(
+    ("code", "lists"),
+    [
+        # refused for these services: each asks, as another service may be allowed
+        pytest.param("AccessDeniedException", 2, id="access-denied"),
+        # an endpoint without the operation: asked once for the whole scope
+        pytest.param("UnknownOperationException", 1, id="unknown-operation"),
+    ],
+)
 async def test_when_ecs_will_not_list_service_deployments_the_deployments_array_judges(
-    sim: Simulator,
+    sim: Simulator, code: str, lists: int
 ) -> None:
     handle = sim.state.handle
 
     def refusing(operation: str, region: str, params: dict[str, Any]) -> dict[str, Any]:
         if operation == "ListServiceDeployments":
-            raise SimError("AccessDeniedException", "not allowed: ecs:ListServiceDeployments")
+            raise SimError(code, "not allowed: ecs:ListServiceDeployments")
         return handle(operation, region, params)
 
     sim.state.handle = refusing  # type: ignore[method-assign]
 
-    result, events = await run(sim, ("alarmed", "example/alarmed:2"))
+    result, events = await run(
+        sim,
+        ("alarmed", "example/alarmed:2"),
+        ("alarmed-breaker", "example/alarmed-breaker:2"),
+        settings={"max_parallel": 1},  # one after the other
+    )
 
-    assert result.results["prod/alarmed"].status is Status.SUCCEEDED
-    [fallback] = named(events, EventName.SERVICE_DEPLOYMENT)
-    assert fallback.level == "warning"
-    assert "AccessDeniedException" in fallback.facts["reason"]
-    assert "judged by the service's deployments array" in fallback.facts["reason"]
-    assert "DescribeServiceDeployments" not in sim.stats().calls
+    assert {r.status for r in result.results.values()} == {Status.SUCCEEDED}
+    fallbacks = named(events, EventName.SERVICE_DEPLOYMENT)
+    assert len(fallbacks) == 2
+    for fallback in fallbacks:
+        assert fallback.level == "warning"
+        assert code in fallback.facts["reason"]
+        assert "judged by the service's deployments array" in fallback.facts["reason"]
+    calls = sim.stats().calls
+    assert "DescribeServiceDeployments" not in calls
+    assert calls["ListServiceDeployments"] == lists
 
 
 def waiting(event: TargetEvent) -> bool:
@@ -362,7 +386,7 @@ async def test_blue_green_linear_and_canary_deploy_to_succeeded(service: str) ->
     async with simulating(strategies_fleet()) as sim:
         # A deadline shorter than the bakes: waiting in a bake or a step is no stall.
         result, events = await run(
-            sim, (service, "example/app:2"), defaults={"progress_deadline": 30}
+            sim, (service, "example/app:2"), settings={"progress_deadline": 30}
         )
         now = await described(sim, service)
 
@@ -409,7 +433,7 @@ async def test_a_long_bake_is_no_stall() -> None:
         result, events = await run(
             sim,
             ("bluegreen", "example/app:2"),
-            defaults={"progress_deadline": 60, "timeout": 4 * 3600},
+            settings={"progress_deadline": 60, "timeout": 4 * 3600},
         )
 
     record = result.results["prod/bluegreen"]
@@ -432,7 +456,7 @@ async def test_our_rollback_of_a_blue_green_service_goes_through_its_strategy() 
         result, events = await run(
             sim,
             ("bluegreen", "example/app:broken-2"),
-            defaults={"progress_deadline": 60, "rollback": "true"},
+            settings={"progress_deadline": 60, "rollback": "true"},
         )
         now = await described(sim, "bluegreen")
         history = await service_deployments(sim, "bluegreen")

@@ -214,6 +214,9 @@ class ServiceDeploymentWatcher(_Watcher):
     def __init__(self, gateway: Gateway, clock: Clock, policy: PollPolicy | None = None) -> None:
         super().__init__(gateway, clock, policy)
         self.revisions = ServiceRevisionWatcher(gateway, clock, policy)
+        self.unsupported: AwsError | None = None
+        """Set when the endpoint does not know the service-deployment operations (an
+        UnknownOperationException): no other target of the scope asks again."""
 
     async def run(self) -> None:
         """Poll service deployments and service revisions until cancelled."""

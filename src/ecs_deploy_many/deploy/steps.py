@@ -184,15 +184,22 @@ class TargetSteps:
         assert target.service
         gateway = await self.context.accounts.gateway(target.scope)
         watcher = await self.context.accounts.deployment_watcher(target.scope)
-        with self.answered_in_time():
-            found = await find_service_deployment(
-                gateway,
-                watcher.revisions,
-                target.cluster,
-                target.service,
-                created_at=epoch_seconds(deployment.get("createdAt")),
-                task_definition=expect.task_definition,
-            )
+        if watcher.unsupported is not None:
+            raise watcher.unsupported
+        try:
+            with self.answered_in_time():
+                found = await find_service_deployment(
+                    gateway,
+                    watcher.revisions,
+                    target.cluster,
+                    target.service,
+                    created_at=epoch_seconds(deployment.get("createdAt")),
+                    task_definition=expect.task_definition,
+                )
+        except AwsError as error:
+            if error.code == "UnknownOperationException":
+                watcher.unsupported = error
+            raise
         return None if found is None else str(found["serviceDeploymentArn"])
 
     async def _our_service_deployment(
