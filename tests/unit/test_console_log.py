@@ -57,6 +57,18 @@ def line(event: str, *, verbose: bool = False, width: int | None = None, **field
          "prod/api  rolled back to api:6"),
         ("rolled_back_by_ecs", {"reason": "circuit breaker", "level": "error"},
          "prod/api  ECS rolled the deployment back: circuit breaker"),
+        ("rolled_back_by_ecs",
+         {"reason": "ECS rolled back: alarm api-5xx in ALARM", "level": "error"},
+         "prod/api  ECS rolled back: alarm api-5xx in ALARM"),
+        ("deployment_stopped",
+         {"deployment_id": "ecs-svc/1", "service_deployment_arn": "arn:sd/1", "level": "warning"},
+         "prod/api  stopped arn:sd/1: ECS rolls it back"),
+        ("service_deployment",
+         {"service_deployment_arn": None, "level": "warning",
+          "reason": "ECS refused to list service deployments (...): judged by the service's "
+                    "deployments array"},
+         "prod/api  warning: ECS refused to list service deployments (...): judged by the "
+         "service's deployments array"),
         ("ecs_event", {"message": "(service api) was unable to place a task. Reason: none."},
          "prod/api  ECS: was unable to place a task. Reason: none."),
         ("revision_kept", {"family": "api", "reason": "in use by prod/web", "level": "warning"},

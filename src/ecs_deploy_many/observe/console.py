@@ -149,7 +149,15 @@ def _text(fields: dict[str, Any], level: str) -> str:
     if event == "rolled_back":
         return f"rolled back to {short_revision(fields.get('to_task_definition'))}"
     if event == "rolled_back_by_ecs":
-        return f"ECS rolled the deployment back: {fields.get('reason', '')}"
+        reason = str(fields.get("reason", ""))
+        # a service deployment's verdict says so itself: "ECS rolled back: alarm ..."
+        if reason.startswith("ECS rolled back"):
+            return reason
+        return f"ECS rolled the deployment back: {reason}"
+    if event == "deployment_stopped":
+        return f"stopped {fields.get('service_deployment_arn')}: ECS rolls it back"
+    if event == "service_deployment" and level in _LOUD:
+        return f"{level}: {fields.get('reason', '')}"
     if event == "bake_regressed":
         return str(fields.get("reason", "regressed during the bake"))
     if event == "ecs_event":
