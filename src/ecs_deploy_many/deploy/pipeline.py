@@ -54,9 +54,6 @@ __all__ = [
     "render_revision",
 ]
 
-STOP_WITHIN = 60.0
-"""Simulated seconds an interrupted wait has to stop its service deployment."""
-
 
 async def deploy_target(
     target: Target,
@@ -317,7 +314,7 @@ class _Pipeline(TargetSteps):
                 await self.wait(expect, deployment, service)
             except anyio.get_cancelled_exc_class():
                 if self.context.stop_deployments_on_interrupt:
-                    await self._stop_on_interrupt(gateway, expect, deployment)
+                    await self.stop_service_deployment(gateway, expect, deployment)
                 raise
         except EcsDeployError as failure:
             # UpdateService's own error means ECS refused the update (the gateway
@@ -452,33 +449,6 @@ class _Pipeline(TargetSteps):
             desired=deployment.get("desiredCount"),
         )
         return updated
-
-    async def _stop_on_interrupt(
-        self, gateway: Gateway, expect: Expectation, deployment: dict[str, Any]
-    ) -> None:
-        """The run was interrupted mid-wait and asked to stop its deployments: have ECS
-        stop ours and roll it back (StopServiceDeployment, stopType ROLLBACK); the
-        record says what became of it."""
-        outcome = "its service deployment could not be stopped in time"
-        with self.clock.move_on_after(STOP_WITHIN, shield=True):
-            try:
-                arn = self.service_deployment_arn or await self.find_service_deployment(
-                    expect, deployment
-                )
-                if arn is None:
-                    outcome = "ECS lists no service deployment of it to stop"
-                else:
-                    await gateway.stop_service_deployment(arn)
-                    outcome = f"stopped service deployment {arn}: ECS rolls it back"
-                    self.emit(
-                        EventName.DEPLOYMENT_STOPPED,
-                        "warning",
-                        deployment_id=expect.deployment_id,
-                        service_deployment_arn=arn,
-                    )
-            except EcsDeployError as error:
-                outcome = f"its service deployment could not be stopped: {error}"
-        self.result.error = f"interrupted during wait; {outcome}"
 
     async def _finish_rollback(self, gateway: Gateway, service: dict[str, Any]) -> None:
         """End a rollback the earlier run began: update only if the service is not on

@@ -2,8 +2,10 @@
 
 A target's deploy (``deploy.pipeline``) and its rollback (``deploy.rollback``) are both
 steps on one ``TargetResult``. ``TargetSteps`` says which step is running, emits the
-target's events, bounds ECS calls by the target's timeout, waits for a deployment, and
-records the final state with its one ``target_finished`` event.
+target's events, bounds ECS calls by the target's timeout, waits for a deployment (by
+ECS's service deployment of it where that judges: ``deploy.strategy``), stops that
+service deployment when an interrupted run was asked to, and records the final state
+with its one ``target_finished`` event.
 """
 
 from __future__ import annotations
@@ -35,7 +37,10 @@ from ecs_deploy_many.deploy.wait import (
     wait_for_deployment,
 )
 
-__all__ = ["Accounts", "RunContext", "TargetSteps", "primary_deployment"]
+__all__ = ["STOP_WITHIN", "Accounts", "RunContext", "TargetSteps", "primary_deployment"]
+
+STOP_WITHIN = 60.0
+"""Simulated seconds an interrupted wait has to stop its service deployment."""
 
 
 class Accounts(Protocol):
@@ -201,6 +206,33 @@ class TargetSteps:
                 watcher.unsupported = error
             raise
         return None if found is None else str(found["serviceDeploymentArn"])
+
+    async def stop_service_deployment(
+        self, gateway: Gateway, expect: Expectation, deployment: dict[str, Any]
+    ) -> None:
+        """The run was interrupted mid-wait and asked to stop its deployments: have ECS
+        stop ours and roll it back (StopServiceDeployment, stopType ROLLBACK); the
+        record says what became of it."""
+        outcome = "its service deployment could not be stopped in time"
+        with self.clock.move_on_after(STOP_WITHIN, shield=True):
+            try:
+                arn = self.service_deployment_arn or await self.find_service_deployment(
+                    expect, deployment
+                )
+                if arn is None:
+                    outcome = "ECS lists no service deployment of it to stop"
+                else:
+                    await gateway.stop_service_deployment(arn)
+                    outcome = f"stopped service deployment {arn}: ECS rolls it back"
+                    self.emit(
+                        EventName.DEPLOYMENT_STOPPED,
+                        "warning",
+                        deployment_id=expect.deployment_id,
+                        service_deployment_arn=arn,
+                    )
+            except EcsDeployError as error:
+                outcome = f"its service deployment could not be stopped: {error}"
+        self.result.error = f"interrupted during wait; {outcome}"
 
     async def _our_service_deployment(
         self, expect: Expectation, deployment: dict[str, Any]
