@@ -49,6 +49,7 @@ import structlog
 from rich.console import Console
 
 from ecs_deploy_many.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_PLAN
+from ecs_deploy_many.cli.gates import check_gate_flags, wave_gates
 from ecs_deploy_many.cli.journaling import run_id_of, run_journal, shared_budget
 from ecs_deploy_many.cli.lock import held_lock
 from ecs_deploy_many.cli.options import count, say, start_logging
@@ -268,6 +269,7 @@ async def deploy(plan_path: str, options: dict[str, Any]) -> None:
     )
     if options["max_parallel"]:
         plan = replace(plan, max_parallel=options["max_parallel"])
+    check_gate_flags(plan, options)
     if options["check_only"]:
         _say_valid(plan_path, plan)
         return
@@ -449,7 +451,8 @@ async def _deploy(
                 context = RunContext(
                     pool, where.clock, observe, redactor=redactor, pins=pinning.pins
                 )
-                run = FleetRun(plan, context, job.prior, shared)
+                gates = wave_gates(where, pool, options, run_id)
+                run = FleetRun(plan, context, job.prior, shared, gates)
                 if pinning.problems:
                     run.halt(unpinned(plan_path, pinning))
                 async with show_progress(progress, where.clock, console):
