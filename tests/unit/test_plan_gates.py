@@ -8,7 +8,8 @@ import pytest
 
 from ecs_deploy_many.core.errors import PlanError
 from ecs_deploy_many.core.scope import AwsScope
-from ecs_deploy_many.plan import AlarmGate, ApprovalGate, Plan, parse_plan
+from ecs_deploy_many.plan import Plan, parse_plan
+from ecs_deploy_many.plan.model import AlarmGate, ApprovalGate
 
 FLEET = """\
 version: 1

@@ -10,21 +10,11 @@ from __future__ import annotations
 
 from ecs_deploy_many.plan.interpolate import InterpolationError, interpolate
 from ecs_deploy_many.plan.load import load_plan, parse_plan
-from ecs_deploy_many.plan.model import (
-    AlarmGate,
-    ApprovalGate,
-    FailureBudget,
-    OnFailure,
-    Plan,
-    Polling,
-    Wave,
-)
+from ecs_deploy_many.plan.model import FailureBudget, OnFailure, Plan, Polling, Wave
 from ecs_deploy_many.plan.select import DependencyChoice, select
 from ecs_deploy_many.plan.shard import shard
 
 __all__ = [
-    "AlarmGate",
-    "ApprovalGate",
     "DependencyChoice",
     "FailureBudget",
     "InterpolationError",
