@@ -26,6 +26,8 @@ from tests.moto_server import moto_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("aws_credentials")]
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy-plans" / "gated-release.yaml"
+
 PLAN = f"""\
 version: 1
 defaults: {{cluster: prod, region: {REGION}, timeout: 300}}
@@ -176,3 +178,17 @@ async def read_approval_events(bucket: str) -> int:
             body = await (await s3.get_object(Bucket=bucket, Key=item["Key"]))["Body"].read()
             found += b'"event":"approval_waiting"' in body
         return found
+
+
+async def test_the_example_gated_release_rehearses(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """deploy-plans/gated-release.yaml, as its comment says: approved at once, no alarm read."""
+    monkeypatch.setenv("RELEASE", "2.0")
+    code = await many(
+        str(EXAMPLE), "--simulate", "--speed", "500", "--log-format", "json", "--no-journal"
+    )
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "alarm gates are not read in a rehearsal (3 waves)" in err
+    assert err.count('"event": "approved"') == 4  # eu's two targets, us's two
