@@ -137,9 +137,9 @@ class ClientPool:
         return watcher
 
     async def cloudwatch(self, scope: AwsScope) -> Any:
-        """A CloudWatch client for ``scope``, created on first use. Its endpoint is the
-        SDK's own (``AWS_ENDPOINT_URL_CLOUDWATCH`` included), never the ECS endpoint,
-        and the SDK retries its calls (no bucket of ours paces them)."""
+        """A CloudWatch client for ``scope``, created on first use (``aws.alarms`` paces
+        its calls; the SDK retries them). Its endpoint is the SDK's own
+        (``AWS_ENDPOINT_URL_CLOUDWATCH`` included), never the ECS endpoint."""
         async with self._lock:
             client = self._cloudwatch.get(scope)
             if client is None:
