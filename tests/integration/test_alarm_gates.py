@@ -7,10 +7,12 @@ change state with SetAlarmState, as CloudWatch's own evaluation would change the
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -18,6 +20,7 @@ import boto3
 import pytest
 
 from ecs_deploy_many.aws.alarms import CloudWatchAlarms
+from ecs_deploy_many.cli.many import cli
 from ecs_deploy_many.core.events import EventName, TargetEvent
 from ecs_deploy_many.core.scope import AwsScope
 from ecs_deploy_many.deploy.engine import FleetRun, RunResult, RunVerdict
@@ -286,3 +289,37 @@ async def test_a_read_batches_names_by_100_and_reads_each_prefix_once(cloudwatch
     assert len(reading.alarms) == 151
     assert [a.name for a in reading.firing] == ["svc-149"]
     assert reading.missing == ("svc-missing",)
+
+
+# -- at the command line: each gate read once before anything changes -----------------
+
+
+async def many(*args: str) -> int:
+    code = await cli.main(list(args), "ecs-deploy-many", standalone_mode=False)
+    return code if isinstance(code, int) else 0
+
+
+async def test_a_gate_naming_a_missing_alarm_stops_the_run_before_any_change(
+    cloudwatch: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alarm(cloudwatch, "api-5xx", "ALARM")
+    text = plan(f"waves:\n{CANARY}    alarms: {{names: [api-5xx, api-5xxx]}}\n" + REST)
+    (tmp_path / "plan.yaml").write_text(text)
+    async with Simulator(FLEET, speed=SPEED) as sim:
+        code = await many(
+            str(tmp_path / "plan.yaml"), "--endpoint-url", sim.endpoint_url,
+            "--speed", f"{SPEED:g}", "--no-journal", "--report", str(tmp_path / "report.json"),
+        )  # fmt: skip
+        stats = sim.stats()
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert not stats.updates
+    problem = (
+        f"the alarm gate of wave canary names no CloudWatch alarm in {REGION} called "
+        "api-5xxx: check the names (prefix: matches any number)"
+    )
+    assert f"error: {problem}" in err
+    assert "warning: api-5xx in ALARM already: wave canary fails once deployed" in err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert {t["status"] for t in report["targets"]} == {"skipped"}
+    assert report["targets"][0]["error"] == f"nothing was deployed: {problem}"

@@ -425,7 +425,7 @@ async def _deploy(
         watchers.append(timeline)
     if notifier is not None:
         watchers.append(notifier)
-    pinning = Pinning()
+    pinning, gate_problems = Pinning(), list[str]()
     async with AsyncExitStack() as stack:
         lock = await stack.enter_async_context(
             held_lock(
@@ -451,10 +451,12 @@ async def _deploy(
                 context = RunContext(
                     pool, where.clock, observe, redactor=redactor, pins=pinning.pins
                 )
-                gates = wave_gates(where, pool, options, run_id)
+                gates, gate_problems = await wave_gates(where, pool, options, run_id)
                 run = FleetRun(plan, context, job.prior, shared, gates)
                 if pinning.problems:
                     run.halt(unpinned(plan_path, pinning))
+                elif gate_problems:
+                    run.halt(f"nothing was deployed: {gate_problems[0]}")
                 async with show_progress(progress, where.clock, console):
                     try:
                         await _run(run, job, options["interrupt_grace"], signals, lock, watched)
@@ -493,7 +495,7 @@ async def _deploy(
     late = signals.received[during_run:]
     if late:
         say(f"{late[0].name} came after the run had ended; every output is written")
-    code = EXIT_PLAN if pinning.problems else _exit_code(result)
+    code = EXIT_PLAN if pinning.problems or gate_problems else _exit_code(result)
     lost_lock = lock is not None and lock.lost is not None
     return code if (written and not journal_error and not lost_lock) or code else EXIT_FAILED
 

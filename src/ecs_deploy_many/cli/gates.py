@@ -5,6 +5,11 @@ run journal (``journal.approvals``), so ``approve`` works from any machine that 
 the journal: the same directory, or the same S3 prefix. A run with an approval gate
 therefore needs a journal (``--no-journal`` is refused, exit 2).
 
+Before anything changes, each alarm gate is read once: a gate that cannot read
+CloudWatch, or names an alarm that does not exist, stops the run there (exit 2, every
+target ``skipped`` with the reason), as it would otherwise fail its wave only once
+deployed. An alarm already in ALARM is said, not refused: the release may be its fix.
+
 A rehearsal (``--simulate``) reports its gates and waits for no one: each approval is
 given at once (its events say so), and alarm gates are not read (the simulator serves
 no CloudWatch), so they pass.
@@ -25,7 +30,7 @@ from ecs_deploy_many.aws.session import ClientPool
 from ecs_deploy_many.cli.exits import EXIT_PLAN
 from ecs_deploy_many.cli.options import count, say
 from ecs_deploy_many.cli.where import Where
-from ecs_deploy_many.core.errors import JournalError
+from ecs_deploy_many.core.errors import EcsDeployError, JournalError
 from ecs_deploy_many.core.redact import run_redactor
 from ecs_deploy_many.core.scope import AwsScope
 from ecs_deploy_many.deploy.gates import WaveGates
@@ -38,7 +43,7 @@ from ecs_deploy_many.journal.approvals import (
 )
 from ecs_deploy_many.plan import Plan
 
-__all__ = ["approve", "check_gate_flags", "wave_gates"]
+__all__ = ["alarm_gate_problems", "approve", "check_gate_flags", "wave_gates"]
 
 
 def check_gate_flags(plan: Plan, options: dict[str, Any]) -> None:
@@ -67,8 +72,41 @@ class _Rehearsal:
         return AlarmReading()
 
 
-def wave_gates(where: Where, pool: ClientPool, options: dict[str, Any], run_id: str) -> WaveGates:
-    """What the run's gates read: CloudWatch and the run journal, or a rehearsal's stand-ins."""
+async def alarm_gate_problems(plan: Plan, reader: CloudWatchAlarms) -> list[str]:
+    """Read every alarm gate once: why the run cannot rely on one, if it cannot."""
+    problems = []
+    for wave in plan.waves:
+        gate = wave.alarms
+        if gate is None:
+            continue
+        where = f" in {gate.scope.region}" if gate.scope.region else ""
+        try:
+            reading = await reader.read(gate.scope, gate.names, gate.prefixes)
+        except EcsDeployError as error:
+            problems.append(
+                f"the alarm gate of wave {wave.name} cannot read CloudWatch{where}: {error} "
+                "(the run needs cloudwatch:DescribeAlarms)"
+            )
+            continue
+        if reading.missing:
+            problems.append(
+                f"the alarm gate of wave {wave.name} names no CloudWatch alarm{where} called "
+                f"{', '.join(reading.missing)}: check the names (prefix: matches any number)"
+            )
+        if reading.firing:
+            firing = ", ".join(alarm.name for alarm in reading.firing)
+            say(
+                f"warning: {firing} in ALARM already: wave {wave.name} fails once deployed "
+                "unless it clears by then"
+            )
+    return problems
+
+
+async def wave_gates(
+    where: Where, pool: ClientPool, options: dict[str, Any], run_id: str
+) -> tuple[WaveGates, list[str]]:
+    """What the run's gates read (CloudWatch and the run journal, or a rehearsal's
+    stand-ins), and why the run cannot rely on its alarm gates, when it cannot."""
     plan = where.plan
     if where.simulator is not None:
         alarmed = [wave for wave in plan.waves if wave.alarms is not None]
@@ -78,12 +116,16 @@ def wave_gates(where: Where, pool: ClientPool, options: dict[str, Any], run_id: 
                 "simulator serves no CloudWatch"
             )
         rehearsal = _Rehearsal()
-        return WaveGates(approvals=rehearsal, alarms=rehearsal)
+        return WaveGates(approvals=rehearsal, alarms=rehearsal), []
     approvals = None
     if not options.get("no_journal"):
         location = locate(options.get("journal"), os.environ)
         approvals = JournalApprovals(location, run_id, options.get("journal"))
-    return WaveGates(approvals=approvals, alarms=CloudWatchAlarms(pool, where.clock))
+    alarms = CloudWatchAlarms(pool, where.clock)
+    problems = await alarm_gate_problems(plan, alarms)
+    for problem in problems:
+        say(f"error: {problem}")
+    return WaveGates(approvals=approvals, alarms=alarms), problems
 
 
 async def approve(wanted: str, wave: str, journal: str | None, note: str) -> None:
