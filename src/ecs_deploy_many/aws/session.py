@@ -103,6 +103,7 @@ class ClientPool:
             {} if http_session_cls is None else {"http_session_cls": http_session_cls}
         )
         self._accounts: dict[AwsScope, _Account] = {}
+        self._cloudwatch: dict[AwsScope, Any] = {}
         self._lock = anyio.Lock()
         self._stack = AsyncExitStack()
         self._task_group: TaskGroup | None = None
@@ -145,6 +146,26 @@ class ClientPool:
             account.deployment_watcher = watcher
             self._task_group.start_soon(watcher.run)
         return account.deployment_watcher
+
+    async def cloudwatch(self, scope: AwsScope) -> Any:
+        """A CloudWatch client for ``scope``, created on first use (``aws.alarms`` paces
+        its calls; the SDK retries them). Its endpoint is the SDK's own
+        (``AWS_ENDPOINT_URL_CLOUDWATCH`` included), never the ECS endpoint."""
+        async with self._lock:
+            client = self._cloudwatch.get(scope)
+            if client is None:
+                session, region = await self._session(scope)
+                config = AioConfig(retries={"mode": "standard", "total_max_attempts": 3})
+                try:
+                    client = await self._stack.enter_async_context(
+                        session.client("cloudwatch", region_name=region, config=config)
+                    )
+                except (BotoCoreError, ValueError) as exc:
+                    raise CredentialsError(
+                        f"cannot create a CloudWatch client in {region}: {exc}"
+                    ) from exc
+                self._cloudwatch[scope] = client
+            return client
 
     async def _account(self, scope: AwsScope) -> _Account:
         async with self._lock:

@@ -51,6 +51,7 @@ import structlog
 from rich.console import Console
 
 from ecs_deploy_many.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_PLAN
+from ecs_deploy_many.cli.gates import check_gate_flags, wave_gates
 from ecs_deploy_many.cli.journaling import run_id_of, run_journal, shared_budget
 from ecs_deploy_many.cli.lock import held_lock
 from ecs_deploy_many.cli.options import count, say, start_logging
@@ -270,6 +271,7 @@ async def deploy(plan_path: str, options: dict[str, Any]) -> None:
     )
     if options["max_parallel"]:
         plan = replace(plan, max_parallel=options["max_parallel"])
+    check_gate_flags(plan, options)
     if options["check_only"]:
         _say_valid(plan_path, plan)
         return
@@ -425,7 +427,7 @@ async def _deploy(
         watchers.append(timeline)
     if notifier is not None:
         watchers.append(notifier)
-    pinning = Pinning()
+    pinning, gate_problems = Pinning(), list[str]()
     async with AsyncExitStack() as stack:
         lock = await stack.enter_async_context(
             held_lock(
@@ -458,9 +460,12 @@ async def _deploy(
                         "stop_deployments_on_interrupt", False
                     ),
                 )
-                run = FleetRun(plan, context, job.prior, shared)
+                gates, gate_problems = await wave_gates(where, pool, options, run_id)
+                run = FleetRun(plan, context, job.prior, shared, gates)
                 if pinning.problems:
                     run.halt(unpinned(plan_path, pinning))
+                elif gate_problems:
+                    run.halt(f"nothing was deployed: {gate_problems[0]}")
                 async with show_progress(progress, where.clock, console):
                     try:
                         await _run(run, job, options["interrupt_grace"], signals, lock, watched)
@@ -499,7 +504,7 @@ async def _deploy(
     late = signals.received[during_run:]
     if late:
         say(f"{late[0].name} came after the run had ended; every output is written")
-    code = EXIT_PLAN if pinning.problems else _exit_code(result)
+    code = EXIT_PLAN if pinning.problems or gate_problems else _exit_code(result)
     lost_lock = lock is not None and lock.lost is not None
     return code if (written and not journal_error and not lost_lock) or code else EXIT_FAILED
 

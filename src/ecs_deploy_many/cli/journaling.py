@@ -32,7 +32,7 @@ from ecs_deploy_many.journal import (
 )
 from ecs_deploy_many.journal.records import is_run_id
 from ecs_deploy_many.journal.run_table import RunTable, open_run_table
-from ecs_deploy_many.plan import Plan
+from ecs_deploy_many.plan import Plan, Wave
 from ecs_deploy_many.plan.shard import shard_numbers
 
 __all__ = [
@@ -165,7 +165,7 @@ def journal_start(
         plan=plan_path,
         plan_digest=plan_digest(plan_path),
         targets=plan.targets,
-        waves=[{"name": w.name, "targets": list(w.targets), "bake": w.bake} for w in plan.waves],
+        waves=[_wave_record(wave) for wave in plan.waves],
         policy={
             "max_parallel": plan.max_parallel,
             "per_cluster": plan.per_cluster,
@@ -191,6 +191,20 @@ def journal_start(
         },
         shard=options.get("shard") or "1/1",
     )
+
+
+def _wave_record(wave: Wave) -> dict[str, Any]:
+    """A wave as the journal keeps it: ``approve`` reads its approval gate from there."""
+    alarms = wave.alarms
+    return {
+        "name": wave.name,
+        "targets": list(wave.targets),
+        "bake": wave.bake,
+        "approval": {"timeout": wave.approval.timeout} if wave.approval else None,
+        "alarms": {"names": list(alarms.names), "prefixes": list(alarms.prefixes)}
+        if alarms
+        else None,
+    }
 
 
 def plan_digest(plan_path: str) -> str | None:

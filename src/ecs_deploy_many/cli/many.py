@@ -2,7 +2,7 @@
 
 ``ecs-deploy-many PLAN ...`` is short for ``ecs-deploy-many deploy PLAN ...``; the other
 subcommands are ``validate PLAN``, ``status PLAN``, ``runs``, ``show RUN``, ``resume RUN``,
-``rollback RUN``, ``lock status|break PLAN`` and ``sim serve``.
+``rollback RUN``, ``approve RUN WAVE``, ``lock status|break PLAN`` and ``sim serve``.
 
 This module only declares the commands and their flags, so ``--version`` and ``--help``
 start at once: a command imports what it uses (``cli.fleet``: the AWS SDK, the engine,
@@ -139,6 +139,7 @@ async def cli(**_: Any) -> None:
     ecs-deploy-many show RUN           a journaled run's summary and reports
     ecs-deploy-many resume RUN         continue a killed or interrupted run
     ecs-deploy-many rollback RUN       put back every service a run changed
+    ecs-deploy-many approve RUN WAVE   let a run's wave waiting for approval start
     ecs-deploy-many lock status PLAN   who holds the plan's run lock
     ecs-deploy-many lock break PLAN    remove it (--reason is recorded)
     ecs-deploy-many sim serve          run the local ECS simulator
@@ -345,6 +346,25 @@ async def rollback(run_id: str, **options: Any) -> None:
     await commands.roll_back_run(run_id, options)
 
 
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@click.argument("wave", metavar="WAVE")
+@_journal_option
+@click.option("--note", default="", metavar="TEXT", help="Why: recorded with the approval.")
+async def approve(run_id: str, wave: str, journal: str | None, note: str) -> None:
+    """Approve WAVE of RUN (its id, or the start of one): a run waiting for it starts the
+    wave within 15 s (of its clock).
+
+    The approval is recorded in the run's journal (--journal: the run's own, a directory
+    or s3://bucket/prefix), once: approving again reports the first approval. Exit 0
+    when approved (or already), 2 when there is no such run or wave, the wave asks for
+    no approval, or the journal cannot be written.
+    """
+    from ecs_deploy_many.cli import gates
+
+    await gates.approve(run_id, wave, journal, note)
+
+
 @click.group()
 async def lock() -> None:
     """Show or break the run lock a plan names (`lock:`)."""
@@ -380,6 +400,7 @@ cli.add_command(runs)
 cli.add_command(resume)
 cli.add_command(rollback)
 cli.add_command(show)
+cli.add_command(approve)
 cli.add_command(lock)
 cli.add_command(sim)
 

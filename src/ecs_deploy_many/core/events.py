@@ -27,6 +27,7 @@ Step = Literal[
     "cleanup",
     "run_task",
     "bake",
+    "approval",
     "done",
 ]
 Level = Literal["debug", "info", "warning", "error"]
@@ -60,6 +61,11 @@ class EventName(StrEnum):
     ROLLBACK_STARTED = "rollback_started"
     ROLLED_BACK = "rolled_back"
     BAKE_REGRESSED = "bake_regressed"
+    ALARM_GATE_FAILED = "alarm_gate_failed"
+    """A wave's alarm gate failed while it baked (an alarm in ALARM, or unreadable)."""
+    APPROVAL_WAITING = "approval_waiting"
+    """The target's wave waits for ``ecs-deploy-many approve RUN WAVE``."""
+    APPROVED = "approved"
     CLEANUP_SKIPPED = "cleanup_skipped"
     DEREGISTERED = "deregistered"
     TARGET_FINISHED = "target_finished"

@@ -14,8 +14,10 @@ The run succeeds when every target not marked ``allow_failure`` succeeded or was
 unchanged. The failure budget decides only whether the run goes on: once failures
 exceed it, ``halt`` and ``rollback_all`` start nothing new, ``continue`` carries on.
 During a wave's ``bake`` the services it deployed are watched (``deploy.bake``); one
-that regresses fails, and is rolled back when its target asks for rollback. Rollbacks,
-``rollback_all``'s included, live in ``deploy.rollback``.
+that regresses fails, and is rolled back when its target asks for rollback. A wave's
+gates (``deploy.gates``) hold it before it starts until it is approved, and fail its
+services when its CloudWatch alarms fire while it bakes (failed and rolled back like a
+regression). Rollbacks, ``rollback_all``'s included, live in ``deploy.rollback``.
 
 A run can continue an earlier one (``FleetRun(..., prior=histories)``): each target
 starts where ``deploy.resume`` says. Targets the earlier run finished keep their result
@@ -44,12 +46,13 @@ import anyio
 import anyio.abc
 
 from ecs_deploy_many.core.errors import RunTableError
-from ecs_deploy_many.core.events import EventName, TargetEvent, target_finished
+from ecs_deploy_many.core.events import EventName, Level, Step, TargetEvent, target_finished
 from ecs_deploy_many.core.history import TargetHistory
 from ecs_deploy_many.core.result import Status, TargetResult
 from ecs_deploy_many.core.scope import AwsScope
 from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.deploy.bake import watch_during_bake
+from ecs_deploy_many.deploy.gates import WaveGates, alarm_gate_failure, wait_for_approval
 from ecs_deploy_many.deploy.pipeline import RunContext, deploy_target
 from ecs_deploy_many.deploy.resume import Resumption, Start, kept_result, resumption
 from ecs_deploy_many.deploy.rollback import roll_back_all, roll_back_run, roll_back_target
@@ -171,9 +174,12 @@ class FleetRun:
         context: RunContext,
         prior: Mapping[str, TargetHistory] | None = None,
         shared: SharedBudget | None = None,
+        gates: WaveGates | None = None,
     ) -> None:
         self.plan = plan
         self._shared = shared
+        self._gates = gates or WaveGates()
+        self._unapproved = False
         self.context = context
         self.result = RunResult(plan)
         self._starts = {
@@ -202,10 +208,11 @@ class FleetRun:
         self._keep_finished()
         try:
             for wave in self.plan.waves:
+                await self._pass_approval(wave)
                 await self._run_wave(wave)
-                if wave.bake and not self.result.halted:
+                if (wave.bake or wave.alarms) and not self.result.halted:
                     await self._bake(wave)
-            budget_spent = self.result.halted and not self._interrupted
+            budget_spent = self.result.halted and not (self._interrupted or self._unapproved)
             if budget_spent and self.plan.on_failure == "rollback_all":
                 await roll_back_all(
                     self.plan.waves,
@@ -418,10 +425,52 @@ class FleetRun:
                 f"{error}; this shard went on with its own failure budget"
             )
 
-    # -- bake --------------------------------------------------------------------------
+    # -- gates and bake ------------------------------------------------------------
+
+    async def _pass_approval(self, wave: Wave) -> None:
+        """Hold ``wave`` until it is approved; halt the run when it is not in time.
+
+        A wave whose targets the earlier run all finished needs no approval again."""
+        if wave.approval is None or self.result.halted:
+            return
+        waiting = [
+            self.plan.target(name)
+            for name in wave.targets
+            if self._starts[name].start is not Start.KEEP
+        ]
+        if not waiting:
+            return
+        approvals = self._gates.approvals
+        how = approvals.how_to_approve(wave.name) if approvals else None
+        facts = {"wave": wave.name, "timeout_s": wave.approval.timeout, "approve_with": how}
+        self._emit(waiting, "approval", EventName.APPROVAL_WAITING, facts, "warning")
+        outcome = await wait_for_approval(
+            wave, approvals, self.context.clock, lambda: self.result.halted
+        )
+        if outcome is None:  # the run halted meanwhile: its reason stands
+            return
+        if isinstance(outcome, str):
+            self._unapproved = True
+            self.result.halted = self.result.halted or outcome
+            return
+        facts = {"wave": wave.name, "by": outcome.by, "approved_at": outcome.at}
+        self._emit(waiting, "approval", EventName.APPROVED, {**facts, "note": outcome.note})
+
+    def _emit(
+        self,
+        targets: list[Target],
+        step: Step,
+        event: EventName,
+        facts: Mapping[str, object],
+        level: Level = "info",
+    ) -> None:
+        now = self.context.clock.now()
+        for target in targets:
+            self.context.observe(TargetEvent(target, step, event, now, facts, level))
 
     async def _bake(self, wave: Wave) -> None:
-        """Watch the services the wave deployed for ``wave.bake`` seconds."""
+        """Watch the services the wave deployed for ``wave.bake`` seconds, and hold its
+        alarm gate meanwhile."""
         baking = [
             result
             for name in wave.targets
@@ -429,26 +478,86 @@ class FleetRun:
             and result.status is Status.SUCCEEDED
             and result.target.kind == "service"
         ]
-        with self.context.clock.move_on_after(wave.bake):
-            async with anyio.create_task_group() as group:
-                for result in baking:
-                    group.start_soon(self._bake_target, result, wave.bake)
+        if not baking:
+            return
+        watching = {result.target.name: anyio.CancelScope() for result in baking}
+        async with anyio.create_task_group() as group:
+            if wave.alarms is not None:
+                group.start_soon(self._hold_alarm_gate, wave, baking, watching)
+            if wave.bake:
+                with self.context.clock.move_on_after(wave.bake):
+                    async with anyio.create_task_group() as watchers:
+                        for result in baking:
+                            watcher = watching[result.target.name]
+                            watchers.start_soon(self._bake_target, result, wave.bake, watcher)
 
-    async def _bake_target(self, result: TargetResult, bake: float) -> None:
-        """Fail (and roll back, when the target asks for it) a service that regresses."""
+    async def _bake_target(
+        self, result: TargetResult, bake: float, watching: anyio.CancelScope
+    ) -> None:
+        """Fail (and roll back, when the target asks for it) a service that regresses;
+        ``watching`` is cancelled when the alarm gate fails the target first."""
         target = result.target
         assert target.cluster
-        watcher = await self.context.accounts.watcher(target.scope, target.cluster)
-        problem = await watch_during_bake(watcher, result)
+        with watching:
+            watcher = await self.context.accounts.watcher(target.scope, target.cluster)
+            problem = await watch_during_bake(watcher, result)
+        if watching.cancel_called:
+            return
         reason = f"regressed during the {bake:g} s bake: {problem}"
+        await self._fail_baked(result, reason, EventName.BAKE_REGRESSED, {})
+
+    async def _hold_alarm_gate(
+        self,
+        wave: Wave,
+        baking: list[TargetResult],
+        watching: Mapping[str, anyio.CancelScope],
+    ) -> None:
+        """Read the wave's alarms now, every ``interval`` while it bakes, and at its end;
+        on the first failure fail every service still baking (``deploy.gates``)."""
+        gate, clock = wave.alarms, self.context.clock
+        assert gate is not None
+        end = clock.now() + wave.bake
+        while any(result.status is Status.SUCCEEDED for result in baking):
+            failure = await alarm_gate_failure(self._gates.alarms, gate)
+            if failure is not None:
+                failing = [result for result in baking if result.status is Status.SUCCEEDED]
+                for result in failing:
+                    watching[result.target.name].cancel()
+                    result.status = Status.FAILED  # before any wait: no watcher fails it too
+                facts = {"wave": wave.name, "alarms": list(failure.alarms)}
+                async with anyio.create_task_group() as group:
+                    for result in failing:
+                        group.start_soon(
+                            self._fail_baked,
+                            result,
+                            failure.reason,
+                            EventName.ALARM_GATE_FAILED,
+                            facts,
+                        )
+                return
+            left = end - clock.now()
+            if left <= 0:
+                return
+            await clock.sleep(min(gate.interval, left))
+
+    async def _fail_baked(
+        self,
+        result: TargetResult,
+        reason: str,
+        event: EventName,
+        facts: Mapping[str, object],
+    ) -> None:
+        """A service that succeeded fails during its wave's bake: say so, roll it back
+        when its target asks for it, and count the failure."""
+        target = result.target
         result.status, result.error, result.failed_step = Status.FAILED, reason, "bake"
         self.context.observe(
             TargetEvent(
                 target,
                 "bake",
-                EventName.BAKE_REGRESSED,
+                event,
                 self.context.clock.now(),
-                {"reason": reason},
+                {**facts, "reason": reason},
                 "error",
             )
         )

@@ -84,7 +84,8 @@ class RunStart:
     plan_digest: str | None
     targets: Sequence[Target]
     waves: Sequence[Mapping[str, Any]]
-    """Each wave's ``name``, ``targets`` (names in order) and ``bake`` seconds."""
+    """Each wave's ``name``, ``targets`` (names in order), ``bake`` seconds, and its gates:
+    ``approval`` (``timeout``) and ``alarms`` (``names``, ``prefixes``), each null when absent."""
     policy: Mapping[str, Any]
     """``max_parallel``, ``per_cluster``, ``failure_budget`` (``amount``, ``percent``),
     ``on_failure``: what a report or a resume needs of the plan's policies."""

@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Literal
 
 from ecs_deploy_many.core.ratelimit import ECS_BUCKETS, BucketSpec
+from ecs_deploy_many.core.scope import AwsScope
 from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.plan.schedule import Schedule
 
 __all__ = [
+    "AlarmGate",
+    "ApprovalGate",
     "FailureBudget",
     "Images",
     "LockSpec",
@@ -37,6 +40,34 @@ this run already deployed.
 
 
 @dataclass(frozen=True)
+class AlarmGate:
+    """CloudWatch alarms that must not be in ALARM while a wave bakes (``alarms:``).
+
+    INSUFFICIENT_DATA is not ALARM: an alarm without data yet (a new metric, a quiet
+    service) does not fail a wave.
+    """
+
+    names: tuple[str, ...] = ()
+    """Alarms named exactly; one that does not exist fails the gate (a typo must not
+    pass for a quiet alarm)."""
+    prefixes: tuple[str, ...] = ()
+    """Every alarm whose name starts with one of these; none existing is fine."""
+    scope: AwsScope = field(default_factory=AwsScope)
+    """Where the alarms are read: the account and region of the wave's targets, or the
+    gate's own region (``region:``)."""
+    interval: float = 30.0
+    """Seconds of the run's clock between two reads while the wave bakes."""
+
+
+@dataclass(frozen=True)
+class ApprovalGate:
+    """A wave that starts only once someone runs ``ecs-deploy-many approve RUN WAVE``."""
+
+    timeout: float
+    """Seconds to wait for the approval; then the wave and every later one is skipped."""
+
+
+@dataclass(frozen=True)
 class Wave:
     """Targets deployed together; the next wave starts after this one succeeded and baked."""
 
@@ -45,6 +76,10 @@ class Wave:
     """Target names, in plan order."""
     bake: float = 0.0
     """Seconds to keep watching the wave's services after it succeeded."""
+    alarms: AlarmGate | None = None
+    """Alarms that fail the wave's services when in ALARM during its bake."""
+    approval: ApprovalGate | None = None
+    """An approval the wave waits for before it starts."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 from ecs_deploy_many.core.target import Target
 from ecs_deploy_many.plan.checks import INVALID, did_you_mean
+from ecs_deploy_many.plan.gates import alarm_gate, approval_gate
 from ecs_deploy_many.plan.issues import Issues
 from ecs_deploy_many.plan.model import Wave
 
@@ -112,13 +113,23 @@ def assign_waves(
         else:
             wave_of[target.name] = wave
     result = []
+    by_name = {t.name: t for t in targets.values()}
     for k, wave in enumerate(waves):
         members = tuple(name for name in names if wave_of.get(name) == wave["name"])
         if not members and wave_of:
             issues.add(
                 ("waves", k), f"wave {wave['name']!r} has no targets left (earlier waves took them)"
             )
-        result.append(Wave(wave["name"], members, wave.get("bake") or 0.0))
+        gated = [by_name[name] for name in members]
+        result.append(
+            Wave(
+                wave["name"],
+                members,
+                wave.get("bake") or 0.0,
+                alarm_gate(wave.get("alarms"), gated, ("waves", k, "alarms"), issues),
+                approval_gate(wave.get("approval")),
+            )
+        )
     _check_wave_order(targets, wave_of, [w["name"] for w in waves], issues)
     return tuple(result), wave_of
 

@@ -10,6 +10,7 @@ from ecs_deploy_many.core.endpoints import region_problem
 from ecs_deploy_many.core.errors import ImageError
 from ecs_deploy_many.core.images import parse_image, with_tag
 from ecs_deploy_many.core.ratelimit import ECS_BUCKETS
+from ecs_deploy_many.plan import gates
 from ecs_deploy_many.plan.checks import (
     INT32_MAX,
     INVALID,
@@ -351,6 +352,8 @@ WAVE = fields(
         "name": target_name,
         "targets": list_of(string),
         "bake": number(inclusive=True, unit="seconds"),
+        "alarms": gates.alarms,
+        "approval": gates.approval,
     },
     required=["name", "targets"],
 )
