@@ -69,6 +69,15 @@ def line(event: str, *, verbose: bool = False, width: int | None = None, **field
                     "deployments array"},
          "prod/api  warning: ECS refused to list service deployments (...): judged by the "
          "service's deployments array"),
+        ("alarm_gate_failed",
+         {"wave": "rest", "reason": "alarm gate: api-5xx in ALARM", "level": "error"},
+         "prod/api  alarm gate: api-5xx in ALARM"),
+        ("approval_waiting",
+         {"timeout_s": 7200, "level": "warning",
+          "approve_with": "ecs-deploy-many approve 20261202-0700-ab12 rest"},
+         "prod/api  waits for its wave's approval: ecs-deploy-many approve 20261202-0700-ab12 "
+         "rest (within 2h 00m)"),
+        ("approved", {"by": "alice@ci"}, "prod/api  its wave was approved by alice@ci"),
         ("ecs_event", {"message": "(service api) was unable to place a task. Reason: none."},
          "prod/api  ECS: was unable to place a task. Reason: none."),
         ("revision_kept", {"family": "api", "reason": "in use by prod/web", "level": "warning"},

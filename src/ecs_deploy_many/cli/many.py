@@ -295,6 +295,7 @@ def _target_run_options(command: Any) -> Any:
                 show_default=True,
                 help="Seconds in-flight targets get after SIGINT/SIGTERM.",
             ),
+            stop_deployments_option,
             log_options,
         ]
     ):

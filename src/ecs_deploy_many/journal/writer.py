@@ -48,6 +48,7 @@ CHANGED = frozenset(
         EventName.ATTACHED,
         EventName.ROLLBACK_STARTED,
         EventName.ROLLED_BACK,
+        EventName.DEPLOYMENT_STOPPED,
         EventName.TARGET_FINISHED,
     }
 )

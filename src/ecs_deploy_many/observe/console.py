@@ -26,6 +26,8 @@ _MILESTONES = frozenset(
         "rolled_back",
         "rolled_back_by_ecs",
         "bake_regressed",
+        "alarm_gate_failed",
+        "approved",
     }
 )
 _LOUD = frozenset({"warning", "error", "critical"})
@@ -158,8 +160,15 @@ def _text(fields: dict[str, Any], level: str) -> str:
         return f"stopped {fields.get('service_deployment_arn')}: ECS rolls it back"
     if event == "service_deployment" and level in _LOUD:
         return f"{level}: {fields.get('reason', '')}"
-    if event == "bake_regressed":
-        return str(fields.get("reason", "regressed during the bake"))
+    if event in ("bake_regressed", "alarm_gate_failed"):
+        return str(fields.get("reason", "failed during the bake"))
+    if event == "approval_waiting":
+        return (
+            f"waits for its wave's approval: {fields.get('approve_with')} "
+            f"(within {format_duration(fields.get('timeout_s'))})"
+        )
+    if event == "approved":
+        return f"its wave was approved by {fields.get('by')}"
     if event == "ecs_event":
         return "ECS: " + _SERVICE_PREFIX.sub("", str(fields.get("message", "")))
     if event == "unexpected_error":
