@@ -12,9 +12,70 @@ from typing import Any, Literal
 
 from ecs_deploy_many.core.scope import AwsScope
 
-__all__ = ["AwsScope", "Target", "TargetKind", "target_as_data", "target_from_data"]
+__all__ = [
+    "AwsScope",
+    "ContainerEdits",
+    "Target",
+    "TargetKind",
+    "TaskEdits",
+    "target_as_data",
+    "target_from_data",
+]
 
 TargetKind = Literal["service", "task_definition"]
+
+
+@dataclass(frozen=True)
+class ContainerEdits:
+    """Changes to one container besides its image; None leaves a setting as it is.
+
+    In ``environment``, ``secrets`` and ``docker_labels`` a None value removes the name.
+    """
+
+    environment: Mapping[str, str | None] = field(default_factory=dict)
+    secrets: Mapping[str, str | None] = field(default_factory=dict)
+    """Secret name -> ``valueFrom`` (a Secrets Manager or SSM Parameter Store ARN or name)."""
+    command: tuple[str, ...] | None = None
+    entry_point: tuple[str, ...] | None = None
+    cpu: int | None = None
+    memory: int | None = None
+    memory_reservation: int | None = None
+    docker_labels: Mapping[str, str | None] = field(default_factory=dict)
+    ulimits: Mapping[str, tuple[int, int] | None] = field(default_factory=dict)
+    """Ulimit name -> (soft limit, hard limit); None removes the ulimit."""
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, f.name) not in (None, {}) for f in fields(self))
+
+
+@dataclass(frozen=True)
+class TaskEdits:
+    """Changes to a task definition besides its images (a plan's or ``ecs-deploy``'s)."""
+
+    containers: Mapping[str, ContainerEdits] = field(default_factory=dict)
+    """Edits by container name."""
+    unnamed: ContainerEdits = field(default_factory=ContainerEdits)
+    """Edits written without a container name (a target's own ``environment``): for the
+    only container, or for the containers the target's ``image`` updates."""
+    cpu: str | None = None
+    memory: str | None = None
+    task_role: str | None = None
+    """A role ARN, or a role name of the task definition's own account."""
+    execution_role: str | None = None
+    exclusive_environment: bool = False
+    """The environment given for a container becomes its whole environment."""
+    exclusive_secrets: bool = False
+    """The secrets given for a container become all of its secrets."""
+
+    def __bool__(self) -> bool:
+        return bool(
+            any(self.containers.values())
+            or self.unnamed
+            or self.cpu
+            or self.memory
+            or self.task_role
+            or self.execution_role
+        )
 
 
 @dataclass(frozen=True)
@@ -61,6 +122,9 @@ class Target:
     platform_version: str | None = None
     network_configuration: Mapping[str, Any] | None = None
 
+    edits: TaskEdits = field(default_factory=TaskEdits)
+    """Environment, secrets, command, sizes and roles the new revision changes."""
+
     scope: AwsScope = field(default_factory=AwsScope)
 
     depends_on: tuple[str, ...] = ()
@@ -77,6 +141,7 @@ def target_as_data(target: Target) -> dict[str, Any]:
     gives back an equal target."""
     data = {f.name: _plain(getattr(target, f.name)) for f in fields(Target)}
     data["scope"] = asdict(target.scope)
+    data["edits"] = _plain(asdict(target.edits))
     return data
 
 
@@ -84,7 +149,38 @@ def target_from_data(data: Mapping[str, Any]) -> Target:
     """The target ``target_as_data`` made ``data`` of; TypeError names an unknown field."""
     known = {**data, "scope": AwsScope(**data.get("scope", {}))}
     known["depends_on"] = tuple(data.get("depends_on", ()))
+    if "edits" in data:
+        known["edits"] = _edits_from_data(data["edits"])
     return Target(**known)
+
+
+def _edits_from_data(data: Mapping[str, Any]) -> TaskEdits:
+    return TaskEdits(
+        **{
+            **data,
+            "containers": {
+                name: _container_from_data(edits) for name, edits in data["containers"].items()
+            },
+            "unnamed": _container_from_data(data["unnamed"]),
+        }
+    )
+
+
+def _container_from_data(data: Mapping[str, Any]) -> ContainerEdits:
+    def words(key: str) -> tuple[str, ...] | None:
+        return None if data.get(key) is None else tuple(data[key])
+
+    return ContainerEdits(
+        **{
+            **data,
+            "command": words("command"),
+            "entry_point": words("entry_point"),
+            "ulimits": {
+                name: None if limits is None else (limits[0], limits[1])
+                for name, limits in data.get("ulimits", {}).items()
+            },
+        }
+    )
 
 
 def _plain(value: Any) -> Any:

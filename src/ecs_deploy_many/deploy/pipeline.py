@@ -93,7 +93,7 @@ def registers_revision(target: Target) -> bool:
     """Whether a deploy registers a new revision; forcing a new deployment alone does not."""
     return (
         target.kind == "task_definition"
-        or bool(target.image or target.containers or target.tag_only)
+        or bool(target.image or target.containers or target.tag_only or target.edits)
         or target.task_definition_body is not None
     )
 
@@ -129,6 +129,7 @@ def render_revision(
         tag_only=target.tag_only,
         tags=base.tags if target.copy_task_definition_tags and base.tags else None,
         pins=pins,
+        edits=target.edits,
     )
 
 
@@ -175,6 +176,8 @@ class _Pipeline(TargetSteps):
         self.enter("render")
         self.context.redactor.add(task_definition_secrets(base.body))
         rendered = render_revision(self.target, base, self.context.pins)
+        # the target's own edits: new secret references, secret-looking values
+        self.context.redactor.add(task_definition_secrets(rendered.definition))
         for change in rendered.changes:
             self.emit(
                 EventName.CONTAINER_IMAGE,
@@ -335,7 +338,10 @@ class _Pipeline(TargetSteps):
         if earlier is not None:
             return earlier
         if not registers_revision(target):
-            # --force-new-deployment alone: same revision, fresh tasks
+            # a scale change, or --force-new-deployment alone: same revision, fresh tasks
+            if self._settings_unchanged(service) and rollout_of(service) is Rollout.STEADY:
+                self._unchanged(current)
+                return None
             return _NextStep(current, force=target.force_new_deployment)
         with self.answered_in_time():
             base = await base_definition(gateway, target, current)
@@ -343,9 +349,7 @@ class _Pipeline(TargetSteps):
             on_rendered = await self._on_rendered_revision(gateway, service, rendered)
         rollout = rollout_of(service) if on_rendered else None
         if rollout is Rollout.STEADY:
-            self.result.new_task_definition = current
-            self.result.status = Status.UNCHANGED
-            self.emit(EventName.UNCHANGED, old_task_definition=current)
+            self._unchanged(current)
             return None
         if rollout is Rollout.IN_PROGRESS:
             # Someone (an interrupted run, say) is rolling out this very revision: its
@@ -358,6 +362,11 @@ class _Pipeline(TargetSteps):
             return _NextStep(current, force=True)  # the same revision, deployed again
         registered = await self._register(gateway, rendered)
         return _NextStep(registered.arn, force=target.force_new_deployment)
+
+    def _unchanged(self, current: str) -> None:
+        self.result.new_task_definition = current
+        self.result.status = Status.UNCHANGED
+        self.emit(EventName.UNCHANGED, old_task_definition=current)
 
     def _resolve(self, service: dict[str, Any]) -> None:
         """Record what the service runs before the run changes it (for a target the
@@ -465,16 +474,21 @@ class _Pipeline(TargetSteps):
     ) -> bool:
         """Whether the service's revision holds this definition, with these settings
         (how its deployment stands is another question: ``wait.rollout_of``)."""
+        if not self._settings_unchanged(service):
+            return False
+        current = await gateway.describe_task_definition(service["taskDefinition"])
+        return same_content(current.body, rendered.definition)
+
+    def _settings_unchanged(self, service: dict[str, Any]) -> bool:
+        """Whether the service has the target's desired count and deployment percentages
+        already, and the target converges (a plan) rather than always redeploying."""
         target = self.target
         if not target.skip_unchanged or target.force_new_deployment:
             return False
         config = self._deployment_configuration(service)
         if config not in (None, service.get("deploymentConfiguration", {})):
             return False
-        if target.desired_count not in (None, service.get("desiredCount")):
-            return False
-        current = await gateway.describe_task_definition(service["taskDefinition"])
-        return same_content(current.body, rendered.definition)
+        return target.desired_count in (None, service.get("desiredCount"))
 
     def _update_params(
         self, service: dict[str, Any], task_definition: str, *, force: bool

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ecs_deploy_many.core.ecs_api import registration_input
 from ecs_deploy_many.core.errors import TaskDefinitionError
 from ecs_deploy_many.core.images import parse_image, same_repository, with_tag
+from ecs_deploy_many.core.target import ContainerEdits, TaskEdits
 
 __all__ = [
     "ContainerChange",
     "RenderedTaskDefinition",
+    "apply_edits",
     "diff_task_definitions",
     "fingerprint",
     "render_task_definition",
@@ -120,15 +123,17 @@ def render_task_definition(
     tag_only: str | None = None,
     tags: Sequence[Mapping[str, str]] | None = None,
     pins: Mapping[str, str] | None = None,
+    edits: TaskEdits | None = None,
 ) -> RenderedTaskDefinition:
-    """The registration input for a new revision of ``base`` with new images.
+    """The registration input for a new revision of ``base`` with new images and ``edits``.
 
     ``image`` goes to every container running its repository; ``containers`` sets images
     by container name and wins over ``image`` where both apply; ``tag_only`` retags every
     container and combines with neither. With none of them the definition is registered
     as it is (a task definition file, say). ``tags`` replace the registration's tags.
     ``pins`` maps an image the rendering sets to the image it becomes instead (the same
-    image by digest).
+    image by digest). ``edits`` change the rest (``apply_edits``); edits given without a
+    container name go to the containers ``image`` updates, or to the only container.
     """
     if tag_only is not None and (image is not None or containers):
         raise ValueError("tag_only cannot be combined with image or containers")
@@ -146,6 +151,9 @@ def render_task_definition(
         new_images |= _named(definition, by_name, containers)
     if pins:
         new_images = {name: pins.get(image, image) for name, image in new_images.items()}
+    if edits:
+        imaged = _matching(definition, by_name, image) if image is not None else {}
+        apply_edits(definition, edits, account_arn=base.get("taskDefinitionArn"), imaged=imaged)
 
     changes: list[ContainerChange] = []
     for name, container in by_name.items():
@@ -158,6 +166,143 @@ def render_task_definition(
     return RenderedTaskDefinition(
         definition, tuple(changes), tuple(dict.fromkeys(new_images.values()))
     )
+
+
+def apply_edits(
+    definition: dict[str, Any],
+    edits: TaskEdits,
+    *,
+    account_arn: str | None = None,
+    imaged: Iterable[str] = (),
+) -> None:
+    """Change ``definition`` (a registration input) in place as ``edits`` say.
+
+    ``account_arn`` is any ARN of the definition's account (its ``taskDefinitionArn``):
+    a role given by name becomes a role ARN of that account. ``imaged`` names the
+    containers the target's image updates, which take the edits given without a name.
+    """
+    by_name = _containers_by_name(definition)
+    per_container = dict(edits.containers)
+    if edits.unnamed:
+        for name in _unnamed_targets(definition, by_name, list(imaged)):
+            per_container[name] = _merged(edits.unnamed, per_container.get(name))
+    unknown = sorted(set(per_container) - set(by_name))
+    if unknown:
+        raise TaskDefinitionError(
+            f"task definition {_family(definition)!r} has no container named "
+            f"{', '.join(unknown)}; its containers: {', '.join(by_name)}"
+        )
+    for name, container_edits in per_container.items():
+        _edit_container(by_name[name], container_edits, edits)
+    if edits.cpu is not None:
+        definition["cpu"] = edits.cpu
+    if edits.memory is not None:
+        definition["memory"] = edits.memory
+    for key, role in (("taskRoleArn", edits.task_role), ("executionRoleArn", edits.execution_role)):
+        if role is not None:
+            definition[key] = role_arn(role, account_arn, definition)
+
+
+def _unnamed_targets(
+    definition: Mapping[str, Any], by_name: Mapping[str, Any], imaged: list[str]
+) -> list[str]:
+    """The containers that take edits written without a container name."""
+    if imaged:
+        return imaged
+    if len(by_name) == 1:
+        return list(by_name)
+    raise TaskDefinitionError(
+        f"task definition {_family(definition)!r} has {len(by_name)} containers "
+        f"({', '.join(by_name)}) and the target's image updates none of them: say which "
+        "container the environment, secrets or other container settings are for, under "
+        f"containers: (for example containers: {{{next(iter(by_name))}: {{environment: ...}}}})"
+    )
+
+
+def _merged(unnamed: ContainerEdits, named: ContainerEdits | None) -> ContainerEdits:
+    """Edits given without a name under those given for the container itself."""
+    if named is None:
+        return unnamed
+    merged: dict[str, Any] = {}
+    for key in vars(unnamed):
+        mine, theirs = getattr(named, key), getattr(unnamed, key)
+        if isinstance(theirs, Mapping):
+            merged[key] = {**theirs, **mine}
+        else:
+            merged[key] = theirs if mine is None else mine
+    return ContainerEdits(**merged)
+
+
+_ROLE_NAME = re.compile(r"[\w+=,.@/-]{1,512}")
+_ACCOUNT_ARN = re.compile(r"arn:(aws[a-z-]*):[a-z-]+:[a-z0-9-]*:([0-9]{12}):")
+
+
+def role_arn(role: str, account_arn: str | None, definition: Mapping[str, Any]) -> str:
+    """``role`` as an ARN: as given when it is one, else a role of ``account_arn``'s account."""
+    if role.startswith("arn:"):
+        return role
+    account = _ACCOUNT_ARN.match(account_arn or "")
+    if account is None or not _ROLE_NAME.fullmatch(role):
+        raise TaskDefinitionError(
+            f"role {role!r} of task definition {_family(definition)!r}: give the role's ARN "
+            "(arn:aws:iam::123456789012:role/name); a bare role name works only when the "
+            "task definition's account is known (not from a task definition file)"
+        )
+    return f"arn:{account[1]}:iam::{account[2]}:role/{role}"
+
+
+def _edit_container(container: dict[str, Any], edits: ContainerEdits, task: TaskEdits) -> None:
+    _edit_pairs(
+        container, "environment", "value", edits.environment, exclusive=task.exclusive_environment
+    )
+    _edit_pairs(container, "secrets", "valueFrom", edits.secrets, exclusive=task.exclusive_secrets)
+    for key, words in (("command", edits.command), ("entryPoint", edits.entry_point)):
+        if words is not None:
+            container[key] = list(words)
+    for key, size in (
+        ("cpu", edits.cpu),
+        ("memory", edits.memory),
+        ("memoryReservation", edits.memory_reservation),
+    ):
+        if size is not None:
+            container[key] = size
+    if edits.docker_labels:
+        labels = {**(container.get("dockerLabels") or {}), **edits.docker_labels}
+        container["dockerLabels"] = {k: v for k, v in labels.items() if v is not None}
+    if edits.ulimits:
+        ulimits = {u.get("name"): u for u in container.get("ulimits") or []}
+        for name, limits in edits.ulimits.items():
+            if limits is None:
+                ulimits.pop(name, None)
+            else:
+                ulimits[name] = {"name": name, "softLimit": limits[0], "hardLimit": limits[1]}
+        container["ulimits"] = list(ulimits.values())
+
+
+def _edit_pairs(
+    container: dict[str, Any],
+    key: str,
+    value_key: str,
+    given: Mapping[str, str | None],
+    *,
+    exclusive: bool,
+) -> None:
+    """Set and remove name/value pairs, keeping the order of those that stay.
+
+    ``exclusive``: names not given are removed too (only when some are given: a
+    container without edits of this kind keeps what it has).
+    """
+    if not given:
+        return
+    pairs = {p.get("name"): p for p in container.get(key) or [] if isinstance(p, dict)}
+    if exclusive:
+        pairs = {name: pair for name, pair in pairs.items() if name in given}
+    for name, value in given.items():
+        if value is None:
+            pairs.pop(name, None)
+        else:
+            pairs[name] = {"name": name, value_key: value}
+    container[key] = list(pairs.values())
 
 
 def fingerprint(definition: Mapping[str, Any]) -> str:

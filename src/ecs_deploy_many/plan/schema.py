@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -30,7 +31,9 @@ from ecs_deploy_many.plan.issues import Issues, KeyPath
 from ecs_deploy_many.plan.schedule import schedule
 
 __all__ = [
+    "CONTAINER_EDIT_FIELDS",
     "DEFAULTS",
+    "EDIT_FIELDS",
     "PLAN",
     "SERVICE_ONLY",
     "TARGET",
@@ -159,6 +162,164 @@ def role_arn(value: Any, path: KeyPath, issues: Issues) -> Any:
     )
 
 
+# -- edits of the task definition besides its images ------------------------------------
+
+ULIMIT_NAMES = (
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+)
+_ROLE = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/\S+|[\w+=,.@/-]{1,512}")
+
+
+def settings(name: Check, value: Check) -> Check:
+    """A mapping of names to values where null means "remove this name"."""
+
+    def check(given: Any, path: KeyPath, issues: Issues) -> Any:
+        if not isinstance(given, dict):
+            return _refuse(
+                f"expected a mapping of names to values, got {describe(given)}", path, issues
+            )
+        checked = {
+            name(key, (*path, key), issues): None
+            if item is None
+            else value(item, (*path, key), issues)
+            for key, item in given.items()
+        }
+        return INVALID if INVALID in checked or INVALID in checked.values() else checked
+
+    return check
+
+
+def env_value(value: Any, path: KeyPath, issues: Issues) -> Any:
+    """Text; a whole number is taken as its digits, other numbers and booleans refused."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, bool | float):
+        return _refuse(
+            f"expected a string, got {describe(value)}: quote it, e.g. '{describe(value)}' "
+            "(YAML reads 1.10 as 1.1 and yes as true)",
+            path,
+            issues,
+        )
+    return string(value, path, issues)
+
+
+def label_name(value: Any, path: KeyPath, issues: Issues) -> Any:
+    if isinstance(value, str) and value:
+        return value
+    return _refuse(f"expected a name, got {describe(value)}", path, issues)
+
+
+def command(value: Any, path: KeyPath, issues: Issues) -> Any:
+    """A list of words, or one string split as a shell would (``python -m app serve``)."""
+    if isinstance(value, str):
+        try:
+            words = shlex.split(value)
+        except ValueError as error:
+            return _refuse(f"cannot split {describe(value)} into words: {error}", path, issues)
+        return tuple(words) if words else _refuse("must not be empty", path, issues)
+    words = list_of(string)(value, path, issues)
+    return INVALID if words is INVALID else tuple(words)
+
+
+def ulimit(value: Any, path: KeyPath, issues: Issues) -> Any:
+    """One number (soft and hard limit alike) or ``{soft: N, hard: N}``."""
+    limit = integer(0)
+    if not isinstance(value, dict):
+        single = limit(value, path, issues)
+        return INVALID if single is INVALID else (single, single)
+    given = _plain(
+        fields({"soft": limit, "hard": limit}, required=["soft", "hard"])(value, path, issues)
+    )
+    if given is INVALID or INVALID in given.values():
+        return INVALID
+    if given["soft"] > given["hard"]:
+        return _refuse("soft must not be above hard", path, issues)
+    return (given["soft"], given["hard"])
+
+
+def task_size(value: Any, path: KeyPath, issues: Issues) -> Any:
+    """Task cpu or memory as ECS takes it: a number (units, MiB) or text ("1 vCPU", "2 GB")."""
+    if isinstance(value, Interpolated) and isinstance(value.as_number(), int):
+        value = value.as_number()
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return str(value)
+    return (
+        string(value, path, issues)
+        if isinstance(value, str)
+        else _refuse(
+            f"expected a number (256) or text ('1 vCPU'), got {describe(value)}", path, issues
+        )
+    )
+
+
+def role(value: Any, path: KeyPath, issues: Issues) -> Any:
+    if isinstance(value, str) and _ROLE.fullmatch(value):
+        return str(value)
+    return _refuse(
+        "expected a role ARN (arn:aws:iam::123456789012:role/name) or a role name, "
+        f"got {describe(value)}",
+        path,
+        issues,
+    )
+
+
+CONTAINER_EDIT_FIELDS: Final[dict[str, Check]] = {
+    "environment": settings(env_name, env_value),
+    "secrets": settings(env_name, string),
+    "command": command,
+    "entry_point": command,
+    "docker_labels": settings(label_name, env_value),
+    "ulimits": settings(one_of(*ULIMIT_NAMES), ulimit),
+}
+"""Container settings a target may also give without a container name."""
+
+_CONTAINER_SIZES: Final[dict[str, Check]] = {
+    "cpu": integer(0),
+    "memory": integer(6),
+    "memory_reservation": integer(6),
+}
+_CONTAINER = fields({"image": image, **CONTAINER_EDIT_FIELDS, **_CONTAINER_SIZES})
+
+
+def container(value: Any, path: KeyPath, issues: Issues) -> Any:
+    """A container's new image (a string), or a mapping of its image and settings."""
+    if not isinstance(value, dict):
+        return image(value, path, issues)
+    given = _CONTAINER(value, path, issues)
+    if given is INVALID:
+        return INVALID
+    memory, reserved = given.get("memory"), given.get("memory_reservation")
+    if isinstance(memory, int) and isinstance(reserved, int) and reserved > memory:
+        issues.add((*path, "memory_reservation"), f"must not be above memory ({memory})")
+    return given
+
+
+EDIT_FIELDS: Final[dict[str, Check]] = {
+    **CONTAINER_EDIT_FIELDS,
+    "exclusive_environment": boolean,
+    "exclusive_secrets": boolean,
+    "task_cpu": task_size,
+    "task_memory": task_size,
+    "task_role": role,
+    "execution_role": role,
+}
+"""A target's edits of its task definition, besides ``containers:``."""
+
+
 _NETWORK = fields(
     {
         "awsvpcConfiguration": fields(
@@ -207,7 +368,7 @@ TARGET_FIELDS: Final[dict[str, Check]] = {
         f"a family of {_NAME_RULE}, optionally with :revision, or a task-definition ARN",
     ),
     "image": image,
-    "containers": mapping_of(image),
+    "containers": mapping_of(container),
     "tag_only": tag,
     "tag_env_var": env_name,
     "desired_count": integer(0),
@@ -228,6 +389,7 @@ TARGET_FIELDS: Final[dict[str, Check]] = {
     "assume_role": role_arn,
     "depends_on": list_of(string),
     "allow_failure": boolean,
+    **EDIT_FIELDS,
 }
 
 SERVICE_ONLY: Final = (

@@ -18,10 +18,16 @@ from typing import Any, Final
 
 from ecs_deploy_many.core.errors import ImageError, TaskDefinitionError
 from ecs_deploy_many.core.images import resolve_image
-from ecs_deploy_many.core.target import AwsScope, Target
+from ecs_deploy_many.core.target import AwsScope, ContainerEdits, Target, TaskEdits
 from ecs_deploy_many.plan.checks import INVALID
 from ecs_deploy_many.plan.issues import Issues, KeyPath
-from ecs_deploy_many.plan.schema import SERVICE_ONLY, TARGET, TARGET_TIMEOUT, RunTask
+from ecs_deploy_many.plan.schema import (
+    CONTAINER_EDIT_FIELDS,
+    SERVICE_ONLY,
+    TARGET,
+    TARGET_TIMEOUT,
+    RunTask,
+)
 from ecs_deploy_many.plan.taskdef_file import read_task_definition_file
 
 __all__ = ["NOT_GIVEN", "build_targets"]
@@ -54,7 +60,21 @@ _COPIED = (
     "copy_task_definition_tags",
     "allow_failure",
 )
-_CHANGES = ("image", "containers", "tag_only", "task_definition_file", "force_new_deployment")
+_CHANGES = (
+    "image",
+    "containers",
+    "tag_only",
+    "task_definition_file",
+    "force_new_deployment",
+    "desired_count",
+    *CONTAINER_EDIT_FIELDS,
+    "task_cpu",
+    "task_memory",
+    "task_role",
+    "execution_role",
+)
+_MERGED = ("environment", "secrets", "docker_labels", "ulimits")
+"""Edits whose names merge over ``defaults`` name by name rather than replace them."""
 
 
 @dataclass
@@ -79,6 +99,18 @@ class _Layered:
     def written(self, key: str) -> bool:
         """Whether the target itself gave ``key`` a value (null does not count)."""
         return self.own.get(key) is not None
+
+    def merged(self, key: str) -> dict[str, Any]:
+        """A mapping of names given in defaults and in the target, the target's winning;
+        null for the whole key in the target drops the defaults' too."""
+        own = self.own.get(key, NOT_GIVEN)
+        if own is None:
+            return {}
+        inherited = self.defaults.get(key)
+        layers = [inherited, None if own is NOT_GIVEN else own]
+        if any(layer is INVALID for layer in layers):
+            return {}
+        return {name: value for layer in layers if layer for name, value in layer.items()}
 
     def where(self, key: str) -> KeyPath:
         return (*self.path, key)
@@ -125,9 +157,10 @@ class _Builder:
             **{key: value for key, value in values.items() if value is not None},
             image=self._image(t, "image", t.ok("image")),
             containers={
-                container: self._image(t, "containers", image, container)
-                for container, image in (t.ok("containers") or {}).items()
+                name: self._image(t, "containers", image, name)
+                for name, image in _container_images(t.ok("containers")).items()
             },
+            edits=_edits(t),
             task_definition_body=body,
             scope=AwsScope(t.ok("region"), t.ok("profile"), t.ok("assume_role")),
             depends_on=tuple(t.ok("depends_on") or ()),
@@ -191,6 +224,51 @@ class _Builder:
             self.issues.add(t.where("task_definition_file"), str(found))
             return None
         return found
+
+
+def _container_images(containers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The images of ``containers:``, whose values are images or mappings with one."""
+    images = {}
+    for name, given in (containers or {}).items():
+        image = given.get("image") if isinstance(given, dict) else given
+        if image is not None:
+            images[name] = image
+    return images
+
+
+def _container_edits(given: Mapping[str, Any], merged: Mapping[str, Any]) -> ContainerEdits:
+    """A container's edits from its checked keys (``merged`` for the named ones)."""
+    return ContainerEdits(
+        environment=merged.get("environment", {}),
+        secrets=merged.get("secrets", {}),
+        command=given.get("command"),
+        entry_point=given.get("entry_point"),
+        cpu=given.get("cpu"),
+        memory=given.get("memory"),
+        memory_reservation=given.get("memory_reservation"),
+        docker_labels=merged.get("docker_labels", {}),
+        ulimits=merged.get("ulimits", {}),
+    )
+
+
+def _edits(t: _Layered) -> TaskEdits:
+    """The target's edits of its task definition, layered over the defaults'."""
+    containers = {
+        name: _container_edits(given, given)
+        for name, given in (t.ok("containers") or {}).items()
+        if isinstance(given, dict)
+    }
+    unnamed = {key: t.ok(key) for key in CONTAINER_EDIT_FIELDS}
+    return TaskEdits(
+        containers=containers,
+        unnamed=_container_edits(unnamed, {key: t.merged(key) for key in _MERGED}),
+        cpu=t.ok("task_cpu"),
+        memory=t.ok("task_memory"),
+        task_role=t.ok("task_role"),
+        execution_role=t.ok("execution_role"),
+        exclusive_environment=bool(t.ok("exclusive_environment")),
+        exclusive_secrets=bool(t.ok("exclusive_secrets")),
+    )
 
 
 def _derived_name(
