@@ -124,8 +124,9 @@ CASES = [
     ),
     pytest.param(
         targets("  - {cluster: prod, service: api}"),
-        "plans/prod.yaml:3: targets[0]: nothing to deploy: give one of image, containers,"
-        " tag_only, task_definition_file, force_new_deployment",
+        "plans/prod.yaml:3: targets[0]: nothing to deploy: give image, containers, tag_only"
+        " or task_definition_file, an edit (environment, secrets, task_memory, ...),"
+        " desired_count, or force_new_deployment",
         id="nothing-to-deploy",
     ),
     pytest.param(

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from ecs_deploy_many.core.target import Target
+from ecs_deploy_many.core.target import Target, target_as_data
 
 __all__ = [
     "IDENTITY_FIELDS",
@@ -23,6 +23,7 @@ __all__ = [
     "Redactor",
     "replace_task_definition_secrets",
     "run_redactor",
+    "target_record",
     "task_definition_secrets",
 ]
 
@@ -287,6 +288,24 @@ def _quoted_forms(value: Any, *, keys: bool) -> Iterator[str]:
     leaves = value if isinstance(value, list | tuple) else [v for _, v in items]
     for leaf in [*leaves, *(k for k, _ in items if keys)]:
         yield from _quoted_forms(leaf, keys=keys)
+
+
+_VALUED_EDITS = ("environment", "secrets", "docker_labels")
+
+
+def target_record(target: Target, redactor: Redactor) -> Any:
+    """``target`` as data fit for a record that outlives the run (a journal): scrubbed,
+    and every environment, secret and label value its edits set masked, as any of
+    them may be a secret. The names stay, and a removal (null) stays a removal."""
+    data = target_as_data(target)
+    edits = data.get("edits")
+    if edits is not None:
+        for container in [edits["unnamed"], *edits["containers"].values()]:
+            for key in _VALUED_EDITS:
+                container[key] = {
+                    name: None if value is None else MASK for name, value in container[key].items()
+                }
+    return redactor.scrub(data)
 
 
 def run_redactor(

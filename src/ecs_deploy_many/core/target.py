@@ -141,7 +141,10 @@ def target_as_data(target: Target) -> dict[str, Any]:
     gives back an equal target."""
     data = {f.name: _plain(getattr(target, f.name)) for f in fields(Target)}
     data["scope"] = asdict(target.scope)
-    data["edits"] = _plain(asdict(target.edits))
+    if target.edits:
+        data["edits"] = _plain(asdict(target.edits))
+    else:
+        del data["edits"]
     return data
 
 
@@ -155,14 +158,19 @@ def target_from_data(data: Mapping[str, Any]) -> Target:
 
 
 def _edits_from_data(data: Mapping[str, Any]) -> TaskEdits:
+    """Edits as ``target_as_data`` wrote them, or as a journal keeps them: with whatever
+    it masked (secrets, a flag named after them) read as not given."""
     return TaskEdits(
-        **{
-            **data,
-            "containers": {
-                name: _container_from_data(edits) for name, edits in data["containers"].items()
-            },
-            "unnamed": _container_from_data(data["unnamed"]),
-        }
+        containers={
+            name: _container_from_data(edits) for name, edits in data["containers"].items()
+        },
+        unnamed=_container_from_data(data["unnamed"]),
+        cpu=data.get("cpu"),
+        memory=data.get("memory"),
+        task_role=data.get("task_role"),
+        execution_role=data.get("execution_role"),
+        exclusive_environment=data.get("exclusive_environment") is True,
+        exclusive_secrets=data.get("exclusive_secrets") is True,
     )
 
 
@@ -170,16 +178,23 @@ def _container_from_data(data: Mapping[str, Any]) -> ContainerEdits:
     def words(key: str) -> tuple[str, ...] | None:
         return None if data.get(key) is None else tuple(data[key])
 
+    def names(key: str) -> dict[str, Any]:
+        given = data.get(key)
+        return dict(given) if isinstance(given, Mapping) else {}
+
     return ContainerEdits(
-        **{
-            **data,
-            "command": words("command"),
-            "entry_point": words("entry_point"),
-            "ulimits": {
-                name: None if limits is None else (limits[0], limits[1])
-                for name, limits in data.get("ulimits", {}).items()
-            },
-        }
+        environment=names("environment"),
+        secrets=names("secrets"),
+        command=words("command"),
+        entry_point=words("entry_point"),
+        cpu=data.get("cpu"),
+        memory=data.get("memory"),
+        memory_reservation=data.get("memory_reservation"),
+        docker_labels=names("docker_labels"),
+        ulimits={
+            name: None if limits is None else (limits[0], limits[1])
+            for name, limits in names("ulimits").items()
+        },
     )
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from ecs_deploy_many.core.errors import JournalError
 from ecs_deploy_many.core.events import EventName, TargetEvent
-from ecs_deploy_many.core.redact import Redactor
+from ecs_deploy_many.core.redact import Redactor, target_record
 from ecs_deploy_many.core.target import Target, target_as_data, target_from_data
 
 __all__ = [
@@ -157,7 +157,7 @@ def run_started_record(
         "plan": start.plan,
         "plan_digest": start.plan_digest,
         "targets": [
-            {"digest": target_digest(t), "definition": redactor.scrub(target_as_data(t))}
+            {"digest": target_digest(t), "definition": target_record(t, redactor)}
             for t in start.targets
         ],
         "waves": [dict(wave) for wave in start.waves],

@@ -190,7 +190,12 @@ class _Builder:
                 if t.written(key):
                     add(t.where(key), f"{key} only applies to a service target")
         if not any(t.given(key) for key in _CHANGES):
-            add(t.path, f"nothing to deploy: give one of {', '.join(_CHANGES)}")
+            add(
+                t.path,
+                "nothing to deploy: give image, containers, tag_only or task_definition_file, "
+                "an edit (environment, secrets, task_memory, ...), desired_count, "
+                "or force_new_deployment",
+            )
         if t.given("tag_only") and (t.given("image") or t.given("containers")):
             add(t.where("tag_only"), "tag_only retags every container; drop image and containers")
         if t.given("use_latest_task_def") and t.given("task_definition_file"):
