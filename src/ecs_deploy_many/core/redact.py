@@ -21,6 +21,7 @@ __all__ = [
     "IDENTITY_FIELDS",
     "MASK",
     "Redactor",
+    "edit_secrets",
     "replace_task_definition_secrets",
     "run_redactor",
     "target_record",
@@ -293,6 +294,28 @@ def _quoted_forms(value: Any, *, keys: bool) -> Iterator[str]:
 _VALUED_EDITS = ("environment", "secrets", "docker_labels")
 
 
+def edit_secrets(target: Target) -> list[str]:
+    """The values a target's edits set that are never to show, in every quoted form.
+
+    Secret references all; environment and label values whatever their name (a plan
+    names the variable, not whether it is secret), when long and not a plain word, by
+    the rule for values secret by their name (``debug`` or ``true`` is configuration).
+    """
+    found: list[str] = []
+    edits = target.edits
+    for container in [edits.unnamed, *edits.containers.values()]:
+        settings = [*container.environment.values(), *container.docker_labels.values()]
+        values = [
+            *((value, MIN_SECRET_LENGTH) for value in container.secrets.values() if value),
+            *((value, MIN_NAMED_SECRET_LENGTH) for value in settings if value),
+        ]
+        for value, least in values:
+            if least == MIN_NAMED_SECRET_LENGTH and value.isalpha():
+                continue
+            found.extend(form for form in _quoted_forms(value, keys=False) if len(form) >= least)
+    return found
+
+
 def target_record(target: Target, redactor: Redactor) -> Any:
     """``target`` as data fit for a record that outlives the run (a journal): scrubbed,
     and every environment, secret and label value its edits set masked, as any of
@@ -324,5 +347,7 @@ def run_redactor(
     files = [t.task_definition_body for t in targets if t.task_definition_body is not None]
     for definition in [*files, *definitions]:
         redactor.add(task_definition_secrets(definition))
+    for target in targets:
+        redactor.add(edit_secrets(target))
     redactor.keep(targets)
     return redactor
