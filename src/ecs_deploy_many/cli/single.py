@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import asyncclick as click
@@ -29,7 +30,7 @@ from ecs_deploy_many.core.images import resolve_image, tag_problem
 from ecs_deploy_many.core.quotas import MAX_TASKS_PER_SERVICE
 from ecs_deploy_many.core.result import Status, TargetResult
 from ecs_deploy_many.core.scope import AwsScope
-from ecs_deploy_many.core.target import Target
+from ecs_deploy_many.core.target import ContainerEdits, Target, TaskEdits
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -56,8 +57,11 @@ def build_target(options: Mapping[str, Any], environ: Mapping[str, str]) -> Targ
         raise UsageError(6, "give only one of -n/--service-name and -d/--task-definition")
     if o["service_name"] and not o["cluster"]:
         raise UsageError(7, "-n/--service-name needs -c/--cluster")
-    if not (o["image"] or o["tag_only"] or o["force_new_deployment"]):
-        raise UsageError(8, "give -i/--image (or -to/--tag-only, or --force-new-deployment)")
+    edits = task_edits(o)
+    if not (o["image"] or o["tag_only"] or o["force_new_deployment"] or edits):
+        raise UsageError(
+            8, "give -i/--image (or -to/--tag-only, --force-new-deployment, or an edit: --env ...)"
+        )
     max_definitions = _max_definitions(o["max_definitions"])
     if not o["run_task"]:
         if o["launch_type"]:
@@ -108,6 +112,7 @@ def build_target(options: Mapping[str, Any], environ: Mapping[str, str]) -> Targ
         launch_type=o["launch_type"],
         platform_version=o["platform_version"],
         network_configuration=_network_configuration(o["network_configuration"]),
+        edits=edits,
         scope=AwsScope(
             region=o["region"] or None,
             profile=None if o["aws_instance_profile"] else o["profile"],
@@ -115,6 +120,88 @@ def build_target(options: Mapping[str, Any], environ: Mapping[str, str]) -> Targ
             endpoint_url=o["endpoint_url"] or None,
         ),
     )
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ROLE = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/\S+|[\w+=,.@/-]{1,512}")
+
+
+def task_edits(o: Mapping[str, Any]) -> TaskEdits:
+    """The edit flags (``--env app KEY=VALUE`` ...) as the target's task-definition edits."""
+    per: dict[str, dict[str, Any]] = {}
+
+    def container(name: str) -> dict[str, Any]:
+        return per.setdefault(
+            name, {"environment": {}, "secrets": {}, "docker_labels": {}, "ulimits": {}}
+        )
+
+    for flag, key in (
+        ("env", "environment"),
+        ("secret", "secrets"),
+        ("docker_label", "docker_labels"),
+    ):
+        for name, assignment in o[flag]:
+            variable, value = _assignment(f"--{flag.replace('_', '-')}", name, assignment)
+            container(name)[key][variable] = value
+    for flag, key in (("unset_env", "environment"), ("unset_secret", "secrets")):
+        for name, variable in o[flag]:
+            container(name)[key][_env_name(f"--{flag.replace('_', '-')}", name, variable)] = None
+    for flag, key in (("command", "command"), ("entry_point", "entry_point")):
+        for name, text in o[flag]:
+            container(name)[key] = _words(f"--{flag.replace('_', '-')}", name, text)
+    for flag, key in (
+        ("container_cpu", "cpu"),
+        ("container_memory", "memory"),
+        ("container_memory_reservation", "memory_reservation"),
+    ):
+        for name, size in o[flag]:
+            container(name)[key] = size
+    for flag in ("task_role", "execution_role"):
+        if o[flag] is not None and not _ROLE.fullmatch(o[flag]):
+            raise UsageError(
+                EXIT_USAGE,
+                f"--{flag.replace('_', '-')}: expected a role ARN "
+                f"(arn:aws:iam::123456789012:role/name) or a role name, got {o[flag]!r}",
+            )
+    return TaskEdits(
+        containers={name: ContainerEdits(**edits) for name, edits in per.items()},
+        cpu=o["task_cpu"],
+        memory=o["task_memory"],
+        task_role=o["task_role"],
+        execution_role=o["execution_role"],
+        exclusive_environment=o["exclusive_env"],
+        exclusive_secrets=o["exclusive_secrets"],
+    )
+
+
+def _env_name(flag: str, container: str, name: str) -> str:
+    if not _ENV_NAME.fullmatch(name):
+        raise UsageError(
+            EXIT_USAGE,
+            f"{flag} {container} {name!r}: a variable name is letters, digits and _, "
+            "not starting with a digit",
+        )
+    return name
+
+
+def _assignment(flag: str, container: str, text: str) -> tuple[str, str]:
+    """``KEY=VALUE``; the value is never quoted back (it may be a secret)."""
+    name, equals, value = text.partition("=")
+    if not equals:
+        raise UsageError(
+            EXIT_USAGE, f"{flag} {container} ...: expected KEY=VALUE (value not shown)"
+        )
+    return _env_name(flag, container, name), value
+
+
+def _words(flag: str, container: str, text: str) -> tuple[str, ...]:
+    try:
+        words = tuple(shlex.split(text))
+    except ValueError as error:
+        raise UsageError(EXIT_USAGE, f"{flag} {container}: {error}") from None
+    if not words:
+        raise UsageError(EXIT_USAGE, f"{flag} {container}: give the command, not an empty string")
+    return words
 
 
 def _max_definitions(value: str | None) -> int | None:
@@ -242,6 +329,59 @@ async def _deploy(
     return 0 if result.status.ok else 1
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _per_container(flag: str, metavar: str, help: str, kind: Any = str) -> Callable[[F], F]:
+    """A flag given once per change: ``--env app KEY=VALUE --env worker KEY=VALUE``."""
+    return click.option(flag, type=(str, kind), metavar=metavar, multiple=True, help=help)
+
+
+def edit_options(command: F) -> F:
+    """Flags that change the new revision besides its images (fabfuel's ``ecs deploy``
+    has the same, with short names the original ecs-deploy uses for other things)."""
+    options = [
+        _per_container("--env", "CONTAINER KEY=VALUE", "Set a variable."),
+        _per_container("--unset-env", "CONTAINER KEY", "Remove a variable."),
+        _per_container(
+            "--secret", "CONTAINER KEY=ARN", "Set a secret (Secrets Manager or SSM ARN or name)."
+        ),
+        _per_container("--unset-secret", "CONTAINER KEY", "Remove a secret."),
+        click.option(
+            "--exclusive-env",
+            is_flag=True,
+            help="The --env variables become a container's whole environment.",
+        ),
+        click.option(
+            "--exclusive-secrets",
+            is_flag=True,
+            help="The --secret secrets become all of a container's secrets.",
+        ),
+        _per_container("--command", "CONTAINER CMD", "Set the command (split like a shell)."),
+        _per_container("--entry-point", "CONTAINER CMD", "Set the entry point."),
+        _per_container("--docker-label", "CONTAINER KEY=VALUE", "Set a docker label."),
+        _per_container(
+            "--container-cpu", "CONTAINER UNITS", "A container's cpu units.", click.IntRange(0)
+        ),
+        _per_container(
+            "--container-memory", "CONTAINER MIB", "A container's memory.", click.IntRange(6)
+        ),
+        _per_container(
+            "--container-memory-reservation",
+            "CONTAINER MIB",
+            "A container's memory reservation.",
+            click.IntRange(6),
+        ),
+        click.option("--task-cpu", metavar="UNITS", help="The task's cpu (256, '1 vCPU')."),
+        click.option("--task-memory", metavar="MIB", help="The task's memory (512, '1 GB')."),
+        click.option("--task-role", metavar="ARN|NAME", help="The task role."),
+        click.option("--execution-role", metavar="ARN|NAME", help="The task execution role."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 # The original's image notes and examples; "\b" keeps click from rewrapping a paragraph.
 EPILOG = """\
 \b
@@ -330,6 +470,7 @@ tag cannot be parsed; 130 interrupted by SIGINT or SIGTERM.
 @click.option("--network-configuration", help="RunTask network configuration (shorthand or JSON).")
 @click.option("--copy-task-definition-tags", is_flag=True, help="Copy tags to the new revision.")
 @click.option("--endpoint-url", metavar="URL", help="ECS endpoint (e.g. the local simulator).")
+@edit_options
 @stop_deployments_option
 @log_options
 @click.version_option(__version__, prog_name="ecs-deploy", message="%(prog)s %(version)s")
