@@ -67,7 +67,7 @@ from ecs_deploy_many.core.redact import Redactor, run_redactor
 from ecs_deploy_many.core.result import Status, TargetResult
 from ecs_deploy_many.deploy.dryrun import (
     TargetPreview,
-    format_preview,
+    format_dry_run,
     format_status,
     preview_plan,
 )
@@ -309,7 +309,7 @@ async def run_job(plan: Plan, plan_path: str, options: dict[str, Any], job: Job 
                 where,
                 signals,
                 redactor,
-                format_preview,
+                format_dry_run,
                 "the dry run",
                 verbose=options["verbose"],
                 pin=True,

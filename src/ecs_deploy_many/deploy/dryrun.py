@@ -59,7 +59,15 @@ from ecs_deploy_many.deploy.taskdef import (
 from ecs_deploy_many.deploy.wait import Rollout, rollout_of
 from ecs_deploy_many.plan.model import Plan
 
-__all__ = ["TargetPreview", "format_preview", "format_status", "preview_plan", "preview_target"]
+__all__ = [
+    "TargetPreview",
+    "format_dry_run",
+    "format_preview",
+    "format_status",
+    "format_totals",
+    "preview_plan",
+    "preview_target",
+]
 
 
 @dataclass(frozen=True)
@@ -96,7 +104,17 @@ class TargetPreview:
     deployed_by: str = ""
     """How ECS deploys the service (``deploy.strategy.deployed_by``); empty for the ECS
     controller's rolling update without alarms, which goes without saying."""
+    settings: tuple[str, ...] = ()
+    """The service's desired count and deployment percentages the deploy changes,
+    a line each (``desired count: 2 -> 4``)."""
     error: str | None = None
+
+    @property
+    def changes_anything(self) -> bool:
+        """Whether deploying the target would change it (an error changes nothing)."""
+        if self.error is not None:
+            return False
+        return not self.unchanged or self.force_new_deployment or bool(self.settings)
 
 
 async def preview_target(
@@ -135,6 +153,7 @@ async def preview_target(
                 rollout_detail=_rollout_detail(service),
                 controller=controller_of(service),
                 deployed_by="" if is_default(service) else deployed_by(service),
+                settings=_setting_changes(target, service),
             )
             refuse_foreign_controller(service)
             if not registers_revision(target):
@@ -171,6 +190,30 @@ async def _current(
         if arn is not None or error.code != "ClientException":  # ECS's code for "no such"
             raise
         return None
+
+
+_SETTINGS = (
+    ("desired count", "desired_count", ("desiredCount",)),
+    (
+        "minimum healthy percent",
+        "min_healthy_percent",
+        ("deploymentConfiguration", "minimumHealthyPercent"),
+    ),
+    ("maximum percent", "max_percent", ("deploymentConfiguration", "maximumPercent")),
+)
+
+
+def _setting_changes(target: Target, service: Mapping[str, Any]) -> tuple[str, ...]:
+    """``desired count: 2 -> 4`` for each service setting the target changes."""
+    lines = []
+    for words, key, where in _SETTINGS:
+        wanted = getattr(target, key)
+        current: Any = service
+        for part in where:
+            current = current.get(part) if isinstance(current, Mapping) else None
+        if wanted is not None and wanted != current:
+            lines.append(f"{words}: {'(none)' if current is None else current} -> {wanted}")
+    return tuple(lines)
 
 
 def _rollout_detail(service: dict[str, Any]) -> str:
@@ -261,6 +304,22 @@ def format_preview(previews: Iterable[TargetPreview]) -> str:
     return "\n".join(_block(preview) for preview in previews)
 
 
+def format_totals(previews: Iterable[TargetPreview]) -> str:
+    """``12 targets: 9 change, 3 unchanged`` (and how many could not be read)."""
+    listed = list(previews)
+    errors = sum(preview.error is not None for preview in listed)
+    change = sum(preview.changes_anything for preview in listed)
+    totals = f"{len(listed)} target{'s' * (len(listed) != 1)}: {change} change, "
+    totals += f"{len(listed) - change - errors} unchanged"
+    return totals + (f", {errors} error{'s' * (errors != 1)}" if errors else "")
+
+
+def format_dry_run(previews: Iterable[TargetPreview]) -> str:
+    """A dry run's text: every target's block, then the totals."""
+    listed = list(previews)
+    return f"{format_preview(listed)}\n{format_totals(listed)}"
+
+
 def _refused(preview: TargetPreview) -> bool:
     """A service the deploy refuses for its deployment controller."""
     return preview.controller not in (None, "ECS")
@@ -271,7 +330,7 @@ def _block(preview: TargetPreview) -> str:
         verdict = "will be refused" if _refused(preview) else "error"
         return f"{preview.name}  {verdict}: {preview.error}"
     how = f" ({preview.deployed_by})" if preview.deployed_by else ""
-    if preview.unchanged and not preview.force_new_deployment:
+    if not preview.changes_anything:
         if preview.rollout is Rollout.IN_PROGRESS:
             return f"{preview.name}  unchanged, its deployment still in progress: waited for{how}"
         if preview.rollout is Rollout.FAILED:
@@ -281,11 +340,14 @@ def _block(preview: TargetPreview) -> str:
     if preview.deployed_by:
         lines.append(f"  deployed by {preview.deployed_by}")
     current = preview.current_task_definition
-    if preview.unchanged:
+    if preview.unchanged and preview.force_new_deployment:
         lines.append(f"  task definition {current} unchanged, new deployment forced")
+    elif preview.unchanged:
+        lines.append(f"  task definition {current} unchanged")
     else:
         lines.append(f"  task definition {current or '(new family)'} -> new revision")
         lines.extend(f"  {line}" for line in preview.differences)
+    lines.extend(f"  {line}" for line in preview.settings)
     return "\n".join(lines)
 
 
@@ -326,11 +388,14 @@ def _status_block(preview: TargetPreview) -> str:
     lines.extend(f"           {image}" for image in preview.running_images)
     if preview.error is not None:
         lines.append(f"  plan     will be refused: {preview.error}")
-    elif preview.unchanged and not preview.force_new_deployment:
+    elif not preview.changes_anything:
         lines.append("  plan     unchanged")
-    elif preview.unchanged:
+    elif preview.unchanged and preview.force_new_deployment:
         lines.append("  plan     same revision, new deployment forced")
+    elif preview.unchanged:
+        lines.append("  plan     same revision")
     else:
         lines.append("  plan     new revision")
         lines.extend(f"           {line}" for line in preview.differences)
+    lines.extend(f"           {line}" for line in preview.settings)
     return "\n".join(lines)
