@@ -301,6 +301,12 @@ async def run_job(plan: Plan, plan_path: str, options: dict[str, Any], job: Job 
     where = where_or_exit(plan_path, plan, options)
     redactor = _redactor(plan)
     console = start_logging(options, redactor, where.clock)
+    edited = [target for target in plan.targets if target.edits]
+    if where.simulator is not None and edited:
+        say(
+            f"edits of {count(edited, 'target')} are made to the rehearsal's own task "
+            "definitions: secrets, roles and the real definitions are not checked"
+        )
     # From here to the last output a signal never takes Python's default course.
     until_exit = isinstance(click.get_current_context().obj, ProcessEnd)
     with HeldSignals(until_exit=until_exit) as signals:

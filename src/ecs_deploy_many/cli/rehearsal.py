@@ -16,7 +16,10 @@ service is read from AWS. Their shape is guessed from the plan: one container pe
 the plan sets (named after the repository's last path component, or as ``containers:``
 names it), a placeholder ``example/<service>`` container for ``tag_only``, the file's body
 for ``task_definition_file``, a 256 CPU / 512 MiB Fargate task (not awsvpc when a one-off
-task runs without a network configuration). So a deploy that only works with the real
+task runs without a network configuration). Edits (environment, secrets, command, sizes,
+roles) are made to those guessed definitions, and a container only edits name is added
+to them; a service a target only scales starts one task above the target's count. So a
+deploy that only works with the real
 definitions (a sidecar the plan does not mention, a repository the service does not run)
 is not caught, nor are IAM, capacity, load balancers or autoscaling. Services run 2 tasks
 unless the plan sets a desired count, with the circuit breaker off so a failure shows the
@@ -282,6 +285,8 @@ def _previous_containers(targets: Sequence[Target], placeholder: str) -> dict[st
     for target in targets:
         for name, image in target.containers.items():
             images.setdefault(name, _previous(image))
+        for name in target.edits.containers:  # edited, its image left alone
+            images.setdefault(name, f"example/{_container_name(name)}:{PREVIOUS_TAG}")
         if target.image is not None and not any(
             same_repository(current, target.image) for current in images.values()
         ):
@@ -306,10 +311,25 @@ def _container_name(image: str) -> str:
     return _NOT_IN_CONTAINER_NAMES.sub("-", parse_image(image).path.rsplit("/", 1)[-1])
 
 
+def _scales_only(target: Target) -> bool:
+    """A target that changes a service's desired count and nothing else."""
+    return not (
+        target.image
+        or target.containers
+        or target.tag_only
+        or target.edits
+        or target.task_definition_body is not None
+        or target.force_new_deployment
+    )
+
+
 def _service(
     name: str, family: str, targets: Sequence[Target], body: Mapping[str, Any]
 ) -> ServiceSpec:
     desired = next((t.desired_count for t in targets if t.desired_count is not None), None)
+    if desired is not None and all(_scales_only(t) for t in targets):
+        # a scale change to rehearse, not a service already at its count
+        desired = desired + 1 if desired < MAX_TASKS_PER_SERVICE else desired - 1
     fargate = "FARGATE" in body.get("requiresCompatibilities", [])
     return ServiceSpec(
         name=name,
