@@ -133,7 +133,8 @@ def render_task_definition(
     as it is (a task definition file, say). ``tags`` replace the registration's tags.
     ``pins`` maps an image the rendering sets to the image it becomes instead (the same
     image by digest). ``edits`` change the rest (``apply_edits``); edits given without a
-    container name go to the containers ``image`` updates, or to the only container.
+    container name go to the containers ``image`` and ``containers`` set images of, or to
+    the only container.
     """
     if tag_only is not None and (image is not None or containers):
         raise ValueError("tag_only cannot be combined with image or containers")
@@ -152,7 +153,7 @@ def render_task_definition(
     if pins:
         new_images = {name: pins.get(image, image) for name, image in new_images.items()}
     if edits:
-        imaged = _matching(definition, by_name, image) if image is not None else {}
+        imaged = {**(_matching(definition, by_name, image) if image else {}), **(containers or {})}
         apply_edits(definition, edits, account_arn=base.get("taskDefinitionArn"), imaged=imaged)
 
     changes: list[ContainerChange] = []
@@ -213,7 +214,7 @@ def _unnamed_targets(
         return list(by_name)
     raise TaskDefinitionError(
         f"task definition {_family(definition)!r} has {len(by_name)} containers "
-        f"({', '.join(by_name)}) and the target's image updates none of them: say which "
+        f"({', '.join(by_name)}) and the target sets the image of none of them: say which "
         "container the environment, secrets or other container settings are for, under "
         f"containers: (for example containers: {{{next(iter(by_name))}: {{environment: ...}}}})"
     )
