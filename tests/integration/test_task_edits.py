@@ -143,7 +143,9 @@ async def run_plan(sim: Simulator, files: Path, *extra: str) -> int:
 
 
 async def described(ecs: ECSClient, task_definition: str) -> dict[str, Any]:
-    return dict((await ecs.describe_task_definition(taskDefinition=task_definition))["taskDefinition"])
+    return dict(
+        (await ecs.describe_task_definition(taskDefinition=task_definition))["taskDefinition"]
+    )
 
 
 async def service(ecs: ECSClient, name: str) -> dict[str, Any]:
