@@ -356,13 +356,15 @@ def test_every_example_plan_gets_a_fleet_its_deploys_change(path: Path) -> None:
     fleet = Fleet.model_validate(fleet_for_plan(plan).model_dump())  # valid as a fleet file too
     found = services_of(fleet)
     for target in plan.targets:
+        scaled = False
         if target.service is None:
             family = str(target.task_definition).partition(":")[0]
             body = body_of(fleet, family)
         else:
             key = (target.scope.region or fleet.region, str(target.cluster), target.service)
             body = body_of(fleet, found[key].task_definition)
-        assert changes(target, body), f"{target.name}'s deploy would change nothing"
+            scaled = target.desired_count not in (None, found[key].desired_count)
+        assert changes(target, body) or scaled, f"{target.name}'s deploy would change nothing"
 
 
 @pytest.mark.parametrize(
