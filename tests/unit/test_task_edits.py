@@ -232,8 +232,9 @@ HEAD = "version: 1\ntargets:\n  - cluster: prod\n    service: api\n"
             "p.yaml:5: targets[0].task_role: expected a role ARN",
         ),
         (
-            "    task_memory: [1]\n",
-            "p.yaml:5: targets[0].task_memory: expected a number (256) or text ('1 vCPU')",
+            "    task_memory: 1 vCPU\n",
+            "p.yaml:5: targets[0].task_memory: expected a whole number (MiB) or '<n> GB',"
+            " got '1 vCPU'",
         ),
         (
             "    containers:\n      app: {memory: 256, memory_reservation: 512}\n",
@@ -302,6 +303,21 @@ def test_a_plan_builds_the_edits() -> None:
     assert batch.edits == TaskEdits(task_role="app-task")
 
 
+@pytest.mark.parametrize(
+    ("key", "given", "expected"),
+    [
+        ("task_cpu", "512", "512"),
+        ("task_cpu", "'0.25 vCPU'", "256"),
+        ("task_memory", "'2 GB'", "2048"),
+        ("task_memory", "3072", "3072"),
+    ],
+)
+def test_task_sizes_are_written_as_ecs_gives_them_back(key: str, given: str, expected: str) -> None:
+    """ECS registers "1 vCPU" as "1024": the plan does too, or no run would be unchanged."""
+    edits = parse_plan(HEAD + f"    {key}: {given}\n", environ={}).targets[0].edits
+    assert (edits.cpu if key == "task_cpu" else edits.memory) == expected
+
+
 def test_a_target_with_only_a_desired_count_is_something_to_deploy() -> None:
     plan = parse_plan(HEAD + "    desired_count: 4\n", environ={})
     assert plan.targets[0].desired_count == 4
@@ -336,7 +352,7 @@ async def test_flags_build_the_edits() -> None:
             ),
             "side": ContainerEdits(environment={"B": ""}),
         },
-        cpu="1 vCPU",
+        cpu="1024",
         execution_role="exec",
         exclusive_environment=True,
     )

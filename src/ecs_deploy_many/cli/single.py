@@ -156,6 +156,7 @@ def task_edits(o: Mapping[str, Any]) -> TaskEdits:
     ):
         for name, size in o[flag]:
             container(name)[key] = size
+    sizes = {kind: _task_size(o, kind) for kind in ("cpu", "memory")}
     for flag in ("task_role", "execution_role"):
         if o[flag] is not None and not _ROLE.fullmatch(o[flag]):
             raise UsageError(
@@ -165,13 +166,27 @@ def task_edits(o: Mapping[str, Any]) -> TaskEdits:
             )
     return TaskEdits(
         containers={name: ContainerEdits(**edits) for name, edits in per.items()},
-        cpu=o["task_cpu"],
-        memory=o["task_memory"],
+        cpu=sizes["cpu"],
+        memory=sizes["memory"],
         task_role=o["task_role"],
         execution_role=o["execution_role"],
         exclusive_environment=o["exclusive_env"],
         exclusive_secrets=o["exclusive_secrets"],
     )
+
+
+def _task_size(o: Mapping[str, Any], kind: str) -> str | None:
+    given = o[f"task_{kind}"]
+    if given is None:
+        return None
+    from ecs_deploy_many.core.ecs_api import task_size, task_size_rule  # botocore's model
+
+    size = task_size(given, kind)
+    if size is None:
+        raise UsageError(
+            EXIT_USAGE, f"--task-{kind}: expected {task_size_rule(kind)}, got {given!r}"
+        )
+    return size
 
 
 def _env_name(flag: str, container: str, name: str) -> str:

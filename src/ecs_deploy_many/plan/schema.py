@@ -7,6 +7,8 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ecs_deploy_many.core.ecs_api import task_size as ecs_task_size
+from ecs_deploy_many.core.ecs_api import task_size_rule
 from ecs_deploy_many.core.endpoints import region_problem
 from ecs_deploy_many.core.errors import ImageError
 from ecs_deploy_many.core.images import parse_image, with_tag
@@ -251,19 +253,18 @@ def ulimit(value: Any, path: KeyPath, issues: Issues) -> Any:
     return (given["soft"], given["hard"])
 
 
-def task_size(value: Any, path: KeyPath, issues: Issues) -> Any:
-    """Task cpu or memory as ECS takes it: a number (units, MiB) or text ("1 vCPU", "2 GB")."""
-    if isinstance(value, Interpolated) and isinstance(value.as_number(), int):
-        value = value.as_number()
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return str(value)
-    return (
-        string(value, path, issues)
-        if isinstance(value, str)
-        else _refuse(
-            f"expected a number (256) or text ('1 vCPU'), got {describe(value)}", path, issues
-        )
-    )
+def task_size(kind: str) -> Check:
+    """The task's ``cpu`` or ``memory``: a number, or text ECS takes ("1 vCPU", "2 GB"),
+    as the digits ECS gives back, so a second run finds the revision unchanged."""
+
+    def check(value: Any, path: KeyPath, issues: Issues) -> Any:
+        text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else ""
+        size = ecs_task_size(text, kind)
+        if size is not None:
+            return size
+        return _refuse(f"expected {task_size_rule(kind)}, got {describe(value)}", path, issues)
+
+    return check
 
 
 def role(value: Any, path: KeyPath, issues: Issues) -> Any:
@@ -312,8 +313,8 @@ EDIT_FIELDS: Final[dict[str, Check]] = {
     **CONTAINER_EDIT_FIELDS,
     "exclusive_environment": boolean,
     "exclusive_secrets": boolean,
-    "task_cpu": task_size,
-    "task_memory": task_size,
+    "task_cpu": task_size("cpu"),
+    "task_memory": task_size("memory"),
     "task_role": role,
     "execution_role": role,
 }
