@@ -37,6 +37,7 @@ API_TOKEN = "tok-5up3r-s3cret-t0ken"
 DB_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:prod/db-AbCdEf"
 KEPT = "kept-value-123"
 SECRETS = (FEATURE_URL, API_TOKEN, DB_SECRET, KEPT)
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy-plans" / "config-release.yaml"
 
 
 def container(name: str, image: str, **extra: Any) -> dict[str, Any]:
@@ -368,3 +369,20 @@ async def test_a_scale_change_that_times_out_goes_back_to_the_previous_count(
     assert result["status"] == "rolled_back", result
     batch = await service(ecs, "batch")
     assert (batch["desiredCount"], batch["runningCount"]) == (2, 2)
+
+
+async def test_the_example_config_release_rehearses_and_says_what_is_not_checked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """deploy-plans/config-release.yaml against the rehearsal's own task definitions."""
+    monkeypatch.setenv("RELEASE", "2.0")
+    code = await many(
+        str(EXAMPLE), "--simulate", "--speed", "500", "--log-format", "json", "--no-journal"
+    )
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert (
+        "edits of 3 targets are made to the rehearsal's own task definitions: secrets, roles "
+        "and the real definitions are not checked"
+    ) in err
+    assert err.count('"status": "succeeded"') == 4
