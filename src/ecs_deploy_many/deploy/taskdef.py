@@ -99,17 +99,24 @@ def _matching(
     return matched
 
 
-def _named(
-    definition: Mapping[str, Any],
-    by_name: Mapping[str, Mapping[str, Any]],
-    containers: Mapping[str, str],
-) -> dict[str, str]:
-    unknown = sorted(set(containers) - set(by_name))
+def _refuse_unknown(
+    definition: Mapping[str, Any], by_name: Mapping[str, Any], names: Iterable[str]
+) -> None:
+    """A TaskDefinitionError naming the containers of ``names`` the definition lacks."""
+    unknown = sorted(set(names) - set(by_name))
     if unknown:
         raise TaskDefinitionError(
             f"task definition {_family(definition)!r} has no container named "
             f"{', '.join(unknown)}; its containers: {', '.join(by_name)}"
         )
+
+
+def _named(
+    definition: Mapping[str, Any],
+    by_name: Mapping[str, Mapping[str, Any]],
+    containers: Mapping[str, str],
+) -> dict[str, str]:
+    _refuse_unknown(definition, by_name, containers)
     for image in containers.values():
         parse_image(image)
     return dict(containers)
@@ -187,12 +194,7 @@ def apply_edits(
     if edits.unnamed:
         for name in _unnamed_targets(definition, by_name, list(imaged)):
             per_container[name] = _merged(edits.unnamed, per_container.get(name))
-    unknown = sorted(set(per_container) - set(by_name))
-    if unknown:
-        raise TaskDefinitionError(
-            f"task definition {_family(definition)!r} has no container named "
-            f"{', '.join(unknown)}; its containers: {', '.join(by_name)}"
-        )
+    _refuse_unknown(definition, by_name, per_container)
     for name, container_edits in per_container.items():
         _edit_container(by_name[name], container_edits, edits)
     if edits.cpu is not None:
@@ -201,7 +203,7 @@ def apply_edits(
         definition["memory"] = edits.memory
     for key, role in (("taskRoleArn", edits.task_role), ("executionRoleArn", edits.execution_role)):
         if role is not None:
-            definition[key] = role_arn(role, account_arn, definition)
+            definition[key] = _role_arn(role, account_arn, definition)
 
 
 def _unnamed_targets(
@@ -238,7 +240,7 @@ _ROLE_NAME = re.compile(r"[\w+=,.@/-]{1,512}")
 _ACCOUNT_ARN = re.compile(r"arn:(aws[a-z-]*):[a-z-]+:[a-z0-9-]*:([0-9]{12}):")
 
 
-def role_arn(role: str, account_arn: str | None, definition: Mapping[str, Any]) -> str:
+def _role_arn(role: str, account_arn: str | None, definition: Mapping[str, Any]) -> str:
     """``role`` as an ARN: as given when it is one, else a role of ``account_arn``'s account."""
     if role.startswith("arn:"):
         return role
