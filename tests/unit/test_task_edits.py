@@ -271,7 +271,7 @@ def test_a_plan_builds_the_edits() -> None:
                 containers:
                   app: repo/app:2
                   sidecar: {image: repo/side:2, cpu: 64, ulimits: {nofile: 4096}}
-                  logs: {docker_labels: {team: core}}
+                  logs: {docker_labels: {team: core}, environment: null}
               - {cluster: prod, service: batch, desired_count: 3, environment: null}
             """
         ),

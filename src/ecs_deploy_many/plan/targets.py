@@ -244,15 +244,15 @@ def _container_images(containers: Mapping[str, Any] | None) -> dict[str, Any]:
 def _container_edits(given: Mapping[str, Any], merged: Mapping[str, Any]) -> ContainerEdits:
     """A container's edits from its checked keys (``merged`` for the named ones)."""
     return ContainerEdits(
-        environment=merged.get("environment", {}),
-        secrets=merged.get("secrets", {}),
+        environment=merged.get("environment") or {},
+        secrets=merged.get("secrets") or {},
         command=given.get("command"),
         entry_point=given.get("entry_point"),
         cpu=given.get("cpu"),
         memory=given.get("memory"),
         memory_reservation=given.get("memory_reservation"),
-        docker_labels=merged.get("docker_labels", {}),
-        ulimits=merged.get("ulimits", {}),
+        docker_labels=merged.get("docker_labels") or {},
+        ulimits=merged.get("ulimits") or {},
     )
 
 
