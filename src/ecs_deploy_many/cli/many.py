@@ -2,7 +2,8 @@
 
 ``ecs-deploy-many PLAN ...`` is short for ``ecs-deploy-many deploy PLAN ...``; the other
 subcommands are ``validate PLAN``, ``init``, ``status PLAN``, ``runs``, ``show RUN``,
-``resume RUN``, ``rollback RUN``, ``approve RUN WAVE``, ``lock status|break PLAN`` and ``sim serve``.
+``resume RUN``, ``rollback RUN``, ``approve RUN WAVE``, ``lock status|break PLAN`` and
+``sim serve``.
 
 This module only declares the commands and their flags, so ``--version`` and ``--help``
 start at once: a command imports what it uses (``cli.fleet``: the AWS SDK, the engine,
