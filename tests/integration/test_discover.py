@@ -24,8 +24,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("aws_credentials")]
 
 AGENT = "datadog/agent:7.50"
 # cluster -> service -> its containers' images. Of these, the services running the
-# repository datadog/agent in a prod-* cluster are prod-eu/api, prod-us/api (through a
-# mirror: the same repository path, as `image:` retargets it) and prod-ap/agent.
+# repository datadog/agent (Docker Hub's) in a prod-* cluster are prod-eu/api,
+# prod-us/api (as docker.io/datadog/agent) and prod-ap/agent; not prod-ap/mirrored, whose
+# agent comes from a mirror, nor those running datadog/agent-extra.
 SERVICES: dict[str, dict[str, list[str]]] = {
     "prod-eu": {
         "api": ["example/api:1", AGENT],
@@ -33,10 +34,14 @@ SERVICES: dict[str, dict[str, list[str]]] = {
         "batch": ["example/batch:1", "datadog/agent-extra:7.50"],
     },
     "prod-us": {
-        "api": ["example/api:1", "mirror.example/datadog/agent:7.50"],
+        "api": ["example/api:1", "docker.io/datadog/agent:7.50"],
         "shop": ["example/shop:1", "datadog/agent-extra:7.50"],
     },
-    "prod-ap": {"agent": [AGENT], "web": ["example/web:1"]},
+    "prod-ap": {
+        "agent": [AGENT],
+        "web": ["example/web:1"],
+        "mirrored": ["example/app:1", "mirror.example/datadog/agent:7.50"],
+    },
     "staging": {"api": ["example/api:1", AGENT]},
 }
 SELECTED = {("prod-ap", "agent"), ("prod-eu", "api"), ("prod-us", "api")}
@@ -146,11 +151,16 @@ async def test_a_revision_shared_by_services_is_described_once() -> None:
     [
         ("datadog/agent", "datadog/agent:7.50", True),
         ("datadog/agent", "docker.io/datadog/agent:7.50", True),
-        ("datadog/agent", "mirror.example/datadog/agent:7.50", True),
+        ("datadog/agent", "mirror.example/datadog/agent:7.50", False),
+        ("mirror.example/datadog/agent", "mirror.example/datadog/agent:7.50", True),
+        ("mirror.example/datadog/agent", "datadog/agent:7.50", False),
+        ("datadog/agent", "registry-1.docker.io/datadog/agent:7.50", True),
         ("datadog/agent", "datadog/agent-extra:7.50", False),
         ("datadog/agent", "datadog/agent@sha256:" + "a" * 64, True),
         ("datadog/agent", "other/datadog/agent:1", False),
         ("nginx", "library/nginx:1", True),
+        ("nginx", "docker.io/library/nginx:1", True),
+        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/app", "app:1", False),
     ],
 )
 def test_which_images_a_repository_selects(runs: str, image: str, selected: bool) -> None:

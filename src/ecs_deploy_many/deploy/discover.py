@@ -7,10 +7,12 @@ services per call, and DescribeTaskDefinition once per distinct revision (the ga
 keeps each revision it described). A selector without ``runs`` describes no revision.
 
 A service is found when it is ACTIVE (a DRAINING one is being deleted). It matches
-``runs`` when one of its containers runs one of the repositories by the rule ``image:``
-retargets containers by (``core.images.same_repository``: the repository paths equal,
-any registry), so every service found has a container the selector's image changes,
-and no service of the clusters that the image would change is missed.
+``runs`` when one of its containers runs one of the repositories in that registry
+(``core.images.runs_repository``: Docker Hub when the repository names none, its aliases
+and ``library/`` folded together). ``image:`` retargets a container by repository path
+whatever its registry, and would move a service running ``mirror.example/datadog/agent``
+to the registry the image names: a selector for ``datadog/agent`` leaves such a service
+out; select it with ``runs: mirror.example/datadog/agent`` and an image of the mirror.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from fnmatch import fnmatchcase
 import anyio
 
 from ecs_deploy_many.aws.gateway import Gateway
-from ecs_deploy_many.core.images import same_repository
+from ecs_deploy_many.core.images import runs_repository
 from ecs_deploy_many.core.scope import AwsScope
 from ecs_deploy_many.core.target import Selector
 from ecs_deploy_many.deploy.steps import Accounts
@@ -136,7 +138,7 @@ def matching(selector: Selector, services: Iterable[FoundService]) -> list[Found
         and (
             not selector.runs
             or any(
-                same_repository(image, repository)
+                runs_repository(image, repository)
                 for _, image in service.containers
                 for repository in selector.runs
             )
