@@ -272,7 +272,7 @@ async def test_a_rehearsal_selects_among_the_fleet_files_services_only(
     write("plan.yaml", PLAN)
     code = await many("plan.yaml", "--simulate", "--speed", "100", "--dry-run")
     assert code == 2
-    assert "a rehearsal selects only among the services of --fleet FILE" in capsys.readouterr().err
+    assert "among the services of --fleet FILE (a rehearsal" in capsys.readouterr().err
     fleet = fleet_of(SERVICES).model_dump(mode="json", exclude_none=True)
     write("fleet.yaml", yaml.safe_dump(fleet))
     code = await many(

@@ -74,7 +74,8 @@ async def expanded_or_exit(where: Where, plan_path: str, options: dict[str, Any]
     if not has_selectors(where.plan):
         return where
     try:
-        async with connected(where, verbose=options.get("verbose", False)) as pool:
+        verbose = options.get("verbose", False)
+        async with connected(where, verbose=verbose, announce=False) as pool:
             expansion = await discover_selectors(
                 where.plan, pool, max_parallel=where.plan.max_parallel
             )
@@ -105,23 +106,23 @@ def _nothing_changed(plan_path: str) -> NoReturn:
 
 def _say_found(expansion: Expansion, where: Where, *, allow_empty: bool) -> None:
     """One line per selector: what it found; PlanError for one that found nothing."""
+    among = (
+        " among the services of --fleet FILE (a rehearsal's simulator has no others)"
+        if where.simulator is not None
+        else ""
+    )
     empty = []
     for name, matches in expansion.matches.items():
         left = expansion.left_to_listed.get(name, ())
         also = f"; left to their own targets: {', '.join(left)}" if left else ""
-        say(f"{name}: selects {count(matches, 'service')}{also}")
+        say(f"{name}: selects {count(matches, 'service')}{among}{also}")
         if not matches:
             empty.append(name)
     if not empty:
         return
-    where_from = (
-        " (a rehearsal selects only among the services of --fleet FILE)"
-        if where.simulator is not None
-        else ""
-    )
     if allow_empty:
         for name in empty:
-            say(f"warning: {name} selects no service{where_from}")
+            say(f"warning: {name} selects no service")
         return
     raise PlanError(
         [
@@ -129,8 +130,8 @@ def _say_found(expansion: Expansion, where: Where, *, allow_empty: bool) -> None
                 str(where.plan.source),
                 None,
                 f"target {name}",
-                f"select matches no service{where_from}; check its clusters and runs, or "
-                "pass --allow-no-match",
+                f"select matches no service{among}; check its clusters and runs, or pass "
+                "--allow-no-match",
             )
             for name in empty
         ]
