@@ -281,3 +281,26 @@ async def test_a_rehearsal_selects_among_the_fleet_files_services_only(
     )  # fmt: skip
     assert code == 0, capsys.readouterr().err[-2000:]
     assert {t["name"] for t in report()["targets"]} >= set(MATCHES)
+
+
+async def test_a_cluster_named_exactly_that_does_not_exist_stops_the_run(
+    sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write("plan.yaml", PLAN.replace('["prod-*"]', '["prod-*", prod-mars]'))
+    code, _, err = await command(sim, capsys, "plan.yaml")
+    assert code == 2
+    assert "error: finding the services of the plan's select: targets: ListServices" in err
+    assert "ClusterNotFoundException" in err
+    assert sim.stats().updates == {}
+
+
+async def test_init_says_when_ecs_cannot_be_read(
+    sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = await many(
+        "init", "-c", "prod-mars", "--region", REGION, "--endpoint-url", sim.endpoint_url
+    )
+    assert code == 1
+    assert "error: cannot read the services: ListServices failed: Cluster" in (
+        capsys.readouterr().err
+    )

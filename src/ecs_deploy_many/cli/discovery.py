@@ -26,8 +26,8 @@ import asyncclick as click
 from ecs_deploy_many.cli.exits import EXIT_PLAN
 from ecs_deploy_many.cli.options import count, say
 from ecs_deploy_many.cli.where import Where, connected
-from ecs_deploy_many.core.errors import AwsError, PlanError, PlanIssue
-from ecs_deploy_many.deploy.discover import discover_selectors
+from ecs_deploy_many.core.errors import AwsError, CredentialsError, PlanError, PlanIssue
+from ecs_deploy_many.deploy.discover import FIND_DEADLINE, discover_selectors
 from ecs_deploy_many.plan import DependencyChoice, Plan, select, shard
 from ecs_deploy_many.plan.expand import Expansion, has_selectors
 from ecs_deploy_many.plan.shard import shard_numbers
@@ -73,12 +73,28 @@ async def expanded_or_exit(where: Where, plan_path: str, options: dict[str, Any]
     ``options`` say; exit 2 naming the problem when that cannot be done."""
     if not has_selectors(where.plan):
         return where
-    try:
-        verbose = options.get("verbose", False)
-        async with connected(where, verbose=verbose, announce=False) as pool:
-            expansion = await discover_selectors(
-                where.plan, pool, max_parallel=where.plan.max_parallel
+    verbose = options.get("verbose", False)
+    # Errors are caught inside the pool, whose task group would wrap them in a group.
+    problem: str | None = None
+    async with connected(where, verbose=verbose, announce=False) as pool:
+        try:
+            with where.clock.fail_after(FIND_DEADLINE):
+                expansion = await discover_selectors(
+                    where.plan, pool, max_parallel=where.plan.max_parallel
+                )
+        except (AwsError, CredentialsError) as error:
+            problem = f"finding the services of the plan's select: targets: {error}"
+        except TimeoutError:
+            problem = (
+                f"finding the services of the plan's select: targets took over "
+                f"{FIND_DEADLINE:g} s: ECS is not answering (run with -v to see its calls)"
             )
+        except PlanError as error:
+            problem = "\nerror: ".join(str(issue) for issue in error.issues)
+    if problem is not None:
+        click.echo(f"error: {problem}", err=True)
+        _nothing_changed(plan_path)
+    try:
         _say_found(expansion, where, allow_empty=options.get("allow_no_match", False))
         plan = narrowed(
             expansion.plan,
@@ -89,9 +105,6 @@ async def expanded_or_exit(where: Where, plan_path: str, options: dict[str, Any]
     except PlanError as error:
         for issue in error.issues:
             click.echo(f"error: {issue}", err=True)
-        _nothing_changed(plan_path)
-    except AwsError as error:
-        click.echo(f"error: finding the services of the plan's select: targets: {error}", err=True)
         _nothing_changed(plan_path)
     if not plan.targets:
         click.echo(f"{plan_path}: no target left to run; nothing was changed", err=True)

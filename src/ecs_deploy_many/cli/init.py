@@ -34,7 +34,7 @@ from ecs_deploy_many.core.errors import AwsError, CredentialsError, ImageError
 from ecs_deploy_many.core.images import parse_image
 from ecs_deploy_many.core.redact import Redactor
 from ecs_deploy_many.core.scope import AwsScope
-from ecs_deploy_many.deploy.discover import FoundService, find_services
+from ecs_deploy_many.deploy.discover import FIND_DEADLINE, FoundService, find_services
 
 __all__ = ["init", "plan_text"]
 
@@ -50,14 +50,21 @@ async def init(options: dict[str, Any]) -> None:
     )
     scope = AwsScope(region, options["profile"])
     hints = Hints(region="pass --region", profile="--profile")
-    try:
-        async with ClientPool(
-            clock, endpoint_url=options["endpoint_url"], verbose=options["verbose"], hints=hints
-        ) as pool:
-            services = await find_services(await pool.gateway(scope), options["clusters"])
-    except (AwsError, CredentialsError) as error:
-        click.echo(f"error: cannot read the services: {error}", err=True)
-        raise click.exceptions.Exit(EXIT_FAILED) from None
+    problem: str | None = None
+    async with ClientPool(
+        clock, endpoint_url=options["endpoint_url"], verbose=options["verbose"], hints=hints
+    ) as pool:
+        # Caught inside the pool, whose task group would wrap the error in a group.
+        try:
+            with clock.fail_after(FIND_DEADLINE):
+                services = await find_services(await pool.gateway(scope), options["clusters"])
+        except (AwsError, CredentialsError) as error:
+            problem = f"cannot read the services: {error}"
+        except TimeoutError:
+            problem = f"ECS did not answer within {FIND_DEADLINE:g} s"
+    if problem is not None:
+        click.echo(f"error: {problem}", err=True)
+        raise click.exceptions.Exit(EXIT_FAILED)
     where = f"clusters {', '.join(options['clusters'])}"
     if not any(service.controller == "ECS" for service in services):
         click.echo(f"error: no service to deploy found in {where}", err=True)

@@ -17,7 +17,8 @@ out; select it with ``runs: mirror.example/datadog/agent`` and an image of the m
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -32,7 +33,11 @@ from ecs_deploy_many.plan.expand import Expansion, ServiceKey, expand_selectors
 from ecs_deploy_many.plan.model import Plan
 from ecs_deploy_many.plan.order import is_glob
 
-__all__ = ["FoundService", "discover_selectors", "find_services", "matching"]
+__all__ = ["FIND_DEADLINE", "FoundService", "discover_selectors", "find_services", "matching"]
+
+FIND_DEADLINE = 600.0
+"""Seconds (of the run's clock) finding services may take: thousands of services read
+within ECS's rates in a minute or two, so more means ECS is not answering."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,7 @@ async def find_services(
             if service is not None and service.get("status") == "ACTIVE":
                 described[f"{cluster}/{name}"] = {"cluster": cluster, **service}
 
-    async with anyio.create_task_group() as group:
+    async with _first_error(), anyio.create_task_group() as group:
         for cluster in await _cluster_names(gateway, clusters):
             group.start_soon(cluster_services, cluster)
 
@@ -105,7 +110,7 @@ async def find_services(
 
     revisions = {str(service["taskDefinition"]) for service in described.values()}
     if describe_definitions:
-        async with anyio.create_task_group() as group:
+        async with _first_error(), anyio.create_task_group() as group:
             for arn in sorted(revisions):
                 group.start_soon(definition, arn)
     found = [
@@ -119,6 +124,19 @@ async def find_services(
         for service in described.values()
     ]
     return sorted(found, key=lambda s: (s.cluster, s.name))
+
+
+@asynccontextmanager
+async def _first_error() -> AsyncIterator[None]:
+    """The first error of a task group's reads as itself (an AwsError naming the call),
+    not wrapped in an exception group: the caller reports it."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        error: BaseException = group
+        while isinstance(error, BaseExceptionGroup):
+            error = error.exceptions[0]
+        raise error from None
 
 
 def _controller(service: Mapping[str, object]) -> str:
