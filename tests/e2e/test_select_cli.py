@@ -304,3 +304,16 @@ async def test_init_says_when_ecs_cannot_be_read(
     assert "error: cannot read the services: ListServices failed: Cluster" in (
         capsys.readouterr().err
     )
+
+
+async def test_validate_counts_a_selector_and_shards_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write("plan.yaml", PLAN)
+    assert await many("validate", "plan.yaml") == 0
+    assert "valid: 3 targets (1 finding services when it runs) in 3 waves" in (
+        capsys.readouterr().out
+    )
+    assert await many("plan.yaml", "--dry-run", "--shard", "1/2") == 2
+    assert "--shard: a plan with select: targets cannot be sharded" in capsys.readouterr().err
