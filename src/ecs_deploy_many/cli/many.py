@@ -107,6 +107,15 @@ def _window_options(command: F) -> F:
     return command
 
 
+def _allow_no_match_option(command: F) -> F:
+    option = click.option(
+        "--allow-no-match",
+        is_flag=True,
+        help="A select: target that finds no service is a warning, not an error.",
+    )
+    return option(command)
+
+
 def _shard(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
     """``--shard K/N``, checked: ``1 <= K <= N``."""
     if value is None:
@@ -164,11 +173,7 @@ async def cli(**_: Any) -> None:
     flag_value="skip",
     help="Deploy the selected targets without what they depend on (already deployed).",
 )
-@click.option(
-    "--allow-no-match",
-    is_flag=True,
-    help="A select: target that finds no service is a warning, not an error.",
-)
+@_allow_no_match_option
 @click.option("--validate", "check_only", is_flag=True, help="Only check the plan.")
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @click.option("--simulate", is_flag=True, help="Rehearse against an in-process simulator.")
@@ -276,6 +281,7 @@ async def init(**options: Any) -> None:
 @click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
 @click.option("--only", multiple=True, metavar="GLOB", help="Show only matching targets.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Leave matching targets out.")
+@_allow_no_match_option
 @click.option("--endpoint-url", metavar="URL", help="ECS endpoint (e.g. a running simulator).")
 @log_options
 async def status(plan_path: str, **options: Any) -> None:

@@ -190,14 +190,14 @@ class _Builder:
                 f"running {runs[0]}: write image: {runs[0]}:TAG instead",
             )
         image = t.ok("image")
-        if image is None or image is INVALID or "select" not in t.own:
+        if image is None or image is INVALID:
             return
         if not runs:
             add(
                 t.where("select"),
                 f"with image, say which services run it: runs: {parse_image(image).path}",
             )
-        elif not any(same_repository(f"{repository}:x", image) for repository in runs):
+        elif not any(same_repository(repository, image) for repository in runs):
             add(
                 t.where("image"),
                 f"{image} is no image of the repositories select runs ({', '.join(runs)}):"
