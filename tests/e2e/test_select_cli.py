@@ -182,35 +182,6 @@ async def test_a_changed_selector_is_a_changed_plan_for_resume(
     assert "target datadog/prod-eu/api changed since run" in err
 
 
-def test_tag_only_with_runs_and_service_with_select_are_plan_errors(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    plan = tmp_path / "bad.yaml"
-    plan.write_text(
-        "version: 1\n"
-        "targets:\n"
-        "  - name: agents\n"
-        "    select: {clusters: [prod], runs: datadog/agent}\n"
-        "    tag_only: '7.60'\n"
-        "  - name: both\n"
-        "    service: api\n"
-        "    select: {clusters: [prod]}\n"
-        "    tag_only: '2'\n"
-        "  - select: {clusters: [prod], runs: 'datadog/agent:7'}\n"
-        "    image: datadog/agent:7.60\n"
-    )
-    from ecs_deploy_many.core.errors import PlanError
-    from ecs_deploy_many.plan import load_plan
-
-    with pytest.raises(PlanError) as raised:
-        load_plan(plan, environ={})
-    problems = [str(issue) for issue in raised.value.issues]
-    assert any(":5: targets[0].tag_only: tag_only retags every container" in p for p in problems)
-    assert any(":7: targets[1].service: select finds the services" in p for p in problems)
-    assert any(":10: targets[2]: a select target needs a name" in p for p in problems)
-    assert any("runs names a repository, without tag or digest" in p for p in problems)
-
-
 FIFTY = {
     f"prod-{region}": {
         f"svc{i:02}": (

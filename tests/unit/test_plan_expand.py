@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ecs_deploy_many.core.errors import PlanError
 from ecs_deploy_many.core.target import Selector, Target, target_as_data, target_from_data
 from ecs_deploy_many.journal.records import target_digest
-from ecs_deploy_many.plan import parse_plan
+from ecs_deploy_many.plan import load_plan, parse_plan
 from ecs_deploy_many.plan.expand import expand_selectors
 
 PLAN = """\
@@ -114,3 +116,29 @@ def test_select_belongs_to_each_target_not_defaults() -> None:
     )
     with pytest.raises(PlanError, match="select belongs to each target"):
         parse_plan(text, environ={})
+
+
+def test_tag_only_with_runs_and_service_with_select_are_plan_errors(
+    tmp_path: Path,
+) -> None:
+    plan = tmp_path / "bad.yaml"
+    plan.write_text(
+        "version: 1\n"
+        "targets:\n"
+        "  - name: agents\n"
+        "    select: {clusters: [prod], runs: datadog/agent}\n"
+        "    tag_only: '7.60'\n"
+        "  - name: both\n"
+        "    service: api\n"
+        "    select: {clusters: [prod]}\n"
+        "    tag_only: '2'\n"
+        "  - select: {clusters: [prod], runs: 'datadog/agent:7'}\n"
+        "    image: datadog/agent:7.60\n"
+    )
+    with pytest.raises(PlanError) as raised:
+        load_plan(plan, environ={})
+    problems = [str(issue) for issue in raised.value.issues]
+    assert any(":5: targets[0].tag_only: tag_only retags every container" in p for p in problems)
+    assert any(":7: targets[1].service: select finds the services" in p for p in problems)
+    assert any(":10: targets[2]: a select target needs a name" in p for p in problems)
+    assert any("runs names a repository, without tag or digest" in p for p in problems)
