@@ -37,6 +37,7 @@ def test_every_feature_has_an_example() -> None:
         "rate-limits.yaml",
         "demo.yaml",
         "scheduled-release.yaml",
+        "sidecar-upgrade.yaml",
     }
 
 

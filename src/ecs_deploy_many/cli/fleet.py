@@ -50,6 +50,7 @@ import asyncclick as click
 import structlog
 from rich.console import Console
 
+from ecs_deploy_many.cli.discovery import expanded_or_exit, narrowed, refuse_shard
 from ecs_deploy_many.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_PLAN
 from ecs_deploy_many.cli.gates import check_gate_flags, wave_gates
 from ecs_deploy_many.cli.journaling import run_id_of, run_journal, shared_budget
@@ -88,9 +89,9 @@ from ecs_deploy_many.observe.progress import ProgressView, show_progress
 from ecs_deploy_many.observe.report import run_report, write_report
 from ecs_deploy_many.observe.summary import print_summary
 from ecs_deploy_many.observe.timeline import Timeline
-from ecs_deploy_many.plan import DependencyChoice, Plan, load_plan, select, shard
+from ecs_deploy_many.plan import DependencyChoice, Plan, load_plan
+from ecs_deploy_many.plan.expand import has_selectors
 from ecs_deploy_many.plan.schedule import Schedule
-from ecs_deploy_many.plan.shard import shard_numbers
 
 __all__ = ["Job", "deploy", "plan_or_exit", "run_job", "status", "validate", "write_outputs"]
 
@@ -103,14 +104,13 @@ def _load(
     part: str | None,
 ) -> Plan:
     """The plan, selected, then sharded; a PlanError lists every problem with file and
-    line."""
+    line. A plan with ``select:`` targets is selected once they are expanded
+    (``cli.discovery``)."""
     plan = load_plan(path, environ=os.environ)
-    if only or exclude:
-        plan = select(plan, only, exclude, dependencies=dependencies)
-    if part is not None and part != "1/1":
-        index, count = shard_numbers(part)
-        plan = shard(plan, index, count)
-    return plan
+    refuse_shard(plan, part)
+    if has_selectors(plan):
+        return plan
+    return narrowed(plan, only, exclude, dependencies, part)
 
 
 def plan_or_exit(
@@ -137,8 +137,10 @@ def validate(plan_path: str) -> None:
 
 
 def _say_valid(plan_path: str, plan: Plan) -> None:
+    selectors = [t for t in plan.targets if t.unexpanded]
+    found = f" ({len(selectors)} finding services when it runs)" if selectors else ""
     click.echo(
-        f"{plan_path}: valid: {count(plan.targets, 'target')} in {count(plan.waves, 'wave')}"
+        f"{plan_path}: valid: {count(plan.targets, 'target')}{found} in {count(plan.waves, 'wave')}"
     )
     say_schedule(plan, real_clock())
 
@@ -298,7 +300,7 @@ class Job:
 async def run_job(plan: Plan, plan_path: str, options: dict[str, Any], job: Job | None) -> None:
     """Run ``job`` on ``plan`` where ``options`` say (a dry run without a job), write
     every output, and exit with the outcome's code."""
-    where = where_or_exit(plan_path, plan, options)
+    where = await expanded_or_exit(where_or_exit(plan_path, plan, options), plan_path, options)
     redactor = _redactor(plan)
     console = start_logging(options, redactor, where.clock)
     edited = [target for target in plan.targets if target.edits]
@@ -360,6 +362,7 @@ async def status(plan_path: str, options: dict[str, Any]) -> None:
     """``ecs-deploy-many status``: per target, what runs now and what the plan would do."""
     plan = plan_or_exit(plan_path, options["only"], options["exclude"], "skip")
     where = where_of(plan, {"simulate": False, "speed": None, **options})
+    where = await expanded_or_exit(where, plan_path, {**options, "dependencies": "skip"})
     redactor = _redactor(plan)
     start_logging(options, redactor, where.clock)
     until_exit = isinstance(click.get_current_context().obj, ProcessEnd)

@@ -1,8 +1,9 @@
 """`ecs-deploy-many`: fleet rollouts from a deploy plan, and the local ECS simulator.
 
 ``ecs-deploy-many PLAN ...`` is short for ``ecs-deploy-many deploy PLAN ...``; the other
-subcommands are ``validate PLAN``, ``status PLAN``, ``runs``, ``show RUN``, ``resume RUN``,
-``rollback RUN``, ``approve RUN WAVE``, ``lock status|break PLAN`` and ``sim serve``.
+subcommands are ``validate PLAN``, ``init``, ``status PLAN``, ``runs``, ``show RUN``,
+``resume RUN``, ``rollback RUN``, ``approve RUN WAVE``, ``lock status|break PLAN`` and
+``sim serve``.
 
 This module only declares the commands and their flags, so ``--version`` and ``--help``
 start at once: a command imports what it uses (``cli.fleet``: the AWS SDK, the engine,
@@ -106,6 +107,15 @@ def _window_options(command: F) -> F:
     return command
 
 
+def _allow_no_match_option(command: F) -> F:
+    option = click.option(
+        "--allow-no-match",
+        is_flag=True,
+        help="A select: target that finds no service is a warning, not an error.",
+    )
+    return option(command)
+
+
 def _shard(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
     """``--shard K/N``, checked: ``1 <= K <= N``."""
     if value is None:
@@ -134,6 +144,7 @@ async def cli(**_: Any) -> None:
     \b
     ecs-deploy-many PLAN [OPTIONS]     deploy a plan (see `ecs-deploy-many deploy --help`)
     ecs-deploy-many validate PLAN      check a plan, calling nothing
+    ecs-deploy-many init -c GLOB       write a plan from the services running now
     ecs-deploy-many status PLAN        what runs now against what the plan would deploy
     ecs-deploy-many runs               list the journaled runs, newest first
     ecs-deploy-many show RUN           a journaled run's summary and reports
@@ -162,6 +173,7 @@ async def cli(**_: Any) -> None:
     flag_value="skip",
     help="Deploy the selected targets without what they depend on (already deployed).",
 )
+@_allow_no_match_option
 @click.option("--validate", "check_only", is_flag=True, help="Only check the plan.")
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @click.option("--simulate", is_flag=True, help="Rehearse against an in-process simulator.")
@@ -232,9 +244,44 @@ async def validate(plan_path: str) -> None:
 
 
 @click.command()
+@click.option(
+    "-c",
+    "--cluster",
+    "clusters",
+    multiple=True,
+    required=True,
+    metavar="NAME|GLOB",
+    help="A cluster, by name or glob (repeat for more).",
+)
+@click.option("--region", help="The region (default: the SDK's, e.g. $AWS_REGION).")
+@click.option("--profile", help="The AWS profile (written into the plan's defaults).")
+@click.option("--endpoint-url", metavar="URL", help="ECS endpoint (e.g. a running simulator).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the plan here (default: standard output).",
+)
+@click.option("--force", is_flag=True, help="Overwrite --output when it exists.")
+@log_options
+async def init(**options: Any) -> None:
+    """Write a plan from the services running now: one target per ACTIVE service of the
+    clusters, with the images it runs (so its dry run changes nothing).
+
+    Reads only (ListClusters, ListServices, DescribeServices, DescribeTaskDefinition).
+    Exit 0 when written, 1 when ECS could not be read, 2 when the file exists (without
+    --force) or no service was found.
+    """
+    from ecs_deploy_many.cli import init as command
+
+    await command.init(options)
+
+
+@click.command()
 @click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
 @click.option("--only", multiple=True, metavar="GLOB", help="Show only matching targets.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Leave matching targets out.")
+@_allow_no_match_option
 @click.option("--endpoint-url", metavar="URL", help="ECS endpoint (e.g. a running simulator).")
 @log_options
 async def status(plan_path: str, **options: Any) -> None:
@@ -396,6 +443,7 @@ async def lock_break(plan_path: str, reason: str) -> None:
 
 cli.add_command(deploy)
 cli.add_command(validate)
+cli.add_command(init)
 cli.add_command(status)
 cli.add_command(runs)
 cli.add_command(resume)

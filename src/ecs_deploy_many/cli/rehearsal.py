@@ -27,6 +27,10 @@ plan's own rollback, and every image starts unless the fleet's behaviour rules s
 otherwise. A fleet file passed as ``base`` wins wherever it says something: its timings,
 behaviour, account, region, task definitions and services replace the guesses.
 
+A ``select:`` target gets nothing generated: it selects among the services of the fleet
+file given as ``base`` (``--fleet``), so without one it finds nothing (``cli.discovery``
+says so).
+
 What ECS would refuse, the rehearsal refuses first with a FleetError naming the plan file
 and the target: a cluster or service name ECS does not allow (``api v2``), a desired count
 above ECS's tasks-per-service quota, a task definition file ECS would not register.

@@ -20,11 +20,12 @@ from typing import Any, NoReturn
 
 import asyncclick as click
 
+from ecs_deploy_many.cli.discovery import narrowed
 from ecs_deploy_many.cli.exits import EXIT_PLAN
 from ecs_deploy_many.cli.fleet import Job, plan_or_exit, run_job, write_outputs
 from ecs_deploy_many.cli.journaling import plan_digest
 from ecs_deploy_many.cli.schedule import check_window_flags
-from ecs_deploy_many.core.errors import JournalError
+from ecs_deploy_many.core.errors import JournalError, PlanError
 from ecs_deploy_many.core.events import EventName
 from ecs_deploy_many.core.history import TargetHistory
 from ecs_deploy_many.core.redact import Redactor
@@ -36,6 +37,7 @@ from ecs_deploy_many.journal import list_runs as listed_runs
 from ecs_deploy_many.journal.records import target_digest
 from ecs_deploy_many.observe.summary import print_summary
 from ecs_deploy_many.observe.timeline import Timeline
+from ecs_deploy_many.plan.expand import expand_selectors, has_selectors
 from ecs_deploy_many.plan.model import FailureBudget, LockSpec, Plan, Wave
 
 __all__ = ["list_runs", "plan_of", "result_of", "resume_run", "roll_back_run", "show_run"]
@@ -124,6 +126,8 @@ async def resume_run(wanted: str, options: dict[str, Any]) -> None:
         chosen.get("dependencies") or "refuse",
         part,
     )
+    if has_selectors(plan):
+        plan = _as_journaled(plan, run)
     if chosen.get("max_parallel"):
         plan = replace(plan, max_parallel=chosen["max_parallel"])
     changes = run.changes(plan_digest(started.plan), plan.targets, shard=part)
@@ -147,6 +151,28 @@ async def resume_run(wanted: str, options: dict[str, Any]) -> None:
     click.echo(f"resuming {which} {run.run_id} of {started.plan}", err=True)
     job = Job(run_id=run.run_id, prior=prior)
     await run_job(plan, started.plan, {**_RUN_DEFAULTS, **chosen, **options, "shard": part}, job)
+
+
+def _as_journaled(plan: Plan, run: RunJournal) -> Plan:
+    """The plan's selector targets expanded into the services the run found, with the
+    plan's settings as they are now: a resume follows those services and looks for no
+    other (a service created since is for the next run). The run's selection applies."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for target in run.targets:
+        if target.selector is not None and target.cluster and target.service:
+            found.setdefault(target.selector.name, []).append((target.cluster, target.service))
+    chosen = run.started.options
+    try:
+        return narrowed(
+            expand_selectors(plan, found).plan,
+            chosen.get("only") or (),
+            chosen.get("exclude") or (),
+            chosen.get("dependencies") or "refuse",
+        )
+    except PlanError as error:
+        for issue in error.issues:
+            click.echo(f"error: {issue}", err=True)
+        raise click.exceptions.Exit(EXIT_PLAN) from None
 
 
 def _shard_to_resume(run: RunJournal, part: str | None) -> str | None:

@@ -92,13 +92,17 @@ def where_or_exit(plan_path: str, plan: Plan, options: dict[str, Any]) -> Where:
 
 
 @asynccontextmanager
-async def connected(where: Where, *, verbose: bool) -> AsyncIterator[ClientPool]:
-    """Clients for the run, the rehearsal's simulator serving meanwhile."""
+async def connected(
+    where: Where, *, verbose: bool, announce: bool = True
+) -> AsyncIterator[ClientPool]:
+    """Clients for the run, the rehearsal's simulator serving meanwhile (said on stderr
+    unless not to ``announce``)."""
     async with AsyncExitStack() as stack:
         endpoint_url = where.endpoint_url
         if where.simulator is not None:
             simulator = await stack.enter_async_context(where.simulator)
             endpoint_url = simulator.endpoint_url
+        if where.simulator is not None and announce:
             lock = "; the run lock is in the process (its table or file untouched)"
             click.echo(
                 f"rehearsing against an in-process ECS simulator at {where.simulated_at:g}x "

@@ -18,6 +18,7 @@ __all__ = [
     "ImageRef",
     "parse_image",
     "resolve_image",
+    "runs_repository",
     "same_repository",
     "tag_problem",
     "with_tag",
@@ -200,3 +201,17 @@ def same_repository(current: str, new: str) -> bool:
     new_key = _match_key(parse_image(new))
     current_ref = _lenient(current)
     return current_ref is not None and _match_key(current_ref) == new_key
+
+
+def runs_repository(current: str, repository: str) -> bool:
+    """Whether an image found running is of ``repository`` in its registry (Docker Hub
+    when it names none, its aliases folded together): stricter than ``same_repository``,
+    so that a selector never takes a service off a mirror or a private registry."""
+    wanted = parse_image(repository)
+    current_ref = _lenient(current)
+    return current_ref is not None and _registry_key(current_ref) == _registry_key(wanted)
+
+
+def _registry_key(ref: ImageRef) -> tuple[str, str]:
+    registry = "docker.io" if ref.registry is None or ref.registry in _DOCKER_HUB else ref.registry
+    return registry, _match_key(ref)

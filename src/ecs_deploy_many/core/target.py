@@ -15,6 +15,7 @@ from ecs_deploy_many.core.scope import AwsScope
 __all__ = [
     "AwsScope",
     "ContainerEdits",
+    "Selector",
     "Target",
     "TargetKind",
     "TaskEdits",
@@ -79,6 +80,19 @@ class TaskEdits:
 
 
 @dataclass(frozen=True)
+class Selector:
+    """A plan target's ``select:``: the services it stands for are found when the plan runs."""
+
+    name: str
+    """The selector target's name; each match is named ``<name>/<cluster>/<service>``."""
+    clusters: tuple[str, ...]
+    """Cluster names or globs (``fnmatch``, case-sensitive)."""
+    runs: tuple[str, ...] = ()
+    """Repositories: a service matches when a container runs one of them (the rule
+    ``image:`` retargets containers by). Empty: every active service of the clusters."""
+
+
+@dataclass(frozen=True)
 class Target:
     """Everything one deploy needs; defaults are the original ecs-deploy's."""
 
@@ -131,9 +145,17 @@ class Target:
     allow_failure: bool = False
     wave: str | None = None
 
+    selector: Selector | None = None
+    """The selector this target is, or (with ``service`` set) the one that found it."""
+
     @property
     def kind(self) -> TargetKind:
-        return "service" if self.service else "task_definition"
+        return "service" if self.service or self.selector else "task_definition"
+
+    @property
+    def unexpanded(self) -> bool:
+        """A selector target whose services are not found yet: never deployed as such."""
+        return self.selector is not None and self.service is None
 
 
 def target_as_data(target: Target) -> dict[str, Any]:
@@ -145,6 +167,10 @@ def target_as_data(target: Target) -> dict[str, Any]:
         data["edits"] = _plain(asdict(target.edits))
     else:
         del data["edits"]
+    # Absent rather than null when none: digests of listed targets stay what they were.
+    del data["selector"]
+    if target.selector is not None:
+        data["selector"] = _plain(asdict(target.selector))
     return data
 
 
@@ -154,6 +180,10 @@ def target_from_data(data: Mapping[str, Any]) -> Target:
     known["depends_on"] = tuple(data.get("depends_on", ()))
     if "edits" in data:
         known["edits"] = _edits_from_data(data["edits"])
+    if selector := data.get("selector"):
+        known["selector"] = Selector(
+            selector["name"], tuple(selector["clusters"]), tuple(selector.get("runs", ()))
+        )
     return Target(**known)
 
 

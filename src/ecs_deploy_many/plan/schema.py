@@ -140,6 +140,56 @@ def ecs_name(what: str, pattern: re.Pattern[str], rule: str) -> Check:
     return check
 
 
+def _one_or_list(item: Check) -> Check:
+    """One value or a non-empty list of them, as a list."""
+
+    def check(value: Any, path: KeyPath, issues: Issues) -> Any:
+        if isinstance(value, list) and not value:
+            return _refuse("give at least one", path, issues)
+        return list_of(item)(value if isinstance(value, list) else [value], path, issues)
+
+    return check
+
+
+_CLUSTER_GLOB = re.compile(r"[A-Za-z0-9_*?\[\]!-]{1,255}")
+
+
+def cluster_glob(value: Any, path: KeyPath, issues: Issues) -> Any:
+    text = string(value, path, issues)
+    if text is INVALID or _CLUSTER_GLOB.fullmatch(text):
+        return text
+    return _refuse(
+        f"{describe(text)} is not a cluster name or glob: {_NAME_RULE}, and * ? [ ]",
+        path,
+        issues,
+    )
+
+
+def repository(value: Any, path: KeyPath, issues: Issues) -> Any:
+    """An image repository without tag or digest (``datadog/agent``)."""
+    text = string(value, path, issues)
+    if text is INVALID:
+        return INVALID
+    try:
+        ref = parse_image(text)
+    except ImageError as exc:
+        return _refuse(f"bad repository {text!r}: {exc.reason}", path, issues)
+    if ref.tag is not None or ref.digest is not None:
+        return _refuse(
+            f"runs names a repository, without tag or digest: write {ref.repository!r}",
+            path,
+            issues,
+        )
+    return text
+
+
+SELECT = fields(
+    {"clusters": _one_or_list(cluster_glob), "runs": _one_or_list(repository)},
+    required=["clusters"],
+)
+"""A target's ``select:``: the services it stands for, found when the plan runs."""
+
+
 def region(value: Any, path: KeyPath, issues: Issues) -> Any:
     text = string(value, path, issues)
     if text is INVALID:
@@ -391,6 +441,7 @@ TARGET_FIELDS: Final[dict[str, Check]] = {
     "depends_on": list_of(string),
     "allow_failure": boolean,
     **EDIT_FIELDS,
+    "select": lambda value, path, issues: _plain(SELECT(value, path, issues)),
 }
 
 SERVICE_ONLY: Final = (
@@ -413,7 +464,7 @@ _RUN_TASK_HINTS = {
         "network_configuration",
     )
 }
-_PER_TARGET = ("name", "service", "task_definition", "depends_on")
+_PER_TARGET = ("name", "service", "task_definition", "depends_on", "select")
 
 TARGET = fields(TARGET_FIELDS, hints=_RUN_TASK_HINTS)
 DEFAULTS = fields(

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from ecs_deploy_many.core.errors import ImageError, TaskDefinitionError
-from ecs_deploy_many.core.images import resolve_image
-from ecs_deploy_many.core.target import AwsScope, ContainerEdits, Target, TaskEdits
+from ecs_deploy_many.core.images import parse_image, resolve_image, same_repository
+from ecs_deploy_many.core.target import AwsScope, ContainerEdits, Selector, Target, TaskEdits
 from ecs_deploy_many.plan.checks import INVALID
 from ecs_deploy_many.plan.issues import Issues, KeyPath
 from ecs_deploy_many.plan.schema import (
@@ -135,9 +135,12 @@ class _Builder:
         body = self._task_definition_body(t)
         family = body.get("family") if body else None
         service, task_definition = t.ok("service"), t.ok("task_definition") or family
-        is_service = t.given("service")
+        selects = t.written("select")
+        is_service = t.given("service") or selects
         has_family = t.given("task_definition") or family is not None
         self._check_shape(t, is_service, has_family=has_family)
+        if selects:
+            self._check_selector(t)
 
         values = {key: t.ok(key) for key in _COPIED}
         values["task_definition"] = task_definition
@@ -152,6 +155,9 @@ class _Builder:
         name = t.ok("name") or _derived_name(t.ok("cluster"), service, task_definition)
         if name is None:
             return None
+        selector = _selector(name, t.ok("select")) if selects else None
+        if selector is not None:
+            values["cluster"] = None  # a default cluster: the selector names its own
         return Target(
             name=name,
             **{key: value for key, value in values.items() if value is not None},
@@ -164,6 +170,7 @@ class _Builder:
             task_definition_body=body,
             scope=AwsScope(t.ok("region"), t.ok("profile"), t.ok("assume_role")),
             depends_on=tuple(t.ok("depends_on") or ()),
+            selector=selector,
             # A plan converges: a service already on the rendered definition is left
             # alone (force_new_deployment redeploys it anyway).
             skip_unchanged=True,
@@ -179,7 +186,7 @@ class _Builder:
             )
         if not is_service and not has_family and not t.given("task_definition_file"):
             add(t.path, "a target needs service (with cluster) or task_definition")
-        if is_service and not t.given("cluster"):
+        if is_service and not t.given("cluster") and not t.written("select"):
             add(t.where("cluster"), "required for a service target")
         if is_service and t.written("run_task") and t.given("run_task"):
             add(t.where("run_task"), "run_task needs a task_definition target, not a service")
@@ -202,6 +209,37 @@ class _Builder:
             add(
                 t.where("use_latest_task_def"),
                 "cannot be combined with task_definition_file (both choose the base revision)",
+            )
+
+    def _check_selector(self, t: _Layered) -> None:
+        """What a ``select:`` target cannot also say, and images it would misapply."""
+        add = self.issues.add
+        for key in ("service", "cluster", "task_definition_file"):
+            if t.written(key):
+                add(t.where(key), f"select finds the services: drop {key}")
+        if not t.written("name"):
+            add(t.path, "a select target needs a name (its matches are <name>/<cluster>/<service>)")
+        given = t.ok("select") or {}
+        runs = given.get("runs") or []
+        if runs and t.given("tag_only"):
+            add(
+                t.where("tag_only"),
+                "tag_only retags every container of each selected service, not only those "
+                f"running {runs[0]}: write image: {runs[0]}:TAG instead",
+            )
+        image = t.ok("image")
+        if image is None or image is INVALID:
+            return
+        if not runs:
+            add(
+                t.where("select"),
+                f"with image, say which services run it: runs: {parse_image(image).path}",
+            )
+        elif not any(same_repository(repository, image) for repository in runs):
+            add(
+                t.where("image"),
+                f"{image} is no image of the repositories select runs ({', '.join(runs)}):"
+                " it would change no container of the services found",
             )
 
     def _image(self, t: _Layered, key: str, image: Any, container: str = "") -> Any:
@@ -274,6 +312,12 @@ def _edits(t: _Layered) -> TaskEdits:
         exclusive_environment=bool(t.ok("exclusive_environment")),
         exclusive_secrets=bool(t.ok("exclusive_secrets")),
     )
+
+
+def _selector(name: str, given: Any) -> Selector | None:
+    if not isinstance(given, dict) or not isinstance(given.get("clusters"), list):
+        return None  # refused already
+    return Selector(name, tuple(given["clusters"]), tuple(given.get("runs") or ()))
 
 
 def _derived_name(
