@@ -223,9 +223,10 @@ async def test_init_writes_a_plan_of_what_runs_that_validates_and_changes_nothin
         sim.reset_stats()
         code, out, err = await command(sim, capsys, "fleet-plan.yaml", "--dry-run")
         assert code == 0, err[-2000:]
-        lines = out.strip().splitlines()
+        *lines, totals = out.strip().splitlines()
         assert len(lines) == 50
         assert all(line.endswith("  unchanged") for line in lines), out
+        assert totals == "50 targets: 0 change, 50 unchanged"
         assert "RegisterTaskDefinition" not in sim.stats().calls
         # It does not write over a file, unless forced.
         code = await many(
