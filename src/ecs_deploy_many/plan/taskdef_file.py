@@ -65,8 +65,9 @@ def read_task_definition_file(
 
     With ``environ`` the file is a template whose ``${VAR}`` placeholders it fills in;
     without, it is taken literally (``ecs-deploy --task-definition-file``, as the
-    original tool). Reads at most MAX_TASK_DEFINITION_BYTES, so ``/dev/zero`` or a wrong file is refused
-    instead of filling memory. Raises TaskDefinitionError for every problem, reading too.
+    original tool). Reads at most MAX_TASK_DEFINITION_BYTES, so ``/dev/zero`` or a wrong
+    file is refused instead of filling memory. Raises TaskDefinitionError for every
+    problem, reading too.
     """
     name = str(path) if source is None else source
     try:
