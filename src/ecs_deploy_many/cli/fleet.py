@@ -6,10 +6,11 @@ brings the AWS SDK, the engine, the outputs and the simulator with it.
 Exit codes: 0 every target succeeded or was unchanged; 1 at least one failed (after
 whatever rollback), an output or the run journal could not be written, the run lost its
 lock, or an unexpected error stopped the run; 2 plan, fleet or usage error, a journal,
-lock table or run table (``--run-table``) that cannot be used at the start, or an image
-that cannot be pinned to its digest, nothing touched; 73 another run holds the plan's
-lock (``cli.lock``), nothing touched; 75 (EX_TEMPFAIL) outside the plan's release
-windows or inside a freeze, nothing touched; 130 interrupted. A webhook of the plan's
+lock table or run table (``--run-table``) that cannot be used at the start, an image
+that cannot be pinned to its digest, or something a target references that does not
+exist (``cli.verify``; ``--no-verify`` skips the check), nothing touched; 73 another
+run holds the plan's lock (``cli.lock``), nothing touched; 75 (EX_TEMPFAIL) outside the
+plan's release windows or inside a freeze, nothing touched; 130 interrupted. A webhook of the plan's
 ``notifications`` never changes the code.
 
 The plan's ``schedule`` is checked once the plan is loaded, before any call to AWS
@@ -50,6 +51,7 @@ import asyncclick as click
 import structlog
 from rich.console import Console
 
+from ecs_deploy_many.aws.session import ClientPool
 from ecs_deploy_many.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_PLAN
 from ecs_deploy_many.cli.gates import check_gate_flags, wave_gates
 from ecs_deploy_many.cli.journaling import run_id_of, run_journal, shared_budget
@@ -58,6 +60,7 @@ from ecs_deploy_many.cli.options import count, say, start_logging
 from ecs_deploy_many.cli.pinning import pinned, pins_images, previews_and_pins, unpinned
 from ecs_deploy_many.cli.schedule import check_window_flags, obey_schedule, say_schedule
 from ecs_deploy_many.cli.signals import HeldSignals, ProcessEnd, cancel_on_signal
+from ecs_deploy_many.cli.verify import REHEARSAL_NOTE, verify_before_run
 from ecs_deploy_many.cli.where import Where, connected, where_of, where_or_exit
 from ecs_deploy_many.core.clock import Clock, real_clock, utc_iso
 from ecs_deploy_many.core.errors import PlanError
@@ -427,7 +430,7 @@ async def _deploy(
         watchers.append(timeline)
     if notifier is not None:
         watchers.append(notifier)
-    pinning, gate_problems = Pinning(), list[str]()
+    pinning, gate_problems, unverified = Pinning(), list[str](), None
     async with AsyncExitStack() as stack:
         lock = await stack.enter_async_context(
             held_lock(
@@ -447,8 +450,13 @@ async def _deploy(
         run, during_run = None, 0
         try:
             async with connected(where, verbose=options["verbose"]) as pool:
+                previews, unverified = await _verified(where, pool, redactor, options, job)
                 pinning = await pinned(
-                    where, pool, redactor, rolling_back=job.roll_back is not None
+                    where,
+                    pool,
+                    redactor,
+                    rolling_back=job.roll_back is not None,
+                    previews=previews,
                 )
                 context = RunContext(
                     pool,
@@ -462,7 +470,9 @@ async def _deploy(
                 )
                 gates, gate_problems = await wave_gates(where, pool, options, run_id)
                 run = FleetRun(plan, context, job.prior, shared, gates)
-                if pinning.problems:
+                if unverified:
+                    run.halt(unverified)
+                elif pinning.problems:
                     run.halt(unpinned(plan_path, pinning))
                 elif gate_problems:
                     run.halt(f"nothing was deployed: {gate_problems[0]}")
@@ -504,9 +514,25 @@ async def _deploy(
     late = signals.received[during_run:]
     if late:
         say(f"{late[0].name} came after the run had ended; every output is written")
-    code = EXIT_PLAN if pinning.problems or gate_problems else _exit_code(result)
+    code = EXIT_PLAN if unverified or pinning.problems or gate_problems else _exit_code(result)
     lost_lock = lock is not None and lock.lost is not None
     return code if (written and not journal_error and not lost_lock) or code else EXIT_FAILED
+
+
+async def _verified(
+    where: Where, pool: ClientPool, redactor: Redactor, options: dict[str, Any], job: Job
+) -> tuple[list[TargetPreview] | None, str | None]:
+    """The run's previews, when verify (``cli.verify``) read them, and why the run must
+    deploy nothing, if verify found something missing. A rollback and ``--no-verify``
+    check nothing; a rehearsal says it cannot."""
+    if job.roll_back is not None or options.get("no_verify"):
+        return None, None
+    if where.simulator is not None:
+        say(REHEARSAL_NOTE)
+        return None, None
+    plan = where.plan
+    previews = await preview_plan(plan, pool, max_parallel=plan.max_parallel, redactor=redactor)
+    return previews, await verify_before_run(where, pool, redactor, previews)
 
 
 def write_outputs(
