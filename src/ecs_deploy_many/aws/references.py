@@ -65,16 +65,24 @@ def _code(error: ClientError) -> str:
 
 
 def unchecked(error: Exception) -> Finding:
-    """An answer that says nothing of the thing itself."""
+    """An answer that says nothing of the thing itself, said on one short line."""
     if isinstance(error, ClientError):
         code = _code(error)
-        if code in _DENIED:
-            return Finding("unchecked", f"access denied ({code})")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in _DENIED or status == 403:
+            shown = code if code and not code.isdigit() else f"HTTP {status}"
+            return Finding("unchecked", f"access denied ({shown})")
         message = error.response.get("Error", {}).get("Message", "")
-        return Finding("unchecked", f"{code}: {message}" if message else code)
+        return Finding("unchecked", _one_line(f"{code}: {message}" if message else code))
     if isinstance(error, TimeoutError):
         return Finding("unchecked", f"no answer within {CHECK_TIMEOUT:g} s")
-    return Finding("unchecked", str(error) or type(error).__name__)
+    return Finding("unchecked", _one_line(str(error) or type(error).__name__))
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """An error's text on one line, cut: some services answer an error with a page."""
+    words = " ".join(text.split())
+    return words if len(words) <= limit else f"{words[: limit - 3]}..."
 
 
 async def _each_once(
