@@ -182,9 +182,11 @@ async def test_every_missing_thing_is_listed_per_target_and_the_run_changes_noth
         assert (
             "missing      log group /ecs/gone (eu-west-1, container app): no such log group" in api
         )
-        assert "gone" not in web and "app:9" not in api
+        assert "gone" not in web
+        assert "app:9" not in api
         assert out.splitlines()[-1] == "verify: 2 targets: 0 ok, 2 with 4 missing"
-        assert missing_secret not in out and SECRET_VALUE not in out
+        assert missing_secret not in out
+        assert SECRET_VALUE not in out
 
         code = await ecs_deploy_many(tmp_path, sim, plan, "--no-journal")
         calls = sim.stats().calls
@@ -193,7 +195,8 @@ async def test_every_missing_thing_is_listed_per_target_and_the_run_changes_noth
     assert calls.get("RegisterTaskDefinition", 0) == 0
     err = capsys.readouterr().err
     assert "nothing was deployed: verify found 4 missing in 2 targets" in err
-    assert SECRET_VALUE not in err and missing_secret not in err
+    assert SECRET_VALUE not in err
+    assert missing_secret not in err
 
 
 async def test_when_everything_exists_verify_passes_and_the_run_deploys(
@@ -210,7 +213,6 @@ async def test_when_everything_exists_verify_passes_and_the_run_deploys(
         code = await ecs_deploy_many(tmp_path, sim, "verify", plan)
         out = capsys.readouterr().out
         assert code == 0, out
-        assert "prod/api  ok: 1 image, 3 secrets, 2 log" not in out  # counted by kind
         assert block(out, "prod/api") == (
             "prod/api  ok: 1 image, 3 secrets, 1 log group, 1 task role, 1 execution role"
         )
