@@ -189,12 +189,19 @@ async def test_every_missing_thing_is_listed_per_target_and_the_run_changes_noth
         assert SECRET_VALUE not in out
 
         code = await ecs_deploy_many(tmp_path, sim, plan, "--no-journal")
+        err = capsys.readouterr().err
+        only_api = await ecs_deploy_many(tmp_path, sim, plan, "--no-journal", "--only", "*/api")
         calls = sim.stats().calls
-    assert code == 2
+    assert (code, only_api) == (2, 2)
     assert calls.get("UpdateService", 0) == 0
     assert calls.get("RegisterTaskDefinition", 0) == 0
-    err = capsys.readouterr().err
-    assert "nothing was deployed: verify found 4 missing in 2 targets" in err
+    assert (
+        "nothing was deployed: verify found 2 missing in 1 target (prod/api); "
+        "--no-verify deploys anyway" in capsys.readouterr().err
+    )
+    # the image is missing for pinning too (which names the run's halt), and for verify
+    assert "nothing was deployed" in err
+    assert "verify: 2 targets: 0 ok, 2 with 4 missing" in err
     assert SECRET_VALUE not in err
     assert missing_secret not in err
 

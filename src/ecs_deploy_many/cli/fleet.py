@@ -51,7 +51,6 @@ import asyncclick as click
 import structlog
 from rich.console import Console
 
-from ecs_deploy_many.aws.session import ClientPool
 from ecs_deploy_many.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_PLAN
 from ecs_deploy_many.cli.gates import check_gate_flags, wave_gates
 from ecs_deploy_many.cli.journaling import run_id_of, run_journal, shared_budget
@@ -430,7 +429,8 @@ async def _deploy(
         watchers.append(timeline)
     if notifier is not None:
         watchers.append(notifier)
-    pinning, gate_problems, unverified = Pinning(), list[str](), None
+    pinning, gate_problems = Pinning(), list[str]()
+    unverified: str | None = None
     async with AsyncExitStack() as stack:
         lock = await stack.enter_async_context(
             held_lock(
@@ -450,7 +450,13 @@ async def _deploy(
         run, during_run = None, 0
         try:
             async with connected(where, verbose=options["verbose"]) as pool:
-                previews, unverified = await _verified(where, pool, redactor, options, job)
+                previews = (
+                    await preview_plan(
+                        plan, pool, max_parallel=plan.max_parallel, redactor=redactor
+                    )
+                    if _verifies(where, options, job)
+                    else None
+                )
                 pinning = await pinned(
                     where,
                     pool,
@@ -458,6 +464,8 @@ async def _deploy(
                     rolling_back=job.roll_back is not None,
                     previews=previews,
                 )
+                if previews is not None:  # every problem at once, pinning's too
+                    unverified = await verify_before_run(where, pool, redactor, previews)
                 context = RunContext(
                     pool,
                     where.clock,
@@ -470,10 +478,10 @@ async def _deploy(
                 )
                 gates, gate_problems = await wave_gates(where, pool, options, run_id)
                 run = FleetRun(plan, context, job.prior, shared, gates)
-                if unverified:
-                    run.halt(unverified)
-                elif pinning.problems:
+                if pinning.problems:
                     run.halt(unpinned(plan_path, pinning))
+                elif unverified:
+                    run.halt(unverified)
                 elif gate_problems:
                     run.halt(f"nothing was deployed: {gate_problems[0]}")
                 async with show_progress(progress, where.clock, console):
@@ -514,25 +522,20 @@ async def _deploy(
     late = signals.received[during_run:]
     if late:
         say(f"{late[0].name} came after the run had ended; every output is written")
-    code = EXIT_PLAN if unverified or pinning.problems or gate_problems else _exit_code(result)
+    code = EXIT_PLAN if pinning.problems or unverified or gate_problems else _exit_code(result)
     lost_lock = lock is not None and lock.lost is not None
     return code if (written and not journal_error and not lost_lock) or code else EXIT_FAILED
 
 
-async def _verified(
-    where: Where, pool: ClientPool, redactor: Redactor, options: dict[str, Any], job: Job
-) -> tuple[list[TargetPreview] | None, str | None]:
-    """The run's previews, when verify (``cli.verify``) read them, and why the run must
-    deploy nothing, if verify found something missing. A rollback and ``--no-verify``
-    check nothing; a rehearsal says it cannot."""
+def _verifies(where: Where, options: dict[str, Any], job: Job) -> bool:
+    """Whether the run checks what its targets reference first (``cli.verify``): not a
+    rollback, nor with ``--no-verify``; a rehearsal says it cannot."""
     if job.roll_back is not None or options.get("no_verify"):
-        return None, None
+        return False
     if where.simulator is not None:
         say(REHEARSAL_NOTE)
-        return None, None
-    plan = where.plan
-    previews = await preview_plan(plan, pool, max_parallel=plan.max_parallel, redactor=redactor)
-    return previews, await verify_before_run(where, pool, redactor, previews)
+        return False
+    return True
 
 
 def write_outputs(
