@@ -221,7 +221,7 @@ async def test_when_everything_exists_verify_passes_and_the_run_deploys(
         out = capsys.readouterr().out
         assert code == 0, out
         assert block(out, "prod/api") == (
-            "prod/api  ok: 1 image, 3 secrets, 1 log group, 1 task role, 1 execution role"
+            "prod/api  ok: found 1 image, 3 secrets, 1 log group, 1 task role, 1 execution role"
         )
         assert out.splitlines()[-1] == "verify: 2 targets: 2 ok"
 

@@ -58,8 +58,9 @@ def skipped_services(where: Where, environ: Mapping[str, str]) -> dict[Service, 
     ecs = where.endpoint_url or environ.get("AWS_ENDPOINT_URL_ECS")
     if not ecs or environ.get("AWS_ENDPOINT_URL"):
         return {}
+    why = f"ECS is at {ecs} and these have no endpoint of their own: AWS_ENDPOINT_URL_<SERVICE>"
     return {
-        service: f"ECS is at {ecs} and {variable} is not set"
+        service: why
         for service, variable in _ENDPOINT_VARIABLES.items()
         if not environ.get(variable)
     }

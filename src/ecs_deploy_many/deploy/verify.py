@@ -49,9 +49,11 @@ from ecs_deploy_many.core.scope import AwsScope
 from ecs_deploy_many.deploy.dryrun import TargetPreview
 
 __all__ = [
+    "CREATED",
     "SERVICES",
     "Check",
     "Reference",
+    "Service",
     "TargetVerification",
     "Verification",
     "format_verification",
@@ -132,6 +134,10 @@ class Verification:
         return sum(len(t.missing) for t in self.targets)
 
 
+CREATED = Finding("found", "created by ECS")
+"""A log group ECS creates when the task starts (``awslogs-create-group``)."""
+
+
 def _arn_parts(text: str) -> list[str] | None:
     parts = text.split(":")
     return parts if text.startswith("arn:") and len(parts) >= 6 else None
@@ -185,7 +191,7 @@ def _log_reference(container: str, options: Mapping[str, Any], scope: AwsScope) 
     region = str(options.get("awslogs-region") or scope.region or "")
     shown = f"{group} ({region or 'the target region'}, container {container})"
     if str(options.get("awslogs-create-group", "")).lower() == "true":
-        return Reference("log group", shown, settled=Finding("found", "created by ECS"))
+        return Reference("log group", shown, settled=CREATED)
     where = replace(scope, region=region or scope.region)
     return Reference("log group", shown, Check("logs", where, group))
 
@@ -319,14 +325,18 @@ async def verify_previews(
             continue
         missing, not_checked, created, found = [], [], [], []
         for reference in references[preview.name]:
-            finding = reference.settled or findings[reference.check]  # type: ignore[index]
+            if reference.settled is not None:
+                finding = reference.settled
+            else:
+                assert reference.check is not None  # a reference is settled or checked
+                finding = findings[reference.check]
             if reference.kind.endswith("role"):
                 finding = _role_in_another_account(reference, finding)
             if finding.state == "missing":
                 missing.append((reference, finding))
             elif finding.state == "unchecked":
                 not_checked.append((reference, finding))
-            elif finding.detail == "created by ECS":
+            elif finding == CREATED:
                 created.append(reference)
             else:
                 found.append(reference)
@@ -342,12 +352,27 @@ def _counted(references: Iterable[Reference]) -> str:
     kinds: dict[str, int] = defaultdict(int)
     for reference in references:
         kinds[reference.kind] += 1
-    return ", ".join(f"{n} {kind}{'s' * (n != 1)}" for kind, n in kinds.items()) or "nothing"
+    return ", ".join(f"{n} {kind}{'s' * (n != 1)}" for kind, n in kinds.items())
+
+
+def _headline(target: TargetVerification) -> str:
+    """``name  verdict: found ...; missing ...; not checked ...``."""
+    found = [*target.found, *target.created]
+    missing = [reference for reference, _ in target.missing]
+    unchecked = [reference for reference, _ in target.unchecked]
+    if not (found or missing):
+        verdict = "not checked" if unchecked else "ok"
+        return f"{target.name}  {verdict}: {_counted(unchecked) or 'nothing referenced'}"
+    verdict = f"{len(missing)} missing" if missing else "ok"
+    parts = (("found", found), ("missing", missing), ("not checked", unchecked))
+    return f"{target.name}  {verdict}: " + "; ".join(
+        f"{label} {_counted(references)}" for label, references in parts if references
+    )
 
 
 def format_verification(verification: Verification, redactor: Redactor | None = None) -> str:
-    """Plain text for a terminal: a block per target with a problem, a line per other,
-    and a total; services not asked at all are said once."""
+    """Plain text for a terminal: per target a line, and one for each thing missing or
+    not checked; services not asked at all are said once, then a total."""
     mask = redactor or Redactor()
     skipped_reasons = set(verification.skipped.values())
     lines: list[str] = []
@@ -355,25 +380,19 @@ def format_verification(verification: Verification, redactor: Redactor | None = 
         if target.error is not None:
             lines.append(f"{target.name}  not verified: {target.error}")
             continue
-        listed = [
-            (word, reference, finding)
+        lines.append(_headline(target))
+        lines.extend(
+            f"  {word:<11}  {reference.kind} {reference.shown}: {finding.detail}"
             for word, pairs in (("missing", target.missing), ("not checked", target.unchecked))
             for reference, finding in pairs
             if finding.detail not in skipped_reasons
-        ]
-        every = [*target.found, *target.created, *(r for r, _ in target.missing)]
-        every += [r for r, _ in target.unchecked]
-        verdict = f"{len(target.missing)} missing" if target.missing else "ok"
-        lines.append(f"{target.name}  {verdict}: {_counted(every)}")
-        lines.extend(
-            f"  {word:<11}  {reference.kind} {reference.shown}: {finding.detail}"
-            for word, reference, finding in listed
         )
         lines.extend(
             f"  {'created':<11}  log group {r.shown} (awslogs-create-group)" for r in target.created
         )
-    for service, reason in verification.skipped.items():
-        lines.append(f"{SERVICES[service]} not checked: {reason}")
+    for reason in dict.fromkeys(verification.skipped.values()):
+        services = [SERVICES[s] for s, why in verification.skipped.items() if why == reason]
+        lines.append(f"not checked: {', '.join(services)} ({reason})")
     failing = sum(1 for t in verification.targets if t.missing)
     unread = sum(1 for t in verification.targets if t.error is not None)
     total = len(verification.targets)
