@@ -169,9 +169,17 @@ async def test_every_missing_thing_is_listed_per_target_and_the_run_changes_noth
     }
     plan = write_plan(tmp_path, plan_text({"web": "9", "api": "2"}))
     async with Simulator(fleet(definitions), speed=SPEED) as sim:
-        code = await ecs_deploy_many(tmp_path, sim, "verify", plan)
+        report = tmp_path / "verify.json"
+        code = await ecs_deploy_many(tmp_path, sim, "verify", plan, "--report", str(report))
         out = capsys.readouterr().out
         assert code == 2
+        written = json.loads(report.read_text())
+        assert written["missing"] == 4
+        assert [(t["name"], t["verdict"]) for t in written["targets"]] == [
+            ("prod/web", "missing"),
+            ("prod/api", "missing"),
+        ]
+        assert [m["kind"] for m in written["targets"][1]["missing"]] == ["log group", "task role"]
         web, api = block(out, "prod/web"), block(out, "prod/api")
         assert f"missing      image {REGISTRY}/app:9 (container app): not in repository" in web
         assert (
