@@ -44,7 +44,7 @@ from ecs_deploy_many.aws.references import (
 )
 from ecs_deploy_many.core.errors import EcsDeployError, ImageError
 from ecs_deploy_many.core.images import ECR_REGISTRY, parse_image
-from ecs_deploy_many.core.redact import Redactor
+from ecs_deploy_many.core.redact import MASK, Redactor
 from ecs_deploy_many.core.scope import AwsScope
 from ecs_deploy_many.deploy.dryrun import TargetPreview
 
@@ -330,6 +330,10 @@ async def verify_previews(
             else:
                 assert reference.check is not None  # a reference is settled or checked
                 finding = findings[reference.check]
+            if reference.kind == "secret" and reference.check is not None:
+                # a service's error text may quote the reference, which is never shown
+                detail = finding.detail.replace(reference.check.key, MASK)
+                finding = replace(finding, detail=detail)
             if reference.kind.endswith("role"):
                 finding = _role_in_another_account(reference, finding)
             if finding.state == "missing":
