@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ecs_deploy_many.core.scope import AwsScope
-from ecs_deploy_many.deploy.verify import Check, references_of
+from ecs_deploy_many.deploy.verify import Check, Reference, references_of
 
 SCOPE = AwsScope("eu-west-1", profile="prod")
 ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
@@ -115,4 +115,37 @@ def test_roles_by_name_and_log_groups_by_region_unless_ecs_creates_them() -> Non
         ("log group", None, "created by ECS"),
         ("task role", Check("iam", SCOPE, "app-task"), ""),
         ("execution role", Check("iam", SCOPE, "ecsTaskExecutionRole"), ""),
+    ]
+
+
+def test_the_text_says_what_was_found_missing_and_not_checked_per_target() -> None:
+    from ecs_deploy_many.aws.references import Finding
+    from ecs_deploy_many.deploy.verify import TargetVerification, Verification, format_verification
+
+    image = Reference("image", "repo/app:1 (container app)")
+    role = Reference("task role", "arn:aws:iam::123456789012:role/app")
+    group = Reference("log group", "/ecs/app (eu-west-1, container app)")
+    skipped = "ECS is at http://sim and these have no endpoint of their own"
+    verification = Verification(
+        targets=[
+            TargetVerification("a", missing=((role, Finding("missing", "no such role")),)),
+            TargetVerification(
+                "b",
+                unchecked=((role, Finding("unchecked", "access denied (AccessDenied)")),),
+                found=(image,),
+            ),
+            TargetVerification("c", unchecked=((group, Finding("unchecked", skipped)),)),
+            TargetVerification("d", error="service d not found in cluster prod"),
+        ],
+        skipped={"logs": skipped, "iam": skipped},
+    )
+    assert format_verification(verification).splitlines() == [
+        "a  1 missing: missing 1 task role",
+        "  missing      task role arn:aws:iam::123456789012:role/app: no such role",
+        "b  ok: found 1 image; not checked 1 task role",
+        "  not checked  task role arn:aws:iam::123456789012:role/app: access denied (AccessDenied)",
+        "c  not checked: 1 log group",
+        "d  not verified: service d not found in cluster prod",
+        f"not checked: CloudWatch Logs, IAM ({skipped})",
+        "verify: 4 targets: 1 ok, 1 with 1 missing, 1 not checked, 1 not verified",
     ]

@@ -397,12 +397,17 @@ def format_verification(verification: Verification, redactor: Redactor | None = 
     for reason in dict.fromkeys(verification.skipped.values()):
         services = [SERVICES[s] for s, why in verification.skipped.items() if why == reason]
         lines.append(f"not checked: {', '.join(services)} ({reason})")
-    failing = sum(1 for t in verification.targets if t.missing)
-    unread = sum(1 for t in verification.targets if t.error is not None)
-    total = len(verification.targets)
-    summary = f"verify: {total} target{'s' * (total != 1)}: {total - failing - unread} ok"
+    targets = verification.targets
+    failing = sum(1 for t in targets if t.missing)
+    unread = sum(1 for t in targets if t.error is not None)
+    unchecked = sum(1 for t in targets if t.unchecked and not (t.found or t.created or t.missing))
+    total = len(targets)
+    ok = total - failing - unread - unchecked
+    summary = f"verify: {total} target{'s' * (total != 1)}: {ok} ok"
     if failing:
         summary += f", {failing} with {verification.problems} missing"
+    if unchecked:
+        summary += f", {unchecked} not checked"
     if unread:
         summary += f", {unread} not verified"
     lines.append(summary)
