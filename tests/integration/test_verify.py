@@ -217,10 +217,14 @@ async def test_every_missing_thing_is_listed_per_target_and_the_run_changes_noth
 async def test_when_everything_exists_verify_passes_and_the_run_deploys(
     tmp_path: Path, aws: Aws, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Secrets Manager by ARN with a JSON key and version stage, SSM by name and by ARN."""
+    """Secrets Manager by ARN with a JSON key and version stage, and by the name SSM gives
+    it; SSM by name and by ARN."""
     parameter_arn = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/app/token"
     api = definition(f"{aws.secret_arn}:password:AWSCURRENT:")
-    api["containerDefinitions"][0]["secrets"].append({"name": "T", "valueFrom": parameter_arn})
+    api["containerDefinitions"][0]["secrets"] += [
+        {"name": "T", "valueFrom": parameter_arn},
+        {"name": "VIA_SSM", "valueFrom": "/aws/reference/secretsmanager/db"},
+    ]
     plan = write_plan(tmp_path, plan_text({"web": "2", "api": "2"}))
     async with Simulator(
         fleet({"web": definition(aws.secret_arn), "api": api}), speed=SPEED
@@ -229,7 +233,7 @@ async def test_when_everything_exists_verify_passes_and_the_run_deploys(
         out = capsys.readouterr().out
         assert code == 0, out
         assert block(out, "prod/api") == (
-            "prod/api  ok: found 1 image, 3 secrets, 1 log group, 1 task role, 1 execution role"
+            "prod/api  ok: found 1 image, 4 secrets, 1 log group, 1 task role, 1 execution role"
         )
         assert out.splitlines()[-1] == "verify: 2 targets: 2 ok"
 

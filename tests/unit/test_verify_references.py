@@ -49,6 +49,7 @@ def test_secrets_go_to_the_service_and_region_their_reference_names() -> None:
                     {"name": "PARAMETER", "valueFrom": ssm_arn},
                     {"name": "BARE", "valueFrom": "/app/token"},
                     {"name": "ODD", "valueFrom": "arn:aws:s3:::bucket/key"},
+                    {"name": "VIA_SSM", "valueFrom": "/aws/reference/secretsmanager/db"},
                 ],
                 "repositoryCredentials": {"credentialsParameter": SECRET},
             }
@@ -62,6 +63,7 @@ def test_secrets_go_to_the_service_and_region_their_reference_names() -> None:
         ("secret", Check("ssm", central, ssm_arn), ""),
         ("secret", Check("ssm", SCOPE, "/app/token"), ""),  # ECS reads a name as SSM's
         ("secret", None, "not a Secrets Manager or SSM reference"),
+        ("secret", Check("secretsmanager", SCOPE, "db"), ""),  # by name, never decrypted
         ("secret", Check("secretsmanager", west, SECRET), ""),
     ]
 

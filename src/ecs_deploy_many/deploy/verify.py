@@ -10,7 +10,8 @@ targets share it, in the account (the target's credentials) and region it lives 
 - secrets (containers' ``secrets``, log ``secretOptions``, ``repositoryCredentials``):
   a Secrets Manager ARN by DescribeSecret (its JSON key and version suffix are not
   checked: that would read the value); an SSM parameter, by ARN or, as ECS reads a bare
-  name, by name in the target's region, by GetParameters, ten a call;
+  name, by name in the target's region, by GetParameters, ten a call; SSM's name for a
+  Secrets Manager secret (``/aws/reference/secretsmanager/NAME``) by DescribeSecret;
 - the task and execution roles: IAM GetRole, by the name the ARN ends with;
 - awslogs log groups: CloudWatch Logs DescribeLogGroups by name prefix, unless
   ``awslogs-create-group`` is ``"true"`` (ECS creates it; the execution role needs
@@ -161,13 +162,23 @@ def _image_reference(image: str, container: str, scope: AwsScope) -> Reference:
     return Reference("image", shown, check)
 
 
+_SECRETS_THROUGH_SSM = "/aws/reference/secretsmanager/"
+"""SSM's names for Secrets Manager secrets: asked of Secrets Manager, which describes them
+without reading their value (GetParameters would have to decrypt it)."""
+
+
 def _secret_reference(value_from: str, shown: str, scope: AwsScope) -> Reference:
     """A secret as ECS resolves ``valueFrom``: a Secrets Manager or SSM ARN (in its own
     region), else the name of an SSM parameter in the target's region."""
     parts = _arn_parts(value_from)
+    where = scope if parts is None else replace(scope, region=parts[3] or scope.region)
+    parameter = value_from if parts is None else ":".join(parts[5:]).removeprefix("parameter")
+    if (parts is None or parts[2] == "ssm") and parameter.startswith(_SECRETS_THROUGH_SSM):
+        secret = parameter.removeprefix(_SECRETS_THROUGH_SSM)
+        label = f"{shown} (Secrets Manager, {where.region})"
+        return Reference("secret", label, Check("secretsmanager", where, secret))
     if parts is None:
         return Reference("secret", f"{shown} (SSM parameter)", Check("ssm", scope, value_from))
-    where = replace(scope, region=parts[3] or scope.region)
     if parts[2] == "secretsmanager" and len(parts) >= 7:
         # arn:aws:secretsmanager:region:account:secret:name[:json-key:stage:version-id]
         secret = ":".join(parts[:7])
