@@ -102,6 +102,19 @@ async def test_the_dry_run_lists_each_match_and_changes_nothing(
     assert sim.stats().updates == {}
 
 
+async def test_verify_checks_each_match(
+    sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    code = await many("verify", "plan.yaml", "--endpoint-url", sim.endpoint_url)
+    out, err = capsys.readouterr()
+    assert code == 0, err[-2000:]
+    for name in MATCHES:  # each match is checked (its images are not in Amazon ECR)
+        assert f"\n{name}  not checked: " in out, out
+    assert "verify: 5 targets: 0 ok, 5 not checked" in out
+    assert sim.stats().updates == {}
+
+
 async def test_a_deploy_through_a_selector_succeeds_per_match(
     sim: Simulator, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -167,3 +167,72 @@ def test_a_missing_file_is_a_task_definition_error(tmp_path: Path) -> None:
     with pytest.raises(TaskDefinitionError) as caught:
         read_task_definition_file(tmp_path / "nope.json", "nope.json")
     assert str(caught.value) == "cannot read nope.json: No such file or directory"
+
+
+TEMPLATE = """{
+  "family": "${FAMILY:-web}",
+  "containerDefinitions": [{
+    "name": "app", "image": "repo/app:${RELEASE}", "memory": ${MEMORY},
+    "environment": [{"name": "DB_PASSWORD", "value": "${DB_PASSWORD}"}],
+    "command": ["sh", "-c", "echo $${HOME} $HOME"]
+  }],
+  "placementConstraints": null
+}
+"""
+
+
+def test_a_template_is_filled_in_from_the_environment() -> None:
+    environ = {"RELEASE": "7", "MEMORY": "512", "DB_PASSWORD": 'a "quoted\\ secret'}
+    parsed = parse_task_definition_file(TEMPLATE, "td.json", environ=environ)
+    container = parsed["containerDefinitions"][0]
+    assert parsed["family"] == "web"
+    assert container["image"] == "repo/app:7"
+    assert container["memory"] == 512
+    assert container["environment"] == [{"name": "DB_PASSWORD", "value": 'a "quoted\\ secret'}]
+    assert container["command"] == ["sh", "-c", "echo ${HOME} $HOME"]
+    assert "placementConstraints" not in parsed
+
+
+def test_a_file_without_environment_is_taken_literally() -> None:
+    literal = TEMPLATE.replace("${MEMORY}", "512").replace("${FAMILY:-web}", "web")
+    parsed = parse_task_definition_file(literal, "td.json")
+    assert parsed["containerDefinitions"][0]["image"] == "repo/app:${RELEASE}"
+
+
+def test_every_unset_variable_is_named_with_its_line() -> None:
+    with pytest.raises(TaskDefinitionError) as caught:
+        parse_task_definition_file(TEMPLATE, "td.json", environ={"MEMORY": "1"})
+    assert str(caught.value) == (
+        "td.json:4: variable RELEASE is not set and ${RELEASE} has no default; "
+        "td.json:5: variable DB_PASSWORD is not set and ${DB_PASSWORD} has no default"
+    )
+
+
+def test_an_error_about_a_template_never_shows_a_value_put_in() -> None:
+    environ = {"FAMILY": f"not a family {SECRET}", "RELEASE": "1", "MEMORY": "1"}
+    environ["DB_PASSWORD"] = SECRET
+    with pytest.raises(TaskDefinitionError) as caught:
+        parse_task_definition_file(TEMPLATE, "td.json", environ=environ)
+    problem_text = str(caught.value)
+    assert problem_text.startswith("td.json: family:")
+    assert SECRET not in problem_text
+
+
+def test_a_template_read_from_a_plan_names_the_plan_and_the_file_line(tmp_path: Path) -> None:
+    from ecs_deploy_many.core.errors import PlanError
+    from ecs_deploy_many.plan import load_plan
+
+    (tmp_path / "td.json").write_text(TEMPLATE)
+    (tmp_path / "plan.yaml").write_text(
+        "version: 1\ntargets:\n  - {cluster: c, service: s, task_definition_file: td.json}\n"
+    )
+    environ = {"RELEASE": "9", "MEMORY": "256", "DB_PASSWORD": SECRET}
+    plan = load_plan(tmp_path / "plan.yaml", environ=environ)
+    body = plan.targets[0].task_definition_body
+    assert body is not None
+    assert body["containerDefinitions"][0]["image"] == "repo/app:9"
+    with pytest.raises(PlanError) as caught:
+        load_plan(tmp_path / "plan.yaml", environ={"MEMORY": "256", "DB_PASSWORD": SECRET})
+    (issue,) = caught.value.issues
+    assert (issue.line, issue.key) == (3, "targets[0].task_definition_file")
+    assert issue.message == "td.json:4: variable RELEASE is not set and ${RELEASE} has no default"

@@ -103,7 +103,7 @@ class ClientPool:
             {} if http_session_cls is None else {"http_session_cls": http_session_cls}
         )
         self._accounts: dict[AwsScope, _Account] = {}
-        self._cloudwatch: dict[AwsScope, Any] = {}
+        self._clients: dict[tuple[str, AwsScope], Any] = {}
         self._lock = anyio.Lock()
         self._stack = AsyncExitStack()
         self._task_group: TaskGroup | None = None
@@ -148,23 +148,27 @@ class ClientPool:
         return account.deployment_watcher
 
     async def cloudwatch(self, scope: AwsScope) -> Any:
-        """A CloudWatch client for ``scope``, created on first use (``aws.alarms`` paces
-        its calls; the SDK retries them). Its endpoint is the SDK's own
-        (``AWS_ENDPOINT_URL_CLOUDWATCH`` included), never the ECS endpoint."""
+        """A CloudWatch client for ``scope`` (``aws.alarms`` paces its calls)."""
+        return await self.client("cloudwatch", scope)
+
+    async def client(self, service: str, scope: AwsScope) -> Any:
+        """A client of another AWS service (CloudWatch, ECR, IAM...) for ``scope``, created
+        on first use; the SDK retries its calls. Its endpoint is the SDK's own
+        (``AWS_ENDPOINT_URL_<SERVICE>`` included), never the ECS endpoint."""
         async with self._lock:
-            client = self._cloudwatch.get(scope)
+            client = self._clients.get((service, scope))
             if client is None:
                 session, region = await self._session(scope)
                 config = AioConfig(retries={"mode": "standard", "total_max_attempts": 3})
                 try:
                     client = await self._stack.enter_async_context(
-                        session.client("cloudwatch", region_name=region, config=config)
+                        session.client(service, region_name=region, config=config)
                     )
                 except (BotoCoreError, ValueError) as exc:
                     raise CredentialsError(
-                        f"cannot create a CloudWatch client in {region}: {exc}"
+                        f"cannot create a {service} client in {region}: {exc}"
                     ) from exc
-                self._cloudwatch[scope] = client
+                self._clients[service, scope] = client
             return client
 
     async def _account(self, scope: AwsScope) -> _Account:

@@ -6,10 +6,11 @@ brings the AWS SDK, the engine, the outputs and the simulator with it.
 Exit codes: 0 every target succeeded or was unchanged; 1 at least one failed (after
 whatever rollback), an output or the run journal could not be written, the run lost its
 lock, or an unexpected error stopped the run; 2 plan, fleet or usage error, a journal,
-lock table or run table (``--run-table``) that cannot be used at the start, or an image
-that cannot be pinned to its digest, nothing touched; 73 another run holds the plan's
-lock (``cli.lock``), nothing touched; 75 (EX_TEMPFAIL) outside the plan's release
-windows or inside a freeze, nothing touched; 130 interrupted. A webhook of the plan's
+lock table or run table (``--run-table``) that cannot be used at the start, an image
+that cannot be pinned to its digest, or something a target references that does not
+exist (``cli.verify``; ``--no-verify`` skips the check), nothing touched; 73 another
+run holds the plan's lock (``cli.lock``), nothing touched; 75 (EX_TEMPFAIL) outside the
+plan's release windows or inside a freeze, nothing touched; 130 interrupted. A webhook of the plan's
 ``notifications`` never changes the code.
 
 The plan's ``schedule`` is checked once the plan is loaded, before any call to AWS
@@ -59,6 +60,7 @@ from ecs_deploy_many.cli.options import count, say, start_logging
 from ecs_deploy_many.cli.pinning import pinned, pins_images, previews_and_pins, unpinned
 from ecs_deploy_many.cli.schedule import check_window_flags, obey_schedule, say_schedule
 from ecs_deploy_many.cli.signals import HeldSignals, ProcessEnd, cancel_on_signal
+from ecs_deploy_many.cli.verify import REHEARSAL_NOTE, verify_before_run
 from ecs_deploy_many.cli.where import Where, connected, where_of, where_or_exit
 from ecs_deploy_many.core.clock import Clock, real_clock, utc_iso
 from ecs_deploy_many.core.errors import PlanError
@@ -437,6 +439,7 @@ async def _deploy(
     if notifier is not None:
         watchers.append(notifier)
     pinning, gate_problems = Pinning(), list[str]()
+    unverified: str | None = None
     async with AsyncExitStack() as stack:
         lock = await stack.enter_async_context(
             held_lock(
@@ -456,9 +459,22 @@ async def _deploy(
         run, during_run = None, 0
         try:
             async with connected(where, verbose=options["verbose"]) as pool:
-                pinning = await pinned(
-                    where, pool, redactor, rolling_back=job.roll_back is not None
+                previews = (
+                    await preview_plan(
+                        plan, pool, max_parallel=plan.max_parallel, redactor=redactor
+                    )
+                    if _verifies(where, options, job)
+                    else None
                 )
+                pinning = await pinned(
+                    where,
+                    pool,
+                    redactor,
+                    rolling_back=job.roll_back is not None,
+                    previews=previews,
+                )
+                if previews is not None:  # every problem at once, pinning's too
+                    unverified = await verify_before_run(where, pool, redactor, previews)
                 context = RunContext(
                     pool,
                     where.clock,
@@ -473,6 +489,8 @@ async def _deploy(
                 run = FleetRun(plan, context, job.prior, shared, gates)
                 if pinning.problems:
                     run.halt(unpinned(plan_path, pinning))
+                elif unverified:
+                    run.halt(unverified)
                 elif gate_problems:
                     run.halt(f"nothing was deployed: {gate_problems[0]}")
                 async with show_progress(progress, where.clock, console):
@@ -513,9 +531,20 @@ async def _deploy(
     late = signals.received[during_run:]
     if late:
         say(f"{late[0].name} came after the run had ended; every output is written")
-    code = EXIT_PLAN if pinning.problems or gate_problems else _exit_code(result)
+    code = EXIT_PLAN if pinning.problems or unverified or gate_problems else _exit_code(result)
     lost_lock = lock is not None and lock.lost is not None
     return code if (written and not journal_error and not lost_lock) or code else EXIT_FAILED
+
+
+def _verifies(where: Where, options: dict[str, Any], job: Job) -> bool:
+    """Whether the run checks what its targets reference first (``cli.verify``): not a
+    rollback, nor with ``--no-verify``; a rehearsal says it cannot."""
+    if job.roll_back is not None or options.get("no_verify"):
+        return False
+    if where.simulator is not None:
+        say(REHEARSAL_NOTE)
+        return False
+    return True
 
 
 def write_outputs(

@@ -1,9 +1,9 @@
 """`ecs-deploy-many`: fleet rollouts from a deploy plan, and the local ECS simulator.
 
 ``ecs-deploy-many PLAN ...`` is short for ``ecs-deploy-many deploy PLAN ...``; the other
-subcommands are ``validate PLAN``, ``init``, ``status PLAN``, ``runs``, ``show RUN``,
-``resume RUN``, ``rollback RUN``, ``approve RUN WAVE``, ``lock status|break PLAN`` and
-``sim serve``.
+subcommands are ``validate PLAN``, ``verify PLAN``, ``init``, ``status PLAN``, ``runs``,
+``show RUN``, ``resume RUN``, ``rollback RUN``, ``approve RUN WAVE``,
+``lock status|break PLAN`` and ``sim serve``.
 
 This module only declares the commands and their flags, so ``--version`` and ``--help``
 start at once: a command imports what it uses (``cli.fleet``: the AWS SDK, the engine,
@@ -145,6 +145,7 @@ async def cli(**_: Any) -> None:
     ecs-deploy-many PLAN [OPTIONS]     deploy a plan (see `ecs-deploy-many deploy --help`)
     ecs-deploy-many validate PLAN      check a plan, calling nothing
     ecs-deploy-many init -c GLOB       write a plan from the services running now
+    ecs-deploy-many verify PLAN        do the images, secrets, roles, log groups exist?
     ecs-deploy-many status PLAN        what runs now against what the plan would deploy
     ecs-deploy-many runs               list the journaled runs, newest first
     ecs-deploy-many show RUN           a journaled run's summary and reports
@@ -176,6 +177,12 @@ async def cli(**_: Any) -> None:
 @_allow_no_match_option
 @click.option("--validate", "check_only", is_flag=True, help="Only check the plan.")
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@click.option(
+    "--no-verify",
+    is_flag=True,
+    help="Deploy without first checking that the images, secrets, roles and log groups "
+    "each target references exist (see `ecs-deploy-many verify`).",
+)
 @click.option("--simulate", is_flag=True, help="Rehearse against an in-process simulator.")
 @click.option(
     "--speed",
@@ -279,6 +286,35 @@ async def init(**options: Any) -> None:
 
 @click.command()
 @click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.option("--only", multiple=True, metavar="GLOB", help="Verify only matching targets.")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Leave matching targets out.")
+@click.option("--endpoint-url", metavar="URL", help="ECS endpoint (e.g. a running simulator).")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the findings as JSON here.",
+)
+@_allow_no_match_option
+@log_options
+async def verify(plan_path: str, **options: Any) -> None:
+    """Check that what PLAN's task definitions reference exists, per target.
+
+    Renders each target's task definition as the dry run does (reading only
+    DescribeServices and DescribeTaskDefinition), then asks, once for each distinct
+    thing: ECR for images (others are not checked), Secrets Manager and SSM Parameter
+    Store for secrets, IAM for the task and execution roles, CloudWatch Logs for awslogs
+    log groups (unless awslogs-create-group). Exit 0 when nothing is missing (things
+    that could not be checked, say access denied, are warnings), 2 when something is,
+    1 when a target could not be read. A run checks the same first (--no-verify skips).
+    """
+    from ecs_deploy_many.cli import verify as command
+
+    await command.verify(plan_path, options)
+
+
+@click.command()
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
 @click.option("--only", multiple=True, metavar="GLOB", help="Show only matching targets.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Leave matching targets out.")
 @_allow_no_match_option
@@ -353,6 +389,9 @@ def _target_run_options(command: Any) -> Any:
 @click.command()
 @click.argument("run_id", metavar="RUN")
 @click.option("--force", is_flag=True, help="Resume even though the plan changed since the run.")
+@click.option(
+    "--no-verify", is_flag=True, help="Resume without checking what the targets reference."
+)
 @_window_options
 @click.option(
     "--shard", metavar="K/N", callback=_shard, help="The shard to resume, for a sharded run."
@@ -444,6 +483,7 @@ async def lock_break(plan_path: str, reason: str) -> None:
 cli.add_command(deploy)
 cli.add_command(validate)
 cli.add_command(init)
+cli.add_command(verify)
 cli.add_command(status)
 cli.add_command(runs)
 cli.add_command(resume)

@@ -25,7 +25,12 @@ __all__ = ["pinned", "pins_images", "previews_and_pins", "unpinned"]
 
 
 async def pinned(
-    where: Where, pool: ClientPool, redactor: Redactor, *, rolling_back: bool
+    where: Where,
+    pool: ClientPool,
+    redactor: Redactor,
+    *,
+    rolling_back: bool,
+    previews: list[TargetPreview] | None = None,
 ) -> Pinning:
     """The digest of every ECR image the job deploys (``images: {pin_digests: ...}``),
     resolved before anything changes, and the images that cannot be.
@@ -33,11 +38,11 @@ async def pinned(
     The images are those the dry run renders, read the same way: a ``tag_only`` target
     only knows its repository once its current task definition is read. A rehearsal
     pins nothing (its images are taken as present), nor does a rollback (it returns to
-    revisions as they were).
+    revisions as they were). ``previews`` are the plan's, when read already.
     """
     if rolling_back or not pins_images(where):
         return Pinning()
-    _, pinning = await previews_and_pins(where.plan, pool, redactor)
+    _, pinning = await previews_and_pins(where.plan, pool, redactor, previews)
     if pinning.problems:
         return pinning
     log = structlog.get_logger("ecs_deploy_many")
@@ -78,10 +83,12 @@ def _named_images(plan: Plan) -> set[str]:
 
 
 async def previews_and_pins(
-    plan: Plan, pool: ClientPool, redactor: Redactor
+    plan: Plan, pool: ClientPool, redactor: Redactor, previews: list[TargetPreview] | None = None
 ) -> tuple[list[TargetPreview], Pinning]:
-    """Every target's preview, and the digests of the images they would deploy."""
-    previews = await preview_plan(plan, pool, max_parallel=plan.max_parallel, redactor=redactor)
+    """Every target's preview (read unless given), and the digests of the images they
+    would deploy."""
+    if previews is None:
+        previews = await preview_plan(plan, pool, max_parallel=plan.max_parallel, redactor=redactor)
     return previews, await pin_digests(image for p in previews for image in p.images)
 
 

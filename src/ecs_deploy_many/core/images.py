@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from ecs_deploy_many.core.errors import ImageError
 
 __all__ = [
+    "ECR_REGISTRY",
     "ImageRef",
     "parse_image",
     "resolve_image",
@@ -35,6 +36,10 @@ _DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
 _WHITESPACE = re.compile(r"\s")
 # Docker Hub spells one repository several ways; these all mean "no registry".
 _DOCKER_HUB = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+ECR_REGISTRY = re.compile(
+    r"(?P<account>[0-9]{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
+)
+"""Amazon ECR's registry host names: ``<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]``."""
 
 
 @dataclass(frozen=True)

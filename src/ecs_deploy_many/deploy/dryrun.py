@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -108,6 +108,10 @@ class TargetPreview:
     """The service's desired count and deployment percentages the deploy changes,
     a line each (``desired count: 2 -> 4``)."""
     error: str | None = None
+    definition: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
+    """The task definition the deploy starts tasks from: the rendered revision, or the
+    running one when the deploy registers none (``deploy.verify`` checks what it
+    references). It holds secrets: never shown."""
 
     @property
     def changes_anything(self) -> bool:
@@ -158,7 +162,12 @@ async def preview_target(
             refuse_foreign_controller(service)
             if not registers_revision(target):
                 running = await gateway.describe_task_definition(arn)
-                return replace(preview, unchanged=True, running_images=_images(running))
+                return replace(
+                    preview,
+                    unchanged=True,
+                    running_images=_images(running),
+                    definition=running.body,
+                )
             base = await base_definition(gateway, target, arn)
         else:
             base = await base_definition(gateway, target)
@@ -242,7 +251,12 @@ def _compared(
     rendered: RenderedTaskDefinition,
     mask: Redactor,
 ) -> TargetPreview:
-    preview = replace(preview, changes=rendered.changes, images=rendered.images)
+    preview = replace(
+        preview,
+        changes=rendered.changes,
+        images=rendered.images,
+        definition=rendered.definition,
+    )
     if current is None:
         return preview
     # With its tags, so a revision that would lose them says so.

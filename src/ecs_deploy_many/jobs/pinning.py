@@ -12,7 +12,6 @@ private registry) cannot be resolved with ECR's API and are left as they are.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,14 +21,10 @@ import aioboto3
 import anyio
 
 from ecs_deploy_many.core.errors import ImageError
-from ecs_deploy_many.core.images import DEFAULT_TAG, parse_image
+from ecs_deploy_many.core.images import DEFAULT_TAG, ECR_REGISTRY, parse_image
 
 __all__ = ["EcrImage", "Pinning", "ecr_image", "pin_digests"]
 
-# <account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]: ECR's registry host names.
-_ECR_HOST = re.compile(
-    r"(?P<account>[0-9]{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
-)
 RESOLVE_TIMEOUT = 60.0
 """Seconds ECR has to answer for one repository (an I/O bound, on the event loop's time)."""
 # BatchGetImage takes at most 100 image ids a call.
@@ -62,7 +57,7 @@ def ecr_image(image: str) -> EcrImage | None:
         ref = parse_image(image)
     except ImageError:
         return None
-    host = _ECR_HOST.fullmatch(ref.registry or "")
+    host = ECR_REGISTRY.fullmatch(ref.registry or "")
     if host is None or ref.digest is not None:
         return None
     return EcrImage(

@@ -259,7 +259,7 @@ class _Builder:
         path = self.base_dir / relative
         if path not in self._files:
             try:
-                self._files[path] = read_task_definition_file(path, relative)
+                self._files[path] = read_task_definition_file(path, relative, environ=self.environ)
             except TaskDefinitionError as exc:
                 self._files[path] = exc
         found = self._files[path]

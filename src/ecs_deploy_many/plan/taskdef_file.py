@@ -6,8 +6,16 @@ a string, ``logConfiguration`` as a list) is refused with its file and key path 
 of failing the deploy halfway. Messages name the key and the expected type, never the
 value found: environment values and secrets live in these files.
 
-Nulls are dropped, as ``aws ecs describe-task-definition`` prints them for unset keys
-(``"placementConstraints": null``), and so are the read-only keys that output carries.
+Nulls are dropped at every depth, as some tools print them for unset keys
+(``"placementConstraints": null``), and so are the read-only keys that
+``aws ecs describe-task-definition`` output carries.
+
+A plan's file is a template: ``${VAR}`` placeholders are resolved like plan strings
+(``plan.interpolate``: the same environment, ``${VAR:-default}``, ``$${`` for a literal
+``${``), each value written as JSON string content, so a quote or a backslash in it
+cannot break the file; a placeholder outside quotes (``"memory": ${MEMORY}``) gives a
+number. An unset variable is an error naming the file's line. No message about a file
+quotes a value a placeholder put there: it may be a secret.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator, Mapping
 from typing import Any, Final, NoReturn
 
 from botocore.model import Shape, StructureShape
@@ -25,7 +34,9 @@ from ecs_deploy_many.core.ecs_api import (
     registerable_keys,
     registration_input,
 )
-from ecs_deploy_many.core.errors import TaskDefinitionError
+from ecs_deploy_many.core.errors import InterpolationError, TaskDefinitionError
+from ecs_deploy_many.core.redact import Redactor
+from ecs_deploy_many.plan.interpolate import interpolate
 
 __all__ = [
     "MAX_TASK_DEFINITION_BYTES",
@@ -45,12 +56,18 @@ _LISTED_MEMBERS = 4
 
 
 def read_task_definition_file(
-    path: str | os.PathLike[str], source: str | None = None
+    path: str | os.PathLike[str],
+    source: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Read, parse and check the file at ``path``; ``source`` is how messages name it.
 
-    Reads at most MAX_TASK_DEFINITION_BYTES, so ``/dev/zero`` or a wrong file is refused
-    instead of filling memory. Raises TaskDefinitionError for every problem, reading too.
+    With ``environ`` the file is a template whose ``${VAR}`` placeholders it fills in;
+    without, it is taken literally (``ecs-deploy --task-definition-file``, as the
+    original tool). Reads at most MAX_TASK_DEFINITION_BYTES, so ``/dev/zero`` or a wrong
+    file is refused instead of filling memory. Raises TaskDefinitionError for every
+    problem, reading too.
     """
     name = str(path) if source is None else source
     try:
@@ -69,17 +86,71 @@ def read_task_definition_file(
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         _fail(name, f"line {line}: byte 0x{data[error.start]:02x} is not UTF-8 text")
-    return parse_task_definition_file(text, name)
+    return parse_task_definition_file(text, name, environ=environ)
 
 
-def parse_task_definition_file(text: str, source: str) -> dict[str, Any]:
-    """Parse a task definition file into a registration input.
+def parse_task_definition_file(
+    text: str, source: str, *, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Parse a task definition file (a template when ``environ`` is given) into a
+    registration input.
 
     Accepts the bare task definition and the ``{"taskDefinition": {...}, "tags": [...]}``
     that ``aws ecs describe-task-definition`` prints; read-only keys and nulls are
     dropped; keys RegisterTaskDefinition does not know, and values of the wrong type,
     are an error naming their key path (a typo would otherwise vanish, or fail the deploy).
     """
+    if environ is None:
+        return _parse(text, source)
+    text, values = _filled_in(text, source, environ)
+    try:
+        return _parse(text, source)
+    except TaskDefinitionError as error:
+        raise TaskDefinitionError(Redactor(values).scrub(str(error))) from None
+
+
+def _filled_in(text: str, source: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
+    """The template's text with every placeholder resolved, and the values put in.
+
+    Line by line, so each problem names its line: JSON strings never span lines.
+    """
+    used: list[str] = []
+    escaped = _JsonEscaped(environ, used)
+    lines: list[str] = []
+    problems: list[str] = []
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        if "$" not in line:
+            lines.append(line)
+            continue
+        try:
+            lines.append(interpolate(line, escaped))
+        except InterpolationError as error:
+            problems.extend(f"{source}:{number}: {problem}" for problem in error.problems)
+    if problems:
+        raise TaskDefinitionError("; ".join(problems))
+    return "".join(lines), used
+
+
+class _JsonEscaped(Mapping[str, str]):
+    """The environment, each value escaped as JSON string content and remembered."""
+
+    def __init__(self, environ: Mapping[str, str], used: list[str]) -> None:
+        self._environ = environ
+        self._used = used
+
+    def __getitem__(self, name: str) -> str:
+        value = self._environ[name]
+        self._used.append(value)
+        return json.dumps(value, ensure_ascii=False)[1:-1]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._environ)
+
+    def __len__(self) -> int:
+        return len(self._environ)
+
+
+def _parse(text: str, source: str) -> dict[str, Any]:
     data = _json(text, source)
     if not isinstance(data, dict):
         _fail(source, "expected a JSON object holding a task definition")
