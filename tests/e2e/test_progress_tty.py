@@ -57,8 +57,11 @@ LOG_LINE = re.compile(r"\d\d:\d\d:\d\d (prod|jobs)/\w+  \S.*")
 TABLE_HEADER = re.compile(r"^target +wave +step +tasks +elapsed$")
 TASKS_ROW = re.compile(r"(prod|jobs)/\w+ +rest +wait +\d+/\d+ +[\dms. ]+")
 FINISHED_ROW = re.compile(r"prod/api +first +succeeded +[\dms ]+")
-PREAMBLE = re.compile(r"rehearsing against |run \d{8}T\d{6}Z-[0-9a-f]{6}: journal at ")
-"""The lines before the logs: where a rehearsal runs, and the run's id and journal."""
+PREAMBLE = re.compile(
+    r"rehearsing against |run \d{8}T\d{6}Z-[0-9a-f]{6}: journal at |verify: .* not checked"
+)
+"""The lines before the logs: where a rehearsal runs, the run's id and journal, and what
+a rehearsal cannot verify."""
 
 
 class Screen:

@@ -102,9 +102,7 @@ async def test_the_dry_run_lists_each_match_and_changes_nothing(
     assert sim.stats().updates == {}
 
 
-async def test_verify_checks_each_match(
-    sim: Simulator, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_verify_checks_each_match(sim: Simulator, capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
     code = await many("verify", "plan.yaml", "--endpoint-url", sim.endpoint_url)
     out, err = capsys.readouterr()

@@ -110,7 +110,8 @@ async def lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> list[dict
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("run ")  # its id and journal
     assert err[1].startswith("rehearsing against")
-    return [json.loads(line) for line in err[2:]]
+    assert err[2].startswith("verify: ")  # what a rehearsal cannot check
+    return [json.loads(line) for line in err[3:]]
 
 
 async def test_every_line_carries_the_identity_of_its_target(lines: list[dict[str, Any]]) -> None:
