@@ -62,9 +62,12 @@ def _flags(report: Path) -> list[str]:
         flags.append("--dry-run")
     if _flag("SIMULATE"):
         flags.append("--simulate")
-    for name in ("FLEET", "JUNIT", "HTML"):
-        if value := _input(name):
-            flags += [f"--{name.lower()}", value]
+    if fleet := _input("FLEET"):
+        flags += ["--fleet", fleet]
+    for name in ("JUNIT", "HTML"):
+        if path := _input(name):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            flags += [f"--{name.lower()}", path]
     return flags + shlex.split(_input("ARGS"))
 
 
