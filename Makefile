@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 # The AWS CLI pins its own botocore, so it lives in a venv of its own (one test uses it).
 AWSCLI_VENV := .venv-awscli
 
-.PHONY: install install-runtime test lint typecheck pytest test-browser demo bench clean
+.PHONY: install install-runtime test lint typecheck pytest test-browser demo bench dist clean
 
 install: $(DEV) $(AWSCLI_VENV)/bin/aws
 
@@ -65,6 +65,14 @@ demo: $(RUNTIME)
 # Extra flags: make bench BENCH_ARGS='--only-scenario distinct-100 --no-fabfuel'
 bench: $(RUNTIME)
 	$(BIN)/python bench/fleet_bench.py $(BENCH_ARGS)
+
+# The release files: the sdist and the wheel in dist/, checked as PyPI checks them. The
+# version is pyproject.toml's alone (the code reads it from the installed metadata).
+DIST_DIR := dist
+dist: $(DEV)
+	rm -rf $(DIST_DIR)
+	$(BIN)/python -m build --outdir $(DIST_DIR) .
+	$(BIN)/python -m twine check --strict $(DIST_DIR)/*
 
 clean:
 	rm -rf $(VENV) $(AWSCLI_VENV) build dist .mypy_cache .ruff_cache .pytest_cache
