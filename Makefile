@@ -37,8 +37,8 @@ $(AWSCLI_VENV)/bin/aws:
 	$(AWSCLI_VENV)/bin/python -m pip --disable-pip-version-check --quiet install awscli
 
 lint: $(DEV)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench action
+	$(BIN)/ruff format --check src tests bench action
 
 typecheck: $(DEV)
 	$(BIN)/mypy --strict src

@@ -9,6 +9,7 @@ once for the module, as a cache miss does; later runs reuse it as a cache hit do
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -16,8 +17,14 @@ import pytest
 
 from tests.e2e.helpers import CREDENTIALS, serving
 from tests.ship.composite import ActionRun, run_action, runner_environ
+from tests.ship.once import built_once
 
-pytestmark = [pytest.mark.slow, pytest.mark.real_time]
+# What the tests share is built once per session (pip installs from the package index).
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.real_time,
+    pytest.mark.timeout(600),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 PLANS = ROOT / "deploy-plans"
@@ -42,9 +49,10 @@ clusters:
 
 
 class Runner:
-    """One job's workspace and runner temp directory, where the action runs."""
+    """One job's workspace and runner temp directory, where the action runs; ``cache``:
+    the environment the cache restores (else none is restored)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, cache: Path | None = None) -> None:
         self.workspace = root / "workspace"
         self.temp = root / "runner-temp"
         self.workspace.mkdir()
@@ -52,7 +60,14 @@ class Runner:
         shutil.copy(PLANS / "demo.yaml", self.workspace / "demo.yaml")
         shutil.copy(PLANS / "sim" / "demo-fleet.yaml", self.workspace / "demo-fleet.yaml")
         (self.workspace / "failing.yaml").write_text(FAILING_PLAN)
+        if cache is not None:
+            (self.temp / "ecs-deploy-many").mkdir()
+            (self.temp / "ecs-deploy-many" / "venv").symlink_to(cache)
         self.environ = runner_environ()
+
+    @property
+    def venv(self) -> Path:
+        return self.temp / "ecs-deploy-many" / "venv"
 
     def run(self, **inputs: str) -> ActionRun:
         shutil.rmtree(self.temp / "_runner_file_commands", ignore_errors=True)
@@ -61,21 +76,35 @@ class Runner:
         )
 
 
-@pytest.fixture(scope="module")
-def runner(tmp_path_factory: pytest.TempPathFactory) -> Runner:
-    return Runner(tmp_path_factory.mktemp("action"))
+@pytest.fixture(scope="session")
+def first(tmp_path_factory: pytest.TempPathFactory) -> tuple[Runner, ActionRun]:
+    """The demo plan rehearsed on a runner where the cache restored nothing."""
+
+    def rehearse(directory: Path) -> None:
+        runner = Runner(directory)
+        result = runner.run(
+            plan="demo.yaml",
+            simulate="true",
+            fleet="demo-fleet.yaml",
+            junit="results/junit.xml",
+            args="--speed 1000 --no-journal",
+        )
+        (directory / "first.pickle").write_bytes(pickle.dumps((runner, result)))
+
+    shared = built_once(tmp_path_factory, "action", rehearse)
+    ran: tuple[Runner, ActionRun] = pickle.loads((shared / "first.pickle").read_bytes())
+    return ran
 
 
-@pytest.fixture(scope="module")
-def first_run(runner: Runner) -> ActionRun:
-    """The demo plan rehearsed, on a runner where the cache restored nothing."""
-    return runner.run(
-        plan="demo.yaml",
-        simulate="true",
-        fleet="demo-fleet.yaml",
-        junit="results/junit.xml",
-        args="--speed 1000 --no-journal",
-    )
+@pytest.fixture(scope="session")
+def first_run(first: tuple[Runner, ActionRun]) -> ActionRun:
+    return first[1]
+
+
+@pytest.fixture(scope="session")
+def runner(tmp_path_factory: pytest.TempPathFactory, first: tuple[Runner, ActionRun]) -> Runner:
+    """Another job's runner, where the cache restores the first run's environment."""
+    return Runner(tmp_path_factory.mktemp("action"), cache=first[0].venv.resolve())
 
 
 def test_other_actions_are_listed_not_run(first_run: ActionRun) -> None:
@@ -86,7 +115,8 @@ def test_other_actions_are_listed_not_run(first_run: ActionRun) -> None:
     assert all("another action" in reason for _, reason in first_run.skipped)
 
 
-def test_rehearsal_sets_the_outputs_from_the_report(runner: Runner, first_run: ActionRun) -> None:
+def test_rehearsal_sets_the_outputs_from_the_report(first: tuple[Runner, ActionRun]) -> None:
+    runner, first_run = first
     assert first_run.exit_code == 0
     out = first_run.outputs
     assert out["verdict"] == "succeeded"
@@ -114,7 +144,8 @@ def test_install_is_reused_when_the_cache_restored_it(runner: Runner, first_run:
     key = first_run.steps[0].outputs["key"]
     assert key.startswith("ecs-deploy-many-Linux-X64-py3.")
     assert again.steps[0].outputs["key"] == key
-    assert (runner.temp / "ecs-deploy-many" / "venv" / ".ecs-deploy-many-key").read_text() == key
+    assert (runner.venv / ".ecs-deploy-many-key").read_text() == key
+    assert runner.venv.is_symlink()  # the restored environment, not a new one
 
 
 def test_a_failed_run_fails_the_step_and_says_why(runner: Runner, first_run: ActionRun) -> None:

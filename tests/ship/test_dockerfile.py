@@ -17,6 +17,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import pickle
 import re
 import shlex
 import shutil
@@ -28,7 +29,14 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.real_time]
+from tests.ship.once import built_once
+
+# What the tests share is built once per session (pip installs from the package index).
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.real_time,
+    pytest.mark.timeout(600),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 NEEDS_ROOT = {"useradd", "groupadd", "adduser", "apt-get"}
@@ -163,9 +171,15 @@ def build(dockerfile: Path, where: Path) -> list[Stage]:
     return stages
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stages(tmp_path_factory: pytest.TempPathFactory) -> list[Stage]:
-    return build(ROOT / "Dockerfile", tmp_path_factory.mktemp("image"))
+    def build_image(directory: Path) -> None:
+        built = build(ROOT / "Dockerfile", directory)
+        (directory / "stages.pickle").write_bytes(pickle.dumps(built))
+
+    image = built_once(tmp_path_factory, "image", build_image)
+    built: list[Stage] = pickle.loads((image / "stages.pickle").read_bytes())
+    return built
 
 
 def test_every_stage_starts_from_a_slim_python(stages: list[Stage]) -> None:

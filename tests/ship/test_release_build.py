@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.real_time]
+from tests.ship.once import built_once
+
+# What the tests share is built once per session (pip installs from the package index).
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.real_time,
+    pytest.mark.timeout(600),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
@@ -23,35 +30,40 @@ VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["versi
 ENV = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
 
 
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``make dist`` into a directory of its own, with the tools of this test run."""
-    out = tmp_path_factory.mktemp("dist") / "dist"
+def _make_dist(directory: Path) -> None:
+    """``make dist`` into ``directory/dist``, with the tools of this test run; its output
+    in ``directory/make.log``."""
     done = subprocess.run(
         ["make", "--no-print-directory", "dist", f"BIN={Path(sys.executable).parent}", "DEV=",
-         f"DIST_DIR={out}"],
+         f"DIST_DIR={directory / 'dist'}"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert done.stdout.count("PASSED") == 2, done.stdout  # twine check, each file
-    return out
+    (directory / "make.log").write_text(done.stdout)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return built_once(tmp_path_factory, "dist", _make_dist) / "dist"
+
+
+@pytest.fixture(scope="session")
 def installed(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtual environment holding the wheel and its dependencies: its bin."""
-    env_dir = tmp_path_factory.mktemp("installed") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", env_dir], check=True, env=ENV)
-    wheel = next(dist.glob("*.whl"))
-    subprocess.run(
-        [env_dir / "bin" / "python", "-m", "pip", "install", "--quiet",
-         "--disable-pip-version-check", wheel],
-        check=True, env=ENV, timeout=600,
-    )  # fmt: skip
-    return env_dir / "bin"
+
+    def install(directory: Path) -> None:
+        subprocess.run([sys.executable, "-m", "venv", directory / "venv"], check=True, env=ENV)
+        subprocess.run(
+            [directory / "venv" / "bin" / "python", "-m", "pip", "install", "--quiet",
+             "--disable-pip-version-check", next(dist.glob("*.whl"))],
+            check=True, env=ENV, timeout=600,
+        )  # fmt: skip
+
+    return built_once(tmp_path_factory, "installed-wheel", install) / "venv" / "bin"
 
 
 def test_make_dist_builds_one_sdist_and_one_wheel_of_the_version(dist: Path) -> None:
+    assert (dist.parent / "make.log").read_text().count("PASSED") == 2  # twine, each file
     assert sorted(p.name for p in dist.iterdir()) == [
         f"ecs_deploy_many-{VERSION}-py3-none-any.whl",
         f"ecs_deploy_many-{VERSION}.tar.gz",
