@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# The cache key of the action's virtual environment: the runner's system and Python, and
-# what is installed (a requirement, or the content of the action's own checkout), so a
-# cached environment is only ever reused for exactly the same tool.
+# The cache key of the action's virtual environment: the runner's system, the exact
+# Python, and what is installed (the `version` input, or else the content of the
+# action's own checkout), so a cached environment is reused only for the same tool.
 set -euo pipefail
-python="${PYTHON:-python3}"
-python_version="$("$python" -c 'import sys; print(".".join(map(str, sys.version_info[:3])))')"
-if [[ -n "${INPUT_VERSION:-}" ]]; then
-  installed="$(printf '%s' "$INPUT_VERSION" | sha256sum)"
-else
-  installed="$(cd "$GITHUB_ACTION_PATH" \
-    && find pyproject.toml README.md src -type f ! -path '*/__pycache__/*' -print0 \
-    | sort -z | xargs -0 sha256sum | sha256sum)"
-fi
-echo "key=ecs-deploy-many-${RUNNER_OS:-os}-${RUNNER_ARCH:-arch}-py${python_version}-${installed:0:16}" \
-  >> "$GITHUB_OUTPUT"
+"${PYTHON:-python3}" - <<'PYTHON' >> "$GITHUB_OUTPUT"
+import hashlib
+import os
+import platform
+from pathlib import Path
+
+digest = hashlib.sha256()
+if version := os.environ.get("INPUT_VERSION", ""):
+    digest.update(version.encode())
+else:
+    checkout = Path(os.environ["GITHUB_ACTION_PATH"])
+    files = [checkout / "pyproject.toml", checkout / "README.md"]
+    files += (p for p in (checkout / "src").rglob("*") if "__pycache__" not in p.parts)
+    for path in sorted(p for p in files if p.is_file()):
+        digest.update(str(path.relative_to(checkout)).encode() + b"\0" + path.read_bytes())
+system = f"{os.environ.get('RUNNER_OS', 'os')}-{os.environ.get('RUNNER_ARCH', 'arch')}"
+print(f"key=ecs-deploy-many-{system}-py{platform.python_version()}-{digest.hexdigest()[:16]}")
+PYTHON

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -217,3 +218,28 @@ def test_single_service_mode_runs_ecs_deploy(runner: Runner, first_run: ActionRu
     )
     assert failed.exit_code != 0
     assert failed.outputs["verdict"] == "failed"
+
+
+def _cache_key(checkout: Path, version: str = "") -> str:
+    output = checkout / "github-output"
+    output.write_text("")
+    env = {**runner_environ(), "GITHUB_OUTPUT": str(output), "GITHUB_ACTION_PATH": str(checkout)}
+    subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", ROOT / "action" / "cache-key.sh"],
+        env={**env, "INPUT_VERSION": version}, check=True,
+    )  # fmt: skip
+    return output.read_text().removeprefix("key=").strip()
+
+
+def test_cache_key_follows_the_code_and_the_version(tmp_path: Path) -> None:
+    """A cached environment is reused only for the same code, or the same version."""
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "src", tmp_path / "src")
+    key = _cache_key(tmp_path)
+    assert _cache_key(tmp_path) == key
+    cli = tmp_path / "src" / "ecs_deploy_many" / "cli" / "many.py"
+    cli.write_text(cli.read_text() + "\n")
+    changed = _cache_key(tmp_path)
+    assert changed != key
+    assert len({changed, _cache_key(tmp_path, "0.1.0"), _cache_key(tmp_path, "0.1.1")}) == 3
