@@ -66,7 +66,7 @@ demo: $(RUNTIME)
 bench: $(RUNTIME)
 	$(BIN)/python bench/fleet_bench.py $(BENCH_ARGS)
 
-# The release files: the sdist and the wheel in dist/, checked as PyPI checks them. The
+# The release files: the sdist and the wheel in dist/, and twine's check of their metadata. The
 # version is pyproject.toml's alone (the code reads it from the installed metadata).
 DIST_DIR := dist
 dist: $(DEV)
