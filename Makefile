@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check --quiet
 # The AWS CLI pins its own botocore, so it lives in a venv of its own (one test uses it).
 AWSCLI_VENV := .venv-awscli
 
-.PHONY: install install-runtime test lint typecheck pytest test-browser demo bench clean
+.PHONY: install install-runtime test lint typecheck pytest test-browser demo bench dist clean
 
 install: $(DEV) $(AWSCLI_VENV)/bin/aws
 
@@ -37,8 +37,8 @@ $(AWSCLI_VENV)/bin/aws:
 	$(AWSCLI_VENV)/bin/python -m pip --disable-pip-version-check --quiet install awscli
 
 lint: $(DEV)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench action
+	$(BIN)/ruff format --check src tests bench action
 
 typecheck: $(DEV)
 	$(BIN)/mypy --strict src
@@ -65,6 +65,14 @@ demo: $(RUNTIME)
 # Extra flags: make bench BENCH_ARGS='--only-scenario distinct-100 --no-fabfuel'
 bench: $(RUNTIME)
 	$(BIN)/python bench/fleet_bench.py $(BENCH_ARGS)
+
+# The release files: the sdist and the wheel in dist/, and twine's check of their metadata. The
+# version is pyproject.toml's alone (the code reads it from the installed metadata).
+DIST_DIR := dist
+dist: $(DEV)
+	rm -rf $(DIST_DIR)
+	$(BIN)/python -m build --outdir $(DIST_DIR) .
+	$(BIN)/python -m twine check --strict $(DIST_DIR)/*
 
 clean:
 	rm -rf $(VENV) $(AWSCLI_VENV) build dist .mypy_cache .ruff_cache .pytest_cache

@@ -22,6 +22,7 @@ import anyio
 import asyncclick as click
 
 from ecs_deploy_many import __version__
+from ecs_deploy_many.cli.completion import completion_requested
 from ecs_deploy_many.cli.options import log_options, start_logging, stop_deployments_option
 from ecs_deploy_many.core.clock import Clock, real_clock
 from ecs_deploy_many.core.endpoints import endpoint_url_problem, region_problem
@@ -522,9 +523,10 @@ async def run(
     """Run with ``argv`` and return the exit code; ``clock`` lets a rehearsal go faster.
 
     ``process_ends``: the process ends with this run, so signals stay held to the end.
-    No arguments at all print the whole help, as the original's usage did, and exit 3.
+    No arguments at all print the whole help, as the original's usage did, and exit 3;
+    but the shell asks for completions with none, so click answers those.
     """
-    if not argv:
+    if not argv and not completion_requested("ecs-deploy"):
         click.echo(cli.get_help(click.Context(cli, info_name="ecs-deploy")), err=True)
         return EXIT_USAGE
     invocation = _Invocation(clock, process_ends)
