@@ -24,6 +24,7 @@ from ecs_deploy_many.sim.model import (
     Task,
     TaskDef,
     breaker_threshold,
+    launch_settings,
     tag_list,
 )
 from ecs_deploy_many.sim.strategies import STAGED, StagedRollout
@@ -463,12 +464,7 @@ def _render_deployment(deployment: Deployment) -> dict[str, Any]:
         "rolloutState": deployment.rollout,
         "rolloutStateReason": deployment.reason,
     }
-    if deployment.platform_version is not None:
-        rendered["platformVersion"] = deployment.platform_version
-        rendered["platformFamily"] = "Linux"
-    if deployment.network_configuration is not None:
-        rendered["networkConfiguration"] = deployment.network_configuration
-    return rendered
+    return rendered | launch_settings(deployment.platform_version, deployment.network_configuration)
 
 
 def render_configuration(service: Service) -> dict[str, Any]:
@@ -511,11 +507,7 @@ def render_service(service: Service, account_id: str, include_tags: bool) -> dic
         "propagateTags": params.get("propagateTags", "NONE"),
         "enableExecuteCommand": params.get("enableExecuteCommand", False),
     }
-    if service.platform_version is not None:
-        rendered["platformVersion"] = service.platform_version
-        rendered["platformFamily"] = "Linux"
-    if service.network_configuration is not None:
-        rendered["networkConfiguration"] = service.network_configuration
+    rendered |= launch_settings(service.platform_version, service.network_configuration)
     if "healthCheckGracePeriodSeconds" in params:
         rendered["healthCheckGracePeriodSeconds"] = params["healthCheckGracePeriodSeconds"]
     if include_tags:

@@ -41,6 +41,7 @@ from ecs_deploy_many.sim.model import (
     SimError,
     breaker_threshold,
     invalid,
+    launch_settings,
     paginate,
 )
 from ecs_deploy_many.sim.region import Region
@@ -263,12 +264,7 @@ def render_revision(revision: Revision) -> dict[str, Any]:
         "guardDutyEnabled": False,
         "createdAt": revision.created_at,
     }
-    if revision.platform_version is not None:
-        rendered["platformVersion"] = revision.platform_version
-        rendered["platformFamily"] = "Linux"
-    if revision.network_configuration is not None:
-        rendered["networkConfiguration"] = revision.network_configuration
-    return rendered
+    return rendered | launch_settings(revision.platform_version, revision.network_configuration)
 
 
 # the API --------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ __all__ = [
     "breaker_threshold",
     "check_desired_count",
     "invalid",
+    "launch_settings",
     "paginate",
     "tag_list",
     "tags_from",
@@ -110,6 +111,20 @@ class Ids:
     def uuid(self) -> str:
         h = f"{self._rng.getrandbits(128):032x}"
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
+
+
+def launch_settings(
+    platform_version: str | None, network_configuration: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The Fargate platform and awsvpc network keys a service, deployment or service
+    revision shows only when it has them."""
+    rendered: dict[str, Any] = {}
+    if platform_version is not None:
+        rendered["platformVersion"] = platform_version
+        rendered["platformFamily"] = "Linux"
+    if network_configuration is not None:
+        rendered["networkConfiguration"] = network_configuration
+    return rendered
 
 
 def tags_from(tags: list[dict[str, str]] | None) -> dict[str, str]:
