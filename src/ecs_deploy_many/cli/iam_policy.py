@@ -16,9 +16,10 @@ from ecs_deploy_many.plan import Plan
 __all__ = ["inputs_of", "print_plan_policy", "print_policy"]
 
 
-def inputs_of(options: dict[str, Any]) -> PolicyInputs:
-    """The flags of ``iam-policy`` (or ``ecs-deploy``'s) that add calls, as policy inputs."""
+def inputs_of(plan: Plan, options: dict[str, Any]) -> PolicyInputs:
+    """The flags of ``iam-policy`` that add calls, and the plan's pinning, as policy inputs."""
     return PolicyInputs(
+        pin_digests=plan.images.pin_digests,
         account=options.get("account"),
         roles=tuple(options.get("roles") or ()),
         journal=options.get("journal"),
@@ -31,7 +32,7 @@ def inputs_of(options: dict[str, Any]) -> PolicyInputs:
 
 def print_plan_policy(plan: Plan, options: dict[str, Any]) -> None:
     """Print the policy a run of ``plan`` (its selected targets) needs."""
-    print_policy(plan, plan.targets, inputs_of(options))
+    print_policy(plan, plan.targets, inputs_of(plan, options))
 
 
 def print_policy(plan: Plan | None, targets: Sequence[Target], inputs: PolicyInputs) -> None:

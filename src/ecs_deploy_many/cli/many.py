@@ -1,8 +1,8 @@
 """`ecs-deploy-many`: fleet rollouts from a deploy plan, and the local ECS simulator.
 
 ``ecs-deploy-many PLAN ...`` is short for ``ecs-deploy-many deploy PLAN ...``; the other
-subcommands are ``validate PLAN``, ``verify PLAN``, ``init``, ``iam-policy PLAN``, ``status PLAN``, ``runs``,
-``show RUN``, ``resume RUN``, ``rollback RUN``, ``approve RUN WAVE``,
+subcommands are ``validate PLAN``, ``verify PLAN``, ``init``, ``iam-policy PLAN``,
+``status PLAN``, ``runs``, ``show RUN``, ``resume RUN``, ``rollback RUN``, ``approve RUN WAVE``,
 ``lock status|break PLAN`` and ``sim serve``.
 
 This module only declares the commands and their flags, so ``--version`` and ``--help``

@@ -64,6 +64,8 @@ class PolicyInputs:
     """``s3://bucket/prefix`` when the journal (and approvals) live in S3."""
     run_table: str | None = None
     verify: bool = True
+    pin_digests: bool = True
+    """Whether ECR tags are pinned to digests (a plan's ``images: {pin_digests}``)."""
     stop_deployments: bool = False
     dry_run: bool = False
 
@@ -355,7 +357,11 @@ def _reference_grants(scope: _Scope, needs: _Needs, inputs: PolicyInputs) -> lis
     if needs.retags:  # the repository is the running container's
         repositories.add(f"arn:aws:ecr:{scope.region}:{scope.account}:repository/*")
     grants = []
-    if repositories:
+    if (
+        repositories
+        and (inputs.pin_digests or inputs.verify)
+        and not (inputs.dry_run and not inputs.pin_digests)
+    ):
         grants.append(
             Grant(
                 "ReadImages",
@@ -414,7 +420,8 @@ def _plan_grants(plan: Plan, inputs: PolicyInputs) -> list[Grant]:
             )
         )
     if plan.lock and plan.lock.table:
-        table = f"arn:aws:dynamodb:{plan.lock.region or ANY}:{inputs.account or ANY}:table/{plan.lock.table}"
+        where = _Scope(inputs.account or ANY, plan.lock.region or ANY)
+        table = where.arn("dynamodb", f"table/{plan.lock.table}")
         actions = (
             "dynamodb:GetItem",
             "dynamodb:PutItem",
