@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ecs_deploy_many.core.errors import ImageError
@@ -78,12 +78,6 @@ class _Scope:
     def arn(self, service: str, resource: str) -> str:
         return f"arn:aws:{service}:{self.region}:{self.account}:{resource}"
 
-    @property
-    def suffix(self) -> str:
-        account = "AnyAccount" if self.account == ANY else self.account
-        region = "AnyRegion" if self.region == ANY else self.region.title().replace("-", "")
-        return f"{account}{region}"
-
 
 @dataclass
 class _Needs:
@@ -123,12 +117,17 @@ def grants_for(plan: Plan | None, targets: Sequence[Target], inputs: PolicyInput
                 reads_only=True,
             )
         )
-    several = len(needs) > 1
-    for scope in sorted(needs, key=lambda s: (s.account, s.region)):
-        found = _ecs_grants(scope, needs[scope], inputs) + _reference_grants(
-            scope, needs[scope], inputs
-        )
-        grants.extend(_suffixed(g, scope) if several else g for g in found)
+    accounts = sorted({scope.account for scope in needs})
+    for account in accounts:
+        found = [
+            grant
+            for scope in sorted(needs, key=lambda s: s.region)
+            if scope.account == account
+            for grant in _ecs_grants(scope, needs[scope], inputs)
+            + _reference_grants(scope, needs[scope], inputs)
+        ]
+        several = len(accounts) > 1  # each account's statements named after it
+        grants.extend(_suffixed(g, account) if several else g for g in _merged(found))
     if plan is not None:
         grants.extend(_plan_grants(plan, inputs))
     if inputs.journal and not inputs.dry_run:
@@ -453,9 +452,43 @@ def _journal_grants(journal: str) -> list[Grant]:
     ]
 
 
-def _suffixed(grant: Grant, scope: _Scope) -> Grant:
+def _merged(grants: Iterable[Grant]) -> list[Grant]:
+    """One grant per purpose: the same statement of several regions of one account
+    becomes one, with the resources (and condition values) of each region."""
+    merged: dict[tuple[str, tuple[str, ...]], Grant] = {}
+    for grant in grants:
+        key = (grant.sid, grant.actions)
+        earlier = merged.get(key)
+        if earlier is None:
+            merged[key] = grant
+            continue
+        condition = None
+        if grant.condition and earlier.condition:
+            condition = {
+                op: {k: _union(earlier.condition[op][k], v) for k, v in keys.items()}
+                for op, keys in grant.condition.items()
+            }
+        merged[key] = replace(
+            earlier,
+            resources=_sorted([*earlier.resources, *grant.resources]),
+            condition=condition or earlier.condition,
+        )
+    return list(merged.values())
+
+
+def _union(first: Any, second: Any) -> Any:
+    """Condition values of two grants: one value when both name the same, else a list."""
+    values = sorted({*_as_list(first), *_as_list(second)})
+    return values[0] if len(values) == 1 else values
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _suffixed(grant: Grant, account: str) -> Grant:
     return Grant(
-        f"{grant.sid}In{scope.suffix}",
+        f"{grant.sid}In{'AnyAccount' if account == ANY else account}",
         grant.feature,
         grant.actions,
         grant.resources,
