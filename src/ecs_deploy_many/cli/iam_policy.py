@@ -35,8 +35,22 @@ def print_plan_policy(plan: Plan, options: dict[str, Any]) -> None:
     print_policy(plan, plan.targets, inputs_of(plan, options))
 
 
+MANAGED_POLICY_LIMIT = 6144
+"""Characters (whitespace not counted) an IAM customer managed policy may hold."""
+
+
 def print_policy(plan: Plan | None, targets: Sequence[Target], inputs: PolicyInputs) -> None:
-    click.echo(json.dumps(policy_document(grants_for(plan, targets, inputs)), indent=2))
+    """Print the policy document; say on stderr what it leaves to the reader."""
+    document = policy_document(grants_for(plan, targets, inputs))
+    click.echo(json.dumps(document, indent=2))
+    size = len(json.dumps(document, separators=(",", ":")).replace(" ", ""))
+    if size > MANAGED_POLICY_LIMIT:
+        click.echo(
+            f"note: the policy holds {size:,} characters, more than one managed policy "
+            f"may ({MANAGED_POLICY_LIMIT:,}): split the plan's targets over several "
+            "policies (--only/--exclude)",
+            err=True,
+        )
     if inputs.account is None and any(not t.scope.assume_role for t in targets):
         click.echo(
             "note: no --account given: ARNs name any account (*); give --account ID to "

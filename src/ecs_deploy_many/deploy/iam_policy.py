@@ -248,19 +248,13 @@ def _ecs_grants(scope: _Scope, needs: _Needs, inputs: PolicyInputs) -> list[Gran
         grants += [
             Grant(
                 "DeployServices",
-                "service targets: update, roll back",
-                ("ecs:UpdateService",),
-                tuple(services),
-            ),
-            Grant(
-                "ListServiceDeployments",
-                "service targets: ECS's verdict on each deployment",
-                ("ecs:ListServiceDeployments",),
+                "service targets: update (and roll back), then find ECS's service deployment",
+                ("ecs:UpdateService", "ecs:ListServiceDeployments"),
                 tuple(services),
             ),
             Grant(
                 "ReadServiceDeployments",
-                "service targets: ECS's verdict on each deployment",
+                "service targets: ECS's verdict on a strategy's deployment",
                 ("ecs:DescribeServiceDeployments", "ecs:DescribeServiceRevisions"),
                 tuple(history + revisions),
             ),
