@@ -89,12 +89,28 @@ async def test_iam_policy_says_when_arns_name_any_account(
 
 
 async def test_iam_policy_follows_the_selection(capsys: pytest.CaptureFixture[str]) -> None:
-    line = "ecs-deploy-many iam-policy deploy-plans/demo.yaml --account 123456789012 --only shop-edge/web"
+    line = (
+        "ecs-deploy-many iam-policy deploy-plans/demo.yaml --account 123456789012 "
+        "--only shop-edge/web"
+    )
     _, out, _ = await command(capsys, line)
     document = json.loads(out)
     arn = "arn:aws:ecs:eu-west-1:123456789012:service/shop-edge"
     assert allowed(document, "ecs:UpdateService", f"{arn}/web")
     assert not allowed(document, "ecs:UpdateService", f"{arn}/assets")
+
+
+async def test_explain_names_the_feature_of_each_statement(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    line = "ecs-deploy-many iam-policy deploy-plans/migration-depends-on.yaml --explain"
+    _, out, err = await command(capsys, line)
+    sids = [statement["Sid"] for statement in json.loads(out)["Statement"]]
+    explained = dict(
+        line.split(None, 1) for line in err.splitlines() if not line.startswith("note")
+    )
+    assert list(explained) == sids
+    assert explained["RunTaskOrdersMigrateProd"] == "run_task targets: the one-off task"
 
 
 async def test_a_bad_plan_prints_no_policy(

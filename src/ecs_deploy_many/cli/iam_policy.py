@@ -32,17 +32,25 @@ def inputs_of(plan: Plan, options: dict[str, Any]) -> PolicyInputs:
 
 def print_plan_policy(plan: Plan, options: dict[str, Any]) -> None:
     """Print the policy a run of ``plan`` (its selected targets) needs."""
-    print_policy(plan, plan.targets, inputs_of(plan, options))
+    print_policy(plan, plan.targets, inputs_of(plan, options), explain=options["explain"])
 
 
 MANAGED_POLICY_LIMIT = 6144
 """Characters (whitespace not counted) an IAM customer managed policy may hold."""
 
 
-def print_policy(plan: Plan | None, targets: Sequence[Target], inputs: PolicyInputs) -> None:
-    """Print the policy document; say on stderr what it leaves to the reader."""
-    document = policy_document(grants_for(plan, targets, inputs))
+def print_policy(
+    plan: Plan | None, targets: Sequence[Target], inputs: PolicyInputs, *, explain: bool = False
+) -> None:
+    """Print the policy document; say on stderr what it leaves to the reader and, with
+    ``explain``, which feature needs each statement."""
+    grants = grants_for(plan, targets, inputs)
+    document = policy_document(grants)
     click.echo(json.dumps(document, indent=2))
+    if explain:
+        width = max(len(grant.sid) for grant in grants)
+        for grant in grants:
+            click.echo(f"{grant.sid:<{width}}  {grant.feature}", err=True)
     size = len(json.dumps(document, separators=(",", ":")).replace(" ", ""))
     if size > MANAGED_POLICY_LIMIT:
         click.echo(

@@ -343,6 +343,9 @@ async def verify(plan_path: str, **options: Any) -> None:
     show_default=True,
     help="dry-run: only the reads a --dry-run makes.",
 )
+@click.option(
+    "--explain", is_flag=True, help="Say on stderr which feature of the plan needs each statement."
+)
 async def iam_policy(plan_path: str, **options: Any) -> None:
     """Print the IAM policy (JSON) a run of PLAN needs: exactly the actions its
     targets and features can call, each scoped to the narrowest resources ECS and IAM

@@ -48,7 +48,7 @@ class Grant:
     actions: tuple[str, ...]
     resources: tuple[str, ...]
     condition: Mapping[str, Mapping[str, Any]] | None = None
-    reads_only: bool = False
+    in_dry_run: bool = False
     """A dry run makes these calls too (it reads, never changes)."""
 
 
@@ -114,7 +114,7 @@ def grants_for(plan: Plan | None, targets: Sequence[Target], inputs: PolicyInput
                 "targets' assume_role",
                 ("sts:AssumeRole",),
                 _sorted(assumed),
-                reads_only=True,
+                in_dry_run=True,
             )
         )
     accounts = sorted({scope.account for scope in needs})
@@ -142,7 +142,7 @@ def grants_for(plan: Plan | None, targets: Sequence[Target], inputs: PolicyInput
                 (table,),
             )
         )
-    return [g for g in grants if g.reads_only or not inputs.dry_run]
+    return [g for g in grants if g.in_dry_run or not inputs.dry_run]
 
 
 def policy_document(grants: Iterable[Grant]) -> dict[str, Any]:
@@ -209,7 +209,7 @@ def _ecs_grants(scope: _Scope, needs: _Needs, inputs: PolicyInputs) -> list[Gran
             "every target: its current revision is read",
             ("ecs:DescribeTaskDefinition",),
             (ANY,),
-            reads_only=True,
+            in_dry_run=True,
         )
     ]
     services = sorted(scope.arn("ecs", f"service/{c}/{s}") for c, s in needs.services)
@@ -222,7 +222,7 @@ def _ecs_grants(scope: _Scope, needs: _Needs, inputs: PolicyInputs) -> list[Gran
                 "select: targets (cluster globs)",
                 ("ecs:ListClusters",),
                 (ANY,),
-                reads_only=True,
+                in_dry_run=True,
             ),
             Grant(
                 "FindSelectedServices",
@@ -230,7 +230,7 @@ def _ecs_grants(scope: _Scope, needs: _Needs, inputs: PolicyInputs) -> list[Gran
                 ("ecs:ListServices",),
                 (ANY,),
                 {"ArnLike": {"ecs:cluster": clusters}},
-                reads_only=True,
+                in_dry_run=True,
             ),
         ]
     if services:
@@ -240,7 +240,7 @@ def _ecs_grants(scope: _Scope, needs: _Needs, inputs: PolicyInputs) -> list[Gran
                 "service targets: read and wait",
                 ("ecs:DescribeServices",),
                 tuple(services),
-                reads_only=True,
+                in_dry_run=True,
             )
         )
         history = [s.replace(":service/", ":service-deployment/", 1) + "/*" for s in services]
@@ -361,7 +361,7 @@ def _reference_grants(scope: _Scope, needs: _Needs, inputs: PolicyInputs) -> lis
                 "images: pin_digests, and verify (ECR images)",
                 ("ecr:BatchGetImage",),
                 _sorted(repositories),
-                reads_only=True,
+                in_dry_run=True,
             )
         )
     if inputs.verify and not inputs.dry_run:
@@ -487,7 +487,7 @@ def _suffixed(grant: Grant, account: str) -> Grant:
         grant.actions,
         grant.resources,
         grant.condition,
-        grant.reads_only,
+        grant.in_dry_run,
     )
 
 
