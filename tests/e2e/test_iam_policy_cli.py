@@ -61,7 +61,9 @@ def test_the_readme_shows_the_policy_of_each_mode() -> None:
     assert len(commands) == 6
 
 
-@pytest.mark.parametrize(("line", "shown"), readme_blocks(), ids=lambda v: v[:60])
+@pytest.mark.parametrize(
+    ("line", "shown"), readme_blocks(), ids=[line for line, _ in readme_blocks()]
+)
 async def test_readme_policy_is_the_commands_output(
     capsys: pytest.CaptureFixture[str], line: str, shown: str
 ) -> None:
