@@ -349,12 +349,10 @@ def _reference_grants(scope: _Scope, needs: _Needs, inputs: PolicyInputs) -> lis
     repositories = set(needs.repositories)
     if needs.retags:  # the repository is the running container's
         repositories.add(f"arn:aws:ecr:{scope.region}:{scope.account}:repository/*")
+    # A dry run shows the digests a run would pin; it verifies nothing.
+    reads_images = inputs.pin_digests or (inputs.verify and not inputs.dry_run)
     grants = []
-    if (
-        repositories
-        and (inputs.pin_digests or inputs.verify)
-        and not (inputs.dry_run and not inputs.pin_digests)
-    ):
+    if repositories and reads_images:
         grants.append(
             Grant(
                 "ReadImages",
