@@ -1,8 +1,8 @@
 """`ecs-deploy-many`: fleet rollouts from a deploy plan, and the local ECS simulator.
 
 ``ecs-deploy-many PLAN ...`` is short for ``ecs-deploy-many deploy PLAN ...``; the other
-subcommands are ``validate PLAN``, ``verify PLAN``, ``init``, ``status PLAN``, ``runs``,
-``show RUN``, ``resume RUN``, ``rollback RUN``, ``approve RUN WAVE``,
+subcommands are ``validate PLAN``, ``verify PLAN``, ``init``, ``iam-policy PLAN``,
+``status PLAN``, ``runs``, ``show RUN``, ``resume RUN``, ``rollback RUN``, ``approve RUN WAVE``,
 ``lock status|break PLAN`` and ``sim serve``.
 
 This module only declares the commands and their flags, so ``--version`` and ``--help``
@@ -146,6 +146,7 @@ async def cli(**_: Any) -> None:
     ecs-deploy-many validate PLAN      check a plan, calling nothing
     ecs-deploy-many init -c GLOB       write a plan from the services running now
     ecs-deploy-many verify PLAN        do the images, secrets, roles, log groups exist?
+    ecs-deploy-many iam-policy PLAN    the IAM policy a run of PLAN needs
     ecs-deploy-many status PLAN        what runs now against what the plan would deploy
     ecs-deploy-many runs               list the journaled runs, newest first
     ecs-deploy-many show RUN           a journaled run's summary and reports
@@ -311,6 +312,50 @@ async def verify(plan_path: str, **options: Any) -> None:
     from ecs_deploy_many.cli import verify as command
 
     await command.verify(plan_path, options)
+
+
+@click.command(name="iam-policy")
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.option("--only", multiple=True, metavar="GLOB", help="Only matching targets.")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Leave matching targets out.")
+@click.option(
+    "--account",
+    metavar="ID",
+    help="The account of targets that assume no role (default: any account, *).",
+)
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    metavar="ARN|NAME",
+    help="A task or execution role the run may pass (repeat); replaces the wildcard "
+    "for targets whose running revision names the roles.",
+)
+@_journal_option
+@click.option("--run-table", metavar="TABLE", help="The DynamoDB table shards share.")
+@click.option("--no-verify", is_flag=True, help="Runs skip verify: no reads of references.")
+@stop_deployments_option
+@click.option(
+    "--for",
+    "for_",
+    type=click.Choice(["run", "dry-run"]),
+    default="run",
+    show_default=True,
+    help="dry-run: only the reads a --dry-run makes.",
+)
+@click.option(
+    "--explain", is_flag=True, help="Say on stderr which feature of the plan needs each statement."
+)
+async def iam_policy(plan_path: str, **options: Any) -> None:
+    """Print the IAM policy (JSON) a run of PLAN needs: exactly the actions its
+    targets and features can call, each scoped to the narrowest resources ECS and IAM
+    support. Calls nothing. `validate` needs no permission at all.
+    """
+    from ecs_deploy_many.cli import fleet
+    from ecs_deploy_many.cli import iam_policy as command
+
+    plan = fleet.plan_or_exit(plan_path, options["only"], options["exclude"], "include")
+    command.print_plan_policy(plan, options)
 
 
 @click.command()
@@ -484,6 +529,7 @@ cli.add_command(deploy)
 cli.add_command(validate)
 cli.add_command(init)
 cli.add_command(verify)
+cli.add_command(iam_policy)
 cli.add_command(status)
 cli.add_command(runs)
 cli.add_command(resume)

@@ -486,6 +486,14 @@ tag cannot be parsed; 130 interrupted by SIGINT or SIGTERM.
 @click.option("--network-configuration", help="RunTask network configuration (shorthand or JSON).")
 @click.option("--copy-task-definition-tags", is_flag=True, help="Copy tags to the new revision.")
 @click.option("--endpoint-url", metavar="URL", help="ECS endpoint (e.g. the local simulator).")
+@click.option(
+    "--print-iam-policy",
+    is_flag=False,
+    flag_value="",
+    metavar="[ACCOUNT]",
+    help="Print the IAM policy (JSON) this deploy needs, scoped to ACCOUNT (default: any "
+    "account, or the one of -a), and exit without calling AWS.",
+)
 @edit_options
 @stop_deployments_option
 @log_options
@@ -496,6 +504,9 @@ async def cli(**options: Any) -> int:
 
     environ = os.environ
     target = build_target(options, environ)
+    if options["print_iam_policy"] is not None:
+        _print_iam_policy(target, options)
+        return 0
     keys = _static_keys(options, environ)
     redactor = run_redactor(
         environ,
@@ -515,6 +526,21 @@ async def cli(**options: Any) -> int:
         process_ends=invocation.process_ends,
         stop_deployments_on_interrupt=options["stop_deployments_on_interrupt"],
     )
+
+
+def _print_iam_policy(target: Target, options: Mapping[str, Any]) -> None:
+    """The policy of ``--print-iam-policy``: single-service mode verifies nothing and
+    journals nothing, so only the target's own calls."""
+    from ecs_deploy_many.cli.iam_policy import print_policy
+    from ecs_deploy_many.deploy.iam_policy import PolicyInputs
+
+    inputs = PolicyInputs(
+        account=options["print_iam_policy"] or None,
+        verify=False,
+        pin_digests=False,
+        stop_deployments=options["stop_deployments_on_interrupt"],
+    )
+    print_policy(None, [target], inputs)
 
 
 async def run(
