@@ -138,6 +138,7 @@ def test_the_text_says_what_was_found_missing_and_not_checked_per_target() -> No
             ),
             TargetVerification("c", unchecked=((group, Finding("unchecked", skipped)),)),
             TargetVerification("d", error="service d not found in cluster prod"),
+            TargetVerification("e", error="service e uses CODE_DEPLOY", refused=True),
         ],
         skipped={"logs": skipped, "iam": skipped},
     )
@@ -148,6 +149,8 @@ def test_the_text_says_what_was_found_missing_and_not_checked_per_target() -> No
         "  not checked  task role arn:aws:iam::123456789012:role/app: access denied (AccessDenied)",
         "c  not checked: 1 log group",
         "d  not verified: service d not found in cluster prod",
+        "e  refused: service e uses CODE_DEPLOY",
         f"not checked: CloudWatch Logs, IAM ({skipped})",
-        "verify: 4 targets: 1 ok, 1 with 1 missing, 1 not checked, 1 not verified",
+        "verify: 5 targets: 1 ok, 1 with 1 missing, 1 refused, 1 not checked, 1 not verified",
     ]
+    assert verification.problems == 2  # the missing role and the refused service

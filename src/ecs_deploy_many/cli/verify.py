@@ -33,6 +33,7 @@ from ecs_deploy_many.deploy.dryrun import TargetPreview, preview_plan
 from ecs_deploy_many.deploy.verify import (
     SERVICES,
     Service,
+    TargetVerification,
     Verification,
     format_verification,
     verify_previews,
@@ -85,9 +86,12 @@ async def verify_before_run(
     text = format_verification(verification, redactor)
     if verification.problems:
         say(text)
-        failing = [t.name for t in verification.targets if t.missing]
+        missing = sum(len(t.missing) for t in verification.targets)
+        refused = sum(t.refused for t in verification.targets)
+        found = [f"{missing} missing"] * bool(missing) + [f"{refused} refused"] * bool(refused)
+        failing = [t.name for t in verification.targets if t.missing or t.refused]
         return (
-            f"nothing was deployed: verify found {verification.problems} missing in "
+            f"nothing was deployed: verify found {' and '.join(found)} in "
             f"{len(failing)} target{'s' * (len(failing) != 1)} ({', '.join(failing[:3])}"
             f"{', ...' if len(failing) > 3 else ''}); --no-verify deploys anyway"
         )
@@ -151,13 +155,14 @@ def _write_report(
 
     report = {
         "plan": plan_path,
-        "missing": verification.problems,
+        "missing": sum(len(target.missing) for target in verification.targets),
+        "refused": sum(target.refused for target in verification.targets),
         "checked": verification.calls,
         "not_checked_services": {SERVICES[s]: why for s, why in verification.skipped.items()},
         "targets": [
             {
                 "name": target.name,
-                "verdict": "error" if target.error else "missing" if target.missing else "ok",
+                "verdict": _verdict(target),
                 "error": target.error,
                 "missing": entries(target.missing),
                 "not_checked": entries(target.unchecked),
@@ -172,3 +177,9 @@ def _write_report(
     except OSError as error:
         click.echo(f"error: cannot write the report to {path}: {error.strerror}", err=True)
         raise click.exceptions.Exit(EXIT_FAILED) from None
+
+
+def _verdict(target: TargetVerification) -> str:
+    if target.refused:
+        return "refused"
+    return "error" if target.error else "missing" if target.missing else "ok"

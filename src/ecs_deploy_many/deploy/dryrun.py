@@ -114,6 +114,11 @@ class TargetPreview:
     references). It holds secrets: never shown."""
 
     @property
+    def refused(self) -> bool:
+        """A service the deploy refuses for its deployment controller."""
+        return self.controller not in (None, "ECS")
+
+    @property
     def changes_anything(self) -> bool:
         """Whether deploying the target would change it (an error changes nothing)."""
         if self.error is not None:
@@ -334,14 +339,9 @@ def format_dry_run(previews: Iterable[TargetPreview]) -> str:
     return f"{format_preview(listed)}\n{format_totals(listed)}"
 
 
-def _refused(preview: TargetPreview) -> bool:
-    """A service the deploy refuses for its deployment controller."""
-    return preview.controller not in (None, "ECS")
-
-
 def _block(preview: TargetPreview) -> str:
     if preview.error is not None:
-        verdict = "will be refused" if _refused(preview) else "error"
+        verdict = "will be refused" if preview.refused else "error"
         return f"{preview.name}  {verdict}: {preview.error}"
     how = f" ({preview.deployed_by})" if preview.deployed_by else ""
     if not preview.changes_anything:
@@ -389,7 +389,7 @@ def format_status(previews: Iterable[TargetPreview]) -> str:
 
 
 def _status_block(preview: TargetPreview) -> str:
-    if preview.error is not None and not _refused(preview):
+    if preview.error is not None and not preview.refused:
         return f"{preview.name}  error: {preview.error}"
     lines = [f"{preview.name}  ({_where(preview)})"]
     if preview.deployed_by:

@@ -117,7 +117,11 @@ class TargetVerification:
     """Log groups ECS creates (``awslogs-create-group``)."""
     found: tuple[Reference, ...] = ()
     error: str | None = None
-    """Why the target's definition could not be read (the dry run's error)."""
+    """Why the target's definition could not be read (the dry run's error), or why the
+    deploy refuses its service."""
+    refused: bool = False
+    """Its service's deployment controller lets no UpdateService deploy it: a problem,
+    like a missing secret, that stops a run before any change."""
 
 
 @dataclass
@@ -132,7 +136,7 @@ class Verification:
 
     @property
     def problems(self) -> int:
-        return sum(len(t.missing) for t in self.targets)
+        return sum(len(t.missing) + t.refused for t in self.targets)
 
 
 CREATED = Finding("found", "created by ECS")
@@ -330,8 +334,9 @@ async def verify_previews(
     verification = Verification(skipped=skipped, calls=len({_identity(check) for check in checks}))
     for preview in previews:
         if preview.name not in references:
+            error = preview.error or "nothing to check"
             verification.targets.append(
-                TargetVerification(preview.name, error=preview.error or "nothing to check")
+                TargetVerification(preview.name, error=error, refused=preview.refused)
             )
             continue
         missing, not_checked, created, found = [], [], [], []
@@ -393,7 +398,8 @@ def format_verification(verification: Verification, redactor: Redactor | None = 
     lines: list[str] = []
     for target in verification.targets:
         if target.error is not None:
-            lines.append(f"{target.name}  not verified: {target.error}")
+            verdict = "refused" if target.refused else "not verified"
+            lines.append(f"{target.name}  {verdict}: {target.error}")
             continue
         lines.append(_headline(target))
         lines.extend(
@@ -410,13 +416,16 @@ def format_verification(verification: Verification, redactor: Redactor | None = 
         lines.append(f"not checked: {', '.join(services)} ({reason})")
     targets = verification.targets
     failing = sum(1 for t in targets if t.missing)
-    unread = sum(1 for t in targets if t.error is not None)
+    refused = sum(1 for t in targets if t.refused)
+    unread = sum(1 for t in targets if t.error is not None) - refused
     unchecked = sum(1 for t in targets if t.unchecked and not (t.found or t.created or t.missing))
     total = len(targets)
-    ok = total - failing - unread - unchecked
+    ok = total - failing - refused - unread - unchecked
     summary = f"verify: {total} target{'s' * (total != 1)}: {ok} ok"
     if failing:
-        summary += f", {failing} with {verification.problems} missing"
+        summary += f", {failing} with {sum(len(t.missing) for t in targets)} missing"
+    if refused:
+        summary += f", {refused} refused"
     if unchecked:
         summary += f", {unchecked} not checked"
     if unread:
