@@ -132,3 +132,17 @@ async def test_sigint_with_the_stop_flag_stops_the_deployment_and_ecs_rolls_it_b
         statuses = [brief["status"] for brief in listed["serviceDeployments"]]
     assert "ROLLBACK_SUCCESSFUL" in statuses or "ROLLBACK_IN_PROGRESS" in statuses
     assert f"arn:aws:ecs:{REGION}:123456789012:service-deployment/prod/bluegreen/" in line["error"]
+
+
+async def test_a_timeout_shorter_than_the_strategys_waits_is_said_before_deploying(
+    sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # linear: 25 % steps a minute apart, then a minute's bake: 4 minutes at the least
+    assert await ecs_deploy(sim, "linear", "example/app:2", "-t", "120") == 1
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line[:1] == "{"]
+    events = [line["event"] for line in lines]
+    assert events.index("timeout_too_short") < events.index("service_updated")
+    [warning] = [line for line in lines if line["event"] == "timeout_too_short"]
+    assert (warning["level"], warning["timeout_s"], warning["least_s"]) == ("warning", 120, 240)
+    assert "give the target a longer timeout" in warning["reason"]
+    assert "did not finish within 120 s" in finished("\n".join(map(json.dumps, lines)))["error"]

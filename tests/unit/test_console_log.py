@@ -69,6 +69,12 @@ def line(event: str, *, verbose: bool = False, width: int | None = None, **field
                     "deployments array"},
          "prod/api  warning: ECS refused to list service deployments (...): judged by the "
          "service's deployments array"),
+        ("timeout_too_short",
+         {"timeout_s": 90, "least_s": 300, "level": "warning",
+          "reason": "the timeout of 90 s is shorter than the 300 s this service's deployment "
+                    "waits on purpose"},
+         "prod/api  warning: the timeout of 90 s is shorter than the 300 s this service's "
+         "deployment waits on purpose"),
         ("alarm_gate_failed",
          {"wave": "rest", "reason": "alarm gate: api-5xx in ALARM", "level": "error"},
          "prod/api  alarm gate: api-5xx in ALARM"),

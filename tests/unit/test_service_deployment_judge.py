@@ -19,6 +19,7 @@ from ecs_deploy_many.deploy.strategy import (
     controller_of,
     deployed_by,
     judged_by_service_deployment,
+    least_duration,
     refuse_foreign_controller,
     strategy_of,
 )
@@ -358,3 +359,42 @@ def test_a_foreign_controller_is_refused_naming_it_and_what_to_do(
 )
 def test_how_a_service_deploys_in_a_few_words(service: dict[str, Any], words: str) -> None:
     assert deployed_by(service) == words
+
+
+@pytest.mark.parametrize(
+    ("configuration", "controller", "least"),
+    [
+        ({}, "ECS", 0.0),
+        ({"strategy": "ROLLING", "bakeTimeInMinutes": 30}, "ECS", 0.0),
+        ({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 5}, "ECS", 300.0),
+        ({"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 5}, "CODE_DEPLOY", 0.0),
+        (
+            {
+                "strategy": "LINEAR",
+                "bakeTimeInMinutes": 1,
+                "linearConfiguration": {"stepPercent": 25.0, "stepBakeTimeInMinutes": 1},
+            },
+            "ECS",
+            240.0,  # waits after 25, 50 and 75 %, none after 100 %, then the bake
+        ),
+        ({"strategy": "LINEAR"}, "ECS", 9 * 6 * 60.0),  # ECS's defaults: 10 % every 6 min
+        (
+            {
+                "strategy": "CANARY",
+                "bakeTimeInMinutes": 1,
+                "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 2},
+            },
+            "ECS",
+            180.0,
+        ),
+        ({"strategy": "CANARY"}, "ECS", 600.0),  # ECS's default: 10 minutes at 5 %
+    ],
+)
+def test_the_least_a_deployment_waits_on_purpose(
+    configuration: dict[str, Any], controller: str, least: float
+) -> None:
+    service = {
+        "deploymentConfiguration": configuration,
+        "deploymentController": {"type": controller},
+    }
+    assert least_duration(service) == least

@@ -44,6 +44,9 @@ class EventName(StrEnum):
     REGISTERED = "registered"
     UNCHANGED = "unchanged"
     SERVICE_UPDATED = "service_updated"
+    TIMEOUT_TOO_SHORT = "timeout_too_short"
+    """The target's timeout is shorter than the waits the service's deployment strategy
+    makes on purpose (bake time, linear or canary steps): it will time out."""
     ATTACHED = "attached"
     """Instead of updating the service, the target follows a deployment already under way
     (the rendered revision rolling out, or, on resume, the run's own deployment)."""

@@ -36,7 +36,7 @@ from ecs_deploy_many.deploy.resume import resumption as resumption_of
 from ecs_deploy_many.deploy.rollback import restore
 from ecs_deploy_many.deploy.runtask import run_one_off_task
 from ecs_deploy_many.deploy.steps import Accounts, RunContext, TargetSteps, primary_deployment
-from ecs_deploy_many.deploy.strategy import refuse_foreign_controller
+from ecs_deploy_many.deploy.strategy import deployed_by, least_duration, refuse_foreign_controller
 from ecs_deploy_many.deploy.taskdef import (
     RenderedTaskDefinition,
     render_task_definition,
@@ -295,6 +295,7 @@ class _Pipeline(TargetSteps):
             service = await describe_target_service(self.context.accounts, target)
         self._resolve(service)
         refuse_foreign_controller(service)
+        self._warn_of_a_short_timeout(service)
         if self.resumption.start is Start.ROLLBACK:
             await self._finish_rollback(gateway, service)
             return
@@ -367,6 +368,22 @@ class _Pipeline(TargetSteps):
         self.result.new_task_definition = current
         self.result.status = Status.UNCHANGED
         self.emit(EventName.UNCHANGED, old_task_definition=current)
+
+    def _warn_of_a_short_timeout(self, service: dict[str, Any]) -> None:
+        """Say so before deploying when the strategy's own waits outlast the timeout."""
+        least, timeout = least_duration(service), self.target.timeout
+        if least > timeout:
+            self.emit(
+                EventName.TIMEOUT_TOO_SHORT,
+                "warning",
+                timeout_s=timeout,
+                least_s=least,
+                reason=(
+                    f"the timeout of {timeout:g} s is shorter than the {least:g} s this "
+                    f"service's deployment waits on purpose ({deployed_by(service)}): it "
+                    "will time out; give the target a longer timeout"
+                ),
+            )
 
     def _resolve(self, service: dict[str, Any]) -> None:
         """Record what the service runs before the run changes it (for a target the

@@ -15,15 +15,23 @@ authority (``deploy.service_deployment``).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ecs_deploy_many.core.errors import ControllerNotSupported
+
+# ECS's defaults for the step waits (API reference, LinearConfiguration and
+# CanaryConfiguration).
+LINEAR_STEP_PERCENT = 10.0
+LINEAR_STEP_BAKE_MINUTES = 6
+CANARY_BAKE_MINUTES = 10
 
 __all__ = [
     "controller_of",
     "deployed_by",
     "is_default",
     "judged_by_service_deployment",
+    "least_duration",
     "refuse_foreign_controller",
     "strategy_of",
 ]
@@ -112,3 +120,23 @@ def deployed_by(service: dict[str, Any]) -> str:
         names = ", ".join(alarms.get("alarmNames") or []) or "none named"
         parts.append(f"alarms {names}{' (rollback)' if alarms.get('rollback') else ''}")
     return ", ".join(parts)
+
+
+def least_duration(service: dict[str, Any]) -> float:
+    """Seconds a deployment of ``service`` waits on purpose, at the least: the bake time of
+    a blue/green, linear or canary deployment, and the waits between a linear
+    deployment's steps or after a canary's first shift (0 for a rolling update)."""
+    config = service.get("deploymentConfiguration") or {}
+    strategy = strategy_of(service)
+    if controller_of(service) != "ECS" or strategy == "ROLLING":
+        return 0.0
+    minutes = float(config.get("bakeTimeInMinutes") or 0)
+    if strategy == "LINEAR":
+        linear = config.get("linearConfiguration") or {}
+        step = float(linear.get("stepPercent") or LINEAR_STEP_PERCENT)
+        waits = math.ceil(100 / step) - 1  # none after the step that reaches 100 %
+        minutes += waits * float(linear.get("stepBakeTimeInMinutes", LINEAR_STEP_BAKE_MINUTES))
+    if strategy == "CANARY":
+        canary = config.get("canaryConfiguration") or {}
+        minutes += float(canary.get("canaryBakeTimeInMinutes", CANARY_BAKE_MINUTES))
+    return minutes * 60

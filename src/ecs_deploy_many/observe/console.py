@@ -160,6 +160,8 @@ def _text(fields: dict[str, Any], level: str) -> str:
         return f"stopped {fields.get('service_deployment_arn')}: ECS rolls it back"
     if event == "service_deployment" and level in _LOUD:
         return f"{level}: {fields.get('reason', '')}"
+    if event == "timeout_too_short":
+        return f"warning: {fields.get('reason', '')}"
     if event in ("bake_regressed", "alarm_gate_failed"):
         return str(fields.get("reason", "failed during the bake"))
     if event == "approval_waiting":
