@@ -7,7 +7,7 @@ Given a URL, they go over HTTP, as the wire-protocol tests need.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -251,3 +251,41 @@ targets:
 def reported_fleet(*services: str) -> Fleet:
     """The report tests' fleet: a secret in every task definition's environment."""
     return prod_fleet(*services, environment=[{"name": "DB_PASSWORD", "value": SECRET_ENV_VALUE}])
+
+
+def one_family_per_service(
+    services: Mapping[str, Mapping[str, Any]], container: str | None = None
+) -> Fleet:
+    """A fleet of ``services`` (name -> fleet service settings) in cluster prod, each of
+    two tasks on a task-definition family of its own, whose one container (named
+    ``container``, else after the service) runs ``example/<name>:1``; ``*:broken*``
+    images never start."""
+    return Fleet.model_validate(
+        {
+            "region": REGION,
+            "timings": FAST_TIMINGS,
+            "task_definitions": {
+                name: {
+                    "containerDefinitions": [
+                        {"name": container or name, "image": f"example/{name}:1", "memory": 128}
+                    ]
+                }
+                for name in services
+            },
+            "clusters": [
+                {
+                    "name": "prod",
+                    "services": [
+                        {"name": name, "task_definition": name, "desired_count": 2, **extra}
+                        for name, extra in services.items()
+                    ],
+                }
+            ],
+            "behaviour": {"images": [{"match": "*:broken*", "outcome": "fail_to_start"}]},
+        }
+    )
+
+
+def taskdef_arn(revision: str) -> str:
+    """The ARN of ``family:revision`` in the simulator's default account and REGION."""
+    return f"arn:aws:ecs:{REGION}:123456789012:task-definition/{revision}"

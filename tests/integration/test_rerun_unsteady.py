@@ -18,9 +18,15 @@ from ecs_deploy_many.core.result import Status
 from ecs_deploy_many.deploy.dryrun import format_preview, preview_plan
 from ecs_deploy_many.deploy.engine import RunVerdict
 from ecs_deploy_many.plan import parse_plan
-from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.server import Simulator
-from tests.integration.helpers import FAST_TIMINGS, REGION, ecs_client, sim_pool
+from tests.integration.helpers import (
+    ecs_client,
+    one_family_per_service,
+    sim_pool,
+)
+from tests.integration.helpers import (
+    taskdef_arn as arn,
+)
 from tests.integration.interrupted_runs import Changes, fold, killed_run, resumed_run
 
 if TYPE_CHECKING:
@@ -36,34 +42,7 @@ SERVICES: dict[str, dict[str, Any]] = {
     # stops its old tasks at once: an update leaves no ACTIVE deployment for long
     "bare": {"minimum_healthy_percent": 0},
 }
-FLEET = Fleet.model_validate(
-    {
-        "region": REGION,
-        "timings": FAST_TIMINGS,
-        "task_definitions": {
-            name: {
-                "containerDefinitions": [
-                    {"name": name, "image": f"example/{name}:1", "memory": 128}
-                ]
-            }
-            for name in SERVICES
-        },
-        "clusters": [
-            {
-                "name": "prod",
-                "services": [
-                    {"name": name, "task_definition": name, "desired_count": 2, **extra}
-                    for name, extra in SERVICES.items()
-                ],
-            }
-        ],
-        "behaviour": {"images": [{"match": "*:broken*", "outcome": "fail_to_start"}]},
-    }
-)
-
-
-def arn(revision: str) -> str:
-    return f"arn:aws:ecs:{REGION}:123456789012:task-definition/{revision}"
+FLEET = one_family_per_service(SERVICES)
 
 
 def plan(service: str, image: str, **extra: Any) -> Any:

@@ -29,7 +29,15 @@ from ecs_deploy_many.plan import parse_plan
 from ecs_deploy_many.sim.fleet import Fleet
 from ecs_deploy_many.sim.model import SimError
 from ecs_deploy_many.sim.server import Simulator
-from tests.integration.helpers import FAST_TIMINGS, REGION, ecs_client, sim_pool
+from tests.integration.helpers import (
+    REGION,
+    ecs_client,
+    one_family_per_service,
+    sim_pool,
+)
+from tests.integration.helpers import (
+    taskdef_arn as arn,
+)
 from tests.integration.interrupted_runs import fold, killed_run, resumed_run
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("aws_credentials")]
@@ -47,34 +55,7 @@ SERVICES: dict[str, dict[str, Any]] = {
 
 
 def fleet() -> Fleet:
-    return Fleet.model_validate(
-        {
-            "region": REGION,
-            "timings": FAST_TIMINGS,
-            "task_definitions": {
-                name: {
-                    "containerDefinitions": [
-                        {"name": "app", "image": f"example/{name}:1", "memory": 128}
-                    ]
-                }
-                for name in SERVICES
-            },
-            "clusters": [
-                {
-                    "name": "prod",
-                    "services": [
-                        {"name": name, "task_definition": name, "desired_count": 2, **extra}
-                        for name, extra in SERVICES.items()
-                    ],
-                }
-            ],
-            "behaviour": {"images": [{"match": "*:broken*", "outcome": "fail_to_start"}]},
-        }
-    )
-
-
-def arn(revision: str) -> str:
-    return f"arn:aws:ecs:{REGION}:123456789012:task-definition/{revision}"
+    return one_family_per_service(SERVICES, container="app")
 
 
 def plan(*targets: tuple[str, str], max_parallel: int = 25, **defaults: Any) -> Any:
