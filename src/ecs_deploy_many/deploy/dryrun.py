@@ -20,6 +20,7 @@ refused`` (``deploy.strategy``), as the deploy refuses it before changing anythi
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -131,11 +132,13 @@ async def preview_target(
     accounts: Accounts,
     redactor: Redactor | None = None,
     pins: Mapping[str, str] | None = None,
+    described: dict[str, Any] | None = None,
 ) -> TargetPreview:
     """Preview ``target``; anything that would make its deploy fail becomes ``error``.
 
     ``redactor`` (the run's, else a new one) learns the secrets of every definition read;
-    ``pins`` are the run's pinned images (``RunContext.pins``).
+    ``pins`` are the run's pinned images (``RunContext.pins``); ``described`` is the
+    target's service as ECS described it just now, when the caller has read it already.
     """
     mask = redactor or Redactor()
     mask.keep([target])
@@ -153,7 +156,7 @@ async def preview_target(
     try:
         gateway = await accounts.gateway(target.scope)
         if target.kind == "service":
-            service = await describe_target_service(accounts, target)
+            service = described or await describe_target_service(accounts, target)
             arn = service["taskDefinition"]
             preview = replace(
                 preview,
@@ -309,8 +312,15 @@ async def preview_plan(
     mask = redactor or Redactor()
 
     async def preview(index: int, target: Target) -> None:
+        # Every service is described at once, outside the limit, so that each cluster's
+        # watcher fills its DescribeServices calls ten services at a time; a service that
+        # cannot be read is read again below, where its error becomes the preview's.
+        described = None
+        if target.kind == "service":
+            with contextlib.suppress(EcsDeployError):
+                described = await describe_target_service(accounts, target)
         async with limiter:
-            previews[index] = await preview_target(target, accounts, mask, pins)
+            previews[index] = await preview_target(target, accounts, mask, pins, described)
 
     async with anyio.create_task_group() as group:
         for index, target in enumerate(plan.targets):
